@@ -1,0 +1,169 @@
+// Command cloudhsm-local runs the AWS CloudHSM v2 control plane emulator:
+// flags and environment to configuration, signals, and nothing else.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+)
+
+// DefaultListen is the default listen address (not LocalStack's 4566 nor moto's 5000).
+const DefaultListen = "127.0.0.1:4599"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "cloudhsm-local:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	listen, dataDir, topology, profile, activation, account, logLevel string
+	inMemory                                                          bool
+	deletedRetention                                                  time.Duration
+	quotaClusters, quotaHsms                                          int
+	readHeaderTimeout, readTimeout, writeTimeout                      time.Duration
+	maxConns                                                          int
+}
+
+func defaultDataDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "cloudhsm-local")
+	}
+	return ".cloudhsm-local"
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cloudhsm-local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.listen, "listen", DefaultListen, "address to listen on")
+	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(), "directory of the embedded store (created on first run)")
+	fs.BoolVar(&o.inMemory, "in-memory", false, "keep all state in memory; write no files")
+	fs.StringVar(&o.topology, "topology", "", "JSON file declaring VPCs and subnets (default: learn subnets on first sight)")
+	fs.StringVar(&o.profile, "profile", "fast", "timing profile: fast (in-progress states last 500ms) or realistic (AWS-like minutes)")
+	fs.StringVar(&o.activation, "activation", "auto", "cluster activation: auto (INITIALIZED becomes ACTIVE after a delay) or manual (admin API)")
+	fs.StringVar(&o.account, "default-account", server.DefaultAccount, "account of callers whose access key id is not a 12-digit account id")
+	fs.DurationVar(&o.deletedRetention, "deleted-retention", time.Hour, "how long DELETED clusters and backups stay visible")
+	fs.IntVar(&o.quotaClusters, "quota-clusters", 0, "clusters per account and region (AWS default 4); 0 disables")
+	fs.IntVar(&o.quotaHsms, "quota-hsms", 0, "HSMs per account and region (AWS default 6); 0 disables")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to read request headers")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "time allowed to write a response")
+	fs.IntVar(&o.maxConns, "max-connections", 1024, "maximum concurrent connections")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: cloudhsm-local [flags]\n\nThe AWS CloudHSM v2 control plane on one machine.\nEvery flag can also be set with the environment variable CLOUDHSM_LOCAL_<FLAG> (e.g. CLOUDHSM_LOCAL_DATA_DIR).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	// Environment first, flags override.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "CLOUDHSM_LOCAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	dc := cloudhsm.DefaultConfig()
+	switch o.profile {
+	case "fast":
+	case "realistic":
+		dc.Delays = cloudhsm.RealisticDelays()
+	default:
+		return fmt.Errorf("--profile must be fast or realistic, got %q", o.profile)
+	}
+	switch o.activation {
+	case "auto":
+	case "manual":
+		dc.ManualActivation = true
+	default:
+		return fmt.Errorf("--activation must be auto or manual, got %q", o.activation)
+	}
+	dc.DeletedRetention = o.deletedRetention
+	dc.ClustersPerRegion = o.quotaClusters
+	dc.HsmsPerRegion = o.quotaHsms
+
+	srv, err := server.New(server.Config{
+		DataDir:        o.dataDir,
+		InMemory:       o.inMemory,
+		TopologyFile:   o.topology,
+		DefaultAccount: o.account,
+		Domain:         dc,
+		Logger:         logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	ln = server.LimitListener(ln, o.maxConns)
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: o.readHeaderTimeout,
+		ReadTimeout:       o.readTimeout,
+		WriteTimeout:      o.writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	endpoint := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "cloudhsm-local listening on %s\n", endpoint)
+	fmt.Fprintf(stdout, "  data: %s\n", srv.Describe())
+	fmt.Fprintf(stdout, "  auth: permissive (any signature is accepted; the account comes from a 12-digit access key id, else %s)\n", o.account)
+	fmt.Fprintf(stdout, "  point a client at it:\n")
+	fmt.Fprintf(stdout, "    aws cloudhsmv2 describe-clusters --endpoint-url %s --region us-east-1\n", endpoint)
+	fmt.Fprintf(stdout, "    export AWS_ENDPOINT_URL_CLOUDHSM_V2=%s\n", endpoint)
+	fmt.Fprintf(stdout, "  admin API: %s/_cloudhsm-local/health\n", endpoint)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+// Package api owns the CloudHSM v2 operations as the wire sees them: the
+// routing table from operation name to handler, validation of every input
+// against the service model's constraint table, the filter and pagination
+// rules, the mapping of domain refusals to AWS error codes, and the shaping
+// of domain objects into AWS's output members.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/model"
+)
+
+// Caller is who sent a request, as authentication established it.
+type Caller struct {
+	Tenant      cloudhsm.Tenant
+	AccessKeyID string
+}
+
+// API serves the 18 operations over a domain Service.
+type API struct {
+	svc    *cloudhsm.Service
+	model  *model.Model
+	tokens tokens
+}
+
+// New returns the API for svc.
+func New(svc *cloudhsm.Service) (*API, error) {
+	m, err := model.Load()
+	if err != nil {
+		return nil, fmt.Errorf("load service model: %w", err)
+	}
+	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}}, nil
+}
+
+type handlerFunc func(a *API, ctx context.Context, c *Caller, body []byte) (any, error)
+
+// routes is the routing table: every operation of the API and its handler.
+var routes = map[string]handlerFunc{
+	"CopyBackupToRegion":     (*API).copyBackupToRegion,
+	"CreateCluster":          (*API).createCluster,
+	"CreateHsm":              (*API).createHsm,
+	"DeleteBackup":           (*API).deleteBackup,
+	"DeleteCluster":          (*API).deleteCluster,
+	"DeleteHsm":              (*API).deleteHsm,
+	"DeleteResourcePolicy":   (*API).deleteResourcePolicy,
+	"DescribeBackups":        (*API).describeBackups,
+	"DescribeClusters":       (*API).describeClusters,
+	"GetResourcePolicy":      (*API).getResourcePolicy,
+	"InitializeCluster":      (*API).initializeCluster,
+	"ListTags":               (*API).listTags,
+	"ModifyBackupAttributes": (*API).modifyBackupAttributes,
+	"ModifyCluster":          (*API).modifyCluster,
+	"PutResourcePolicy":      (*API).putResourcePolicy,
+	"RestoreBackup":          (*API).restoreBackup,
+	"TagResource":            (*API).tagResource,
+	"UntagResource":          (*API).untagResource,
+}
+
+// Operations returns the wire's routing table. Each handler checks the body
+// against the model, then runs the operation.
+func (a *API) Operations() awsjson.Operations {
+	ops := awsjson.Operations{}
+	for name, h := range routes {
+		ops[name] = func(ctx context.Context, req *awsjson.Request) (any, error) {
+			if err := a.model.Check(name, req.Body); err != nil {
+				return nil, wireError(name, err)
+			}
+			caller, ok := req.Caller.(*Caller)
+			if !ok {
+				return nil, fmt.Errorf("%s: request has no caller", name)
+			}
+			out, err := h(a, ctx, caller, req.Body)
+			if err != nil {
+				return nil, wireError(name, err)
+			}
+			return out, nil
+		}
+	}
+	return ops
+}
+
+// decode reads a body that model.Check accepted into v.
+func decode(body []byte, v any) error {
+	if len(body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &awsjson.Error{Code: awsjson.CodeSerialization, Message: "Could not decode the request body: " + err.Error()}
+	}
+	return nil
+}
+
+type tagIn struct {
+	Key   string
+	Value string
+}
+
+func tagsIn(in []tagIn) []cloudhsm.Tag {
+	out := make([]cloudhsm.Tag, len(in))
+	for i, t := range in {
+		out[i] = cloudhsm.Tag{Key: t.Key, Value: t.Value}
+	}
+	return out
+}

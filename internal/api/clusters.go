@@ -1,0 +1,250 @@
+package api
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+)
+
+type retentionIn struct {
+	Type  string
+	Value string
+}
+
+func retentionDays(p *retentionIn) (int, error) {
+	if p == nil {
+		return 0, nil
+	}
+	if p.Type == "" || p.Value == "" {
+		return 0, invalid("BackupRetentionPolicy needs both Type (DAYS) and Value (a number of days between 7 and 379).")
+	}
+	n, err := strconv.Atoi(p.Value)
+	if err != nil {
+		return 0, invalid("BackupRetentionPolicy Value %q is not a number of days.", p.Value)
+	}
+	if n < 7 || n > 379 {
+		return 0, invalid("BackupRetentionPolicy Value must be between 7 and 379 days, got %d.", n)
+	}
+	return n, nil
+}
+
+func (a *API) createCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct {
+		BackupRetentionPolicy *retentionIn
+		HsmType               string
+		SourceBackupId        string
+		SubnetIds             []string
+		NetworkType           string
+		TagList               []tagIn
+		Mode                  string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	days, err := retentionDays(in.BackupRetentionPolicy)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := a.svc.CreateCluster(ctx, c.Tenant, cloudhsm.CreateClusterInput{
+		HsmType:        in.HsmType,
+		SubnetIDs:      in.SubnetIds,
+		Mode:           in.Mode,
+		NetworkType:    in.NetworkType,
+		RetentionDays:  days,
+		SourceBackupID: in.SourceBackupId,
+		Tags:           tagsIn(in.TagList),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Cluster clusterJSON `json:"Cluster"`
+	}{clusterToJSON(cl)}, nil
+}
+
+// DefaultClustersPerPage is DescribeClusters' page size when MaxResults is absent.
+const DefaultClustersPerPage = 25
+
+var clusterFilterKeys = []string{"clusterIds", "states", "vpcIds"}
+
+// filterQuery checks filter keys against the allowed set and returns a
+// canonical string of the filters, which pagination tokens are bound to.
+func filterQuery(op string, filters map[string][]string, allowed []string, extra ...string) (string, error) {
+	keys := make([]string, 0, len(filters))
+	for k := range filters {
+		if !slices.Contains(allowed, k) {
+			return "", invalid("Invalid filter key '%s' for %s. Valid filter keys are: %s.", k, op, strings.Join(allowed, ", "))
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(op)
+	for _, k := range keys {
+		if filters[k] == nil {
+			continue
+		}
+		vals := slices.Clone(filters[k])
+		sort.Strings(vals)
+		b.WriteString("|" + k + "=" + strings.Join(vals, ","))
+	}
+	for _, e := range extra {
+		b.WriteString("|" + e)
+	}
+	return b.String(), nil
+}
+
+func checkEnumFilter(key string, vals, allowed []string) error {
+	for _, v := range vals {
+		if !slices.Contains(allowed, v) {
+			return invalid("Invalid value '%s' for filter %s. Valid values are: %s.", v, key, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+func pageSize(p *int32, def int) int {
+	if p == nil {
+		return def
+	}
+	return int(*p)
+}
+
+func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct {
+		Filters    map[string][]string
+		NextToken  string
+		MaxResults *int32
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	query, err := filterQuery("DescribeClusters", in.Filters, clusterFilterKeys)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.ClusterStates); err != nil {
+		return nil, err
+	}
+	var after uint64
+	if in.NextToken != "" {
+		if after, err = a.tokens.readSeq(in.NextToken, query, c.Tenant); err != nil {
+			return nil, err
+		}
+	}
+	f := cloudhsm.ClusterFilter{IDs: in.Filters["clusterIds"], VpcIDs: in.Filters["vpcIds"], States: in.Filters["states"]}
+	clusters, next, err := a.svc.DescribeClusters(c.Tenant, f, after, pageSize(in.MaxResults, DefaultClustersPerPage))
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Clusters  []clusterJSON `json:"Clusters"`
+		NextToken string        `json:"NextToken,omitempty"`
+	}{Clusters: make([]clusterJSON, len(clusters))}
+	for i, cl := range clusters {
+		out.Clusters[i] = clusterToJSON(cl)
+	}
+	if next != 0 {
+		out.NextToken = a.tokens.makeSeq(query, c.Tenant, next)
+	}
+	return out, nil
+}
+
+func (a *API) modifyCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct {
+		HsmType               string
+		BackupRetentionPolicy *retentionIn
+		ClusterId             string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	days, err := retentionDays(in.BackupRetentionPolicy)
+	if err != nil {
+		return nil, err
+	}
+	if days == 0 && in.HsmType == "" {
+		return nil, invalid("ModifyCluster needs BackupRetentionPolicy or HsmType: there is nothing to change.")
+	}
+	cl, err := a.svc.ModifyCluster(c.Tenant, cloudhsm.ModifyClusterInput{ClusterID: in.ClusterId, RetentionDays: days, HsmType: in.HsmType})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Cluster clusterJSON `json:"Cluster"`
+	}{clusterToJSON(cl)}, nil
+}
+
+func (a *API) deleteCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct{ ClusterId string }
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	cl, err := a.svc.DeleteCluster(c.Tenant, in.ClusterId)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Cluster clusterJSON `json:"Cluster"`
+	}{clusterToJSON(cl)}, nil
+}
+
+func (a *API) initializeCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct {
+		ClusterId   string
+		SignedCert  string
+		TrustAnchor string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	cl, err := a.svc.InitializeCluster(c.Tenant, in.ClusterId, in.SignedCert, in.TrustAnchor)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		State        string `json:"State"`
+		StateMessage string `json:"StateMessage,omitempty"`
+	}{cl.State, cl.StateMessage}, nil
+}
+
+func (a *API) createHsm(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct {
+		ClusterId        string
+		AvailabilityZone string
+		IpAddress        string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	h, err := a.svc.CreateHsm(c.Tenant, cloudhsm.CreateHsmInput{ClusterID: in.ClusterId, AZ: in.AvailabilityZone, IPAddress: in.IpAddress})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Hsm hsmJSON `json:"Hsm"`
+	}{hsmToJSON(in.ClusterId, h)}, nil
+}
+
+func (a *API) deleteHsm(ctx context.Context, c *Caller, body []byte) (any, error) {
+	var in struct {
+		ClusterId string
+		HsmId     string
+		EniId     string
+		EniIp     string
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	id, err := a.svc.DeleteHsm(c.Tenant, cloudhsm.DeleteHsmInput{ClusterID: in.ClusterId, HsmID: in.HsmId, EniID: in.EniId, EniIP: in.EniIp})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		HsmId string `json:"HsmId"`
+	}{id}, nil
+}

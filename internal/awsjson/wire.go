@@ -1,0 +1,297 @@
+// Package awsjson owns the AWS JSON 1.1 wire protocol of the CloudHSM v2
+// endpoint: routing by X-Amz-Target through one operation table, reading
+// request bodies within a size limit, encoding responses, the error envelope
+// and its single code-to-status table, request ids, panic recovery, and the
+// one log line written per request.
+package awsjson
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// TargetPrefix is the X-Amz-Target prefix of the CloudHSM v2 API.
+const TargetPrefix = "BaldrApiService."
+
+// ContentType is the content type of every response.
+const ContentType = "application/x-amz-json-1.1"
+
+// DefaultMaxBodyBytes bounds a request body. The largest legal CloudHSM
+// request (InitializeCluster with two 20,000-character certificates) is far
+// below it.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Request is one decoded call, handed to an operation handler.
+type Request struct {
+	Operation string
+	RequestID string
+	Body      []byte
+	HTTP      *http.Request
+	// Caller is whatever the Authenticate hook returned (tenant, identity).
+	Caller any
+}
+
+// Handler runs one operation. It returns a value to encode as the JSON
+// response (nil means "{}") or an error (an *Error is sent as is; any other
+// error becomes CloudHsmInternalFailureException).
+type Handler func(ctx context.Context, req *Request) (any, error)
+
+// Operations is the routing table: operation name to handler.
+type Operations map[string]Handler
+
+// Hooks lets the embedding server plug in authentication, fault injection and
+// metrics without the wire knowing about them. Every field is optional.
+type Hooks struct {
+	// Authenticate identifies the caller; an error refuses the request.
+	Authenticate func(r *http.Request, body []byte) (caller any, err error)
+	// Before runs after authentication and before the handler; a non-nil
+	// error is answered instead of calling the handler (fault injection).
+	Before func(ctx context.Context, req *Request) error
+	// Observe is told about every finished request.
+	Observe func(op string, status int, code string, d time.Duration)
+	// LogAttrs adds attributes to the request's log line.
+	LogAttrs func(caller any) []slog.Attr
+}
+
+// Server serves the AWS JSON 1.1 protocol over HTTP.
+type Server struct {
+	ops          Operations
+	hooks        Hooks
+	log          *slog.Logger
+	maxBodyBytes int64
+}
+
+// NewServer returns a wire server routing through ops.
+func NewServer(ops Operations, hooks Hooks, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{ops: ops, hooks: hooks, log: log, maxBodyBytes: DefaultMaxBodyBytes}
+}
+
+// NewRequestID returns a random request id shaped like AWS's (a UUID v4).
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+type requestLog struct {
+	op, code string
+	status   int
+	caller   any
+	cause    error
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := NewRequestID()
+	w.Header().Set("x-amzn-RequestId", reqID)
+	rl := &requestLog{}
+	defer func() {
+		if p := recover(); p != nil {
+			rl.cause = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			s.writeError(w, rl, &Error{Code: CodeInternalFailure, Message: "The request processing has failed because of an unknown error, exception or failure."})
+		}
+		d := time.Since(start)
+		if s.hooks.Observe != nil {
+			s.hooks.Observe(rl.op, rl.status, rl.code, d)
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", reqID),
+			slog.String("operation", rl.op),
+			slog.Int("status", rl.status),
+			slog.Duration("duration", d),
+		}
+		if rl.code != "" {
+			attrs = append(attrs, slog.String("error_code", rl.code))
+		}
+		if s.hooks.LogAttrs != nil && rl.caller != nil {
+			attrs = append(attrs, s.hooks.LogAttrs(rl.caller)...)
+		}
+		level := slog.LevelInfo
+		if rl.cause != nil {
+			attrs = append(attrs, slog.String("cause", rl.cause.Error()))
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	}()
+	s.serve(w, r, reqID, rl)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl *requestLog) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.writeError(w, rl, Errorf(CodeMethodNotAllowed, "Method %s is not allowed: the CloudHSM v2 API accepts only POST /.", r.Method))
+		return
+	}
+	if r.URL.Path != "/" {
+		s.writeError(w, rl, Errorf(CodeUnknownOperation, "No operation at path %q: the CloudHSM v2 API accepts only POST /.", r.URL.Path))
+		return
+	}
+	target := r.Header.Get("X-Amz-Target")
+	op, ok := strings.CutPrefix(target, TargetPrefix)
+	if target == "" {
+		s.writeError(w, rl, Errorf(CodeUnknownOperation, "Missing X-Amz-Target header: expected %s<Operation>.", TargetPrefix))
+		return
+	}
+	if !ok || op == "" {
+		s.writeError(w, rl, Errorf(CodeUnknownOperation, "Unknown X-Amz-Target %q: expected %s<Operation>.", truncate(target, 128), TargetPrefix))
+		return
+	}
+	handler, ok := s.ops[op]
+	if !ok {
+		s.writeError(w, rl, Errorf(CodeUnknownOperation, "Unknown operation %q.", truncate(op, 128)))
+		return
+	}
+	rl.op = op
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !acceptedMediaType(mt) {
+			s.writeError(w, rl, Errorf(CodeUnsupportedMediaType, "Content-Type %q is not supported: send %s.", truncate(ct, 128), ContentType))
+			return
+		}
+	}
+	if r.ContentLength > s.maxBodyBytes {
+		s.writeError(w, rl, Errorf(CodeRequestTooLarge, "Request body of %d bytes exceeds the limit of %d bytes.", r.ContentLength, s.maxBodyBytes))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeError(w, rl, Errorf(CodeRequestTooLarge, "Request body exceeds the limit of %d bytes.", s.maxBodyBytes))
+			return
+		}
+		s.writeError(w, rl, Errorf(CodeSerialization, "Could not read the request body: %v", err))
+		return
+	}
+	req := &Request{Operation: op, RequestID: reqID, Body: body, HTTP: r}
+	if s.hooks.Authenticate != nil {
+		caller, err := s.hooks.Authenticate(r, body)
+		if err != nil {
+			s.fail(w, rl, err)
+			return
+		}
+		req.Caller = caller
+		rl.caller = caller
+	}
+	if s.hooks.Before != nil {
+		if err := s.hooks.Before(r.Context(), req); err != nil {
+			s.fail(w, rl, err)
+			return
+		}
+	}
+	out, err := handler(r.Context(), req)
+	if err != nil {
+		s.fail(w, rl, err)
+		return
+	}
+	s.writeJSON(w, rl, http.StatusOK, out)
+}
+
+func acceptedMediaType(mt string) bool {
+	switch mt {
+	case "application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json":
+		return true
+	}
+	return false
+}
+
+func (s *Server) fail(w http.ResponseWriter, rl *requestLog, err error) {
+	e := AsError(err)
+	var direct *Error
+	if !errors.As(err, &direct) || e.Code == CodeInternalFailure {
+		rl.cause = err
+	}
+	s.writeError(w, rl, e)
+}
+
+var emptyObject = []byte("{}")
+
+func (s *Server) writeJSON(w http.ResponseWriter, rl *requestLog, status int, v any) {
+	var body []byte
+	switch v := v.(type) {
+	case nil:
+		body = emptyObject
+	case json.RawMessage:
+		body = v
+	case []byte:
+		body = v
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			rl.cause = fmt.Errorf("encode response: %w", err)
+			s.writeError(w, rl, &Error{Code: CodeInternalFailure, Message: "The request processing has failed because of an unknown error, exception or failure."})
+			return
+		}
+		body = b
+	}
+	rl.status = status
+	h := w.Header()
+	h["Content-Type"] = []string{ContentType}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+type errorBody struct {
+	Type    string `json:"__type"`
+	Message string `json:"Message"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, rl *requestLog, e *Error) {
+	status := Status(e.Code)
+	rl.status = status
+	rl.code = e.Code
+	b, _ := json.Marshal(errorBody{Type: e.Code, Message: e.Message})
+	h := w.Header()
+	h["Content-Type"] = []string{ContentType}
+	h.Set("x-amzn-ErrorType", e.Code)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// WriteError writes an error envelope outside of an operation (used by
+// middleware such as connection limits).
+func WriteError(w http.ResponseWriter, e *Error) {
+	b, _ := json.Marshal(errorBody{Type: e.Code, Message: e.Message})
+	h := w.Header()
+	if h.Get("x-amzn-RequestId") == "" {
+		h.Set("x-amzn-RequestId", NewRequestID())
+	}
+	h["Content-Type"] = []string{ContentType}
+	h.Set("x-amzn-ErrorType", e.Code)
+	w.WriteHeader(Status(e.Code))
+	_, _ = w.Write(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

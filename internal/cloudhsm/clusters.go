@@ -1,0 +1,473 @@
+package cloudhsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+)
+
+// CreateClusterInput is a validated CreateCluster request.
+type CreateClusterInput struct {
+	HsmType        string
+	SubnetIDs      []string
+	Mode           string // "" means the default
+	NetworkType    string // "" means IPV4
+	RetentionDays  int    // 0 means the default (90)
+	SourceBackupID string // an id or an ARN
+	Tags           []Tag
+}
+
+// DefaultRetentionDays is AWS's default backup retention.
+const DefaultRetentionDays = 90
+
+func (s *Service) clone(c *Cluster) *Cluster {
+	cp := *c
+	cp.Tags = slices.Clone(c.Tags)
+	cp.Hsms = make([]*Hsm, len(c.Hsms))
+	for i, h := range c.Hsms {
+		hc := *h
+		cp.Hsms[i] = &hc
+	}
+	return &cp
+}
+
+func checkTags(tags []Tag) error {
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if seen[t.Key] {
+			return errf(KindTag, "Duplicate tag key '%s': each tag key can appear only once.", t.Key)
+		}
+		seen[t.Key] = true
+		if strings.HasPrefix(strings.ToLower(t.Key), "aws:") {
+			return errf(KindTag, "Tag key '%s' is reserved: keys that begin with 'aws:' are reserved for AWS use.", t.Key)
+		}
+	}
+	return nil
+}
+
+func sortTags(tags []Tag) []Tag {
+	out := slices.Clone(tags)
+	slices.SortFunc(out, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// CreateCluster creates a cluster in CREATE_IN_PROGRESS.
+func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterInput) (*Cluster, error) {
+	switch in.HsmType {
+	case HsmTypeHsm1, HsmTypeHsm2m:
+	default:
+		return nil, errf(KindInvalidRequest, "Provided HsmType is not supported. Supported types are %s and %s.", HsmTypeHsm1, HsmTypeHsm2m)
+	}
+	if in.NetworkType == "" {
+		in.NetworkType = NetworkIPv4
+	}
+	if in.NetworkType == NetworkDual && in.HsmType != HsmTypeHsm2m {
+		return nil, errf(KindInvalidRequest, "NetworkType DUALSTACK is supported only for clusters of HsmType %s.", HsmTypeHsm2m)
+	}
+	if in.Mode == ModeNonFIPS && in.HsmType != HsmTypeHsm2m {
+		return nil, errf(KindInvalidRequest, "Mode NON_FIPS is supported only for clusters of HsmType %s.", HsmTypeHsm2m)
+	}
+	if in.RetentionDays == 0 {
+		in.RetentionDays = DefaultRetentionDays
+	}
+	if err := checkRetention(in.RetentionDays); err != nil {
+		return nil, err
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	subnets, err := s.net.Resolve(ctx, network.Tenant(t), in.SubnetIDs)
+	if err != nil {
+		return nil, networkError(err)
+	}
+	if in.NetworkType == NetworkDual {
+		for _, sn := range subnets {
+			if !sn.IPv6CIDR.IsValid() {
+				return nil, errf(KindInvalidRequest, "Subnet %s has no IPv6 CIDR block; every subnet of a DUALSTACK cluster needs one.", sn.ID)
+			}
+		}
+	}
+	vpc := subnets[0].VpcID
+	id := newID("cluster-")
+	sg, err := s.net.CreateSecurityGroup(ctx, network.Tenant(t), vpc, id)
+	if err != nil {
+		return nil, networkError(err)
+	}
+	var out *Cluster
+	err = s.commit(func(now time.Time, p *pending) error {
+		ts := s.tenant(t)
+		if q := s.cfg.ClustersPerRegion; q > 0 && s.liveClusters(ts) >= q {
+			return errf(KindLimitExceeded, "The quota of %d clusters per Region has been reached in %s for account %s (the cloudhsm-local --quota-clusters setting). Delete a cluster first.", q, t.Region, t.Account)
+		}
+		c := &Cluster{
+			Tenant:        t,
+			ID:            id,
+			Seq:           s.nextSeq(),
+			HsmType:       in.HsmType,
+			Mode:          in.Mode,
+			NetworkType:   in.NetworkType,
+			State:         ClusterCreateInProgress,
+			Created:       now,
+			RetentionDays: in.RetentionDays,
+			SubnetMapping: map[string]string{},
+			Subnets:       subnets,
+			VpcID:         vpc,
+			SecurityGroup: sg,
+			Tags:          sortTags(in.Tags),
+			Due:           now.Add(s.cfg.Delays.ClusterCreate),
+			Hsms:          []*Hsm{},
+		}
+		for _, sn := range subnets {
+			c.SubnetMapping[sn.AZ] = sn.ID
+		}
+		if in.SourceBackupID != "" {
+			b, err := s.findRestorableBackup(t, in.SourceBackupID)
+			if err != nil {
+				return err
+			}
+			if c.Mode == "" {
+				c.Mode = b.Mode
+			}
+			if c.Mode != b.Mode {
+				return errf(KindInvalidRequest, "Backup %s was taken in %s mode and can be restored only into a %s cluster, but the request asks for Mode %s.", b.ID, b.Mode, b.Mode, c.Mode)
+			}
+			c.SourceBackupID = in.SourceBackupID
+			c.ClusterCertificate = b.ClusterCertificate
+		}
+		if c.Mode == "" {
+			c.Mode = ModeFIPS
+		}
+		s.insertCluster(c)
+		s.scheduleCluster(c)
+		p.cluster(c)
+		out = s.clone(c)
+		return nil
+	})
+	if err != nil {
+		_ = s.net.DeleteSecurityGroup(ctx, network.Tenant(t), sg)
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Service) liveClusters(ts *tenantState) int {
+	n := 0
+	for _, c := range ts.clusters {
+		if c.State != ClusterDeleted {
+			n++
+		}
+	}
+	return n
+}
+
+func checkRetention(days int) error {
+	if days < 7 || days > 379 {
+		return errf(KindInvalidRequest, "Backup retention must be between 7 and 379 days, got %d.", days)
+	}
+	return nil
+}
+
+func networkError(err error) error {
+	var ne *network.Error
+	if errors.As(err, &ne) {
+		switch ne.Kind {
+		case network.ErrNotFound, network.ErrInvalid:
+			return &Error{Kind: KindInvalidRequest, Message: ne.Message}
+		case network.ErrUnavailable:
+			return &Error{Kind: KindService, Message: ne.Message}
+		}
+		return &Error{Kind: KindService, Message: ne.Message}
+	}
+	return fmt.Errorf("network: %w", err)
+}
+
+// advanceCluster ends the cluster's current in-progress state.
+func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *pending) {
+	c.Due = time.Time{}
+	switch c.State {
+	case ClusterCreateInProgress:
+		if c.SourceBackupID != "" {
+			c.State = ClusterActive
+			c.NextBackup = time.Time{}
+		} else {
+			c.State = ClusterUninitialized
+		}
+		c.StateMessage = ""
+	case ClusterInitializeInProgress:
+		c.State = ClusterInitialized
+		c.StateMessage = ""
+		if !s.cfg.ManualActivation {
+			c.Due = at.Add(s.cfg.Delays.ClusterActivate)
+		} else {
+			c.ManualActivationPending = true
+		}
+	case ClusterInitialized:
+		s.activate(c, at, p)
+	case ClusterModifyInProgress:
+		s.finishModify(c, at, p)
+	case ClusterDeleteInProgress:
+		c.State = ClusterDeleted
+		c.StateMessage = ""
+		c.Deleted = at
+		c.NextBackup = time.Time{}
+		c.Due = at.Add(s.cfg.DeletedRetention)
+		if c.SecurityGroup != "" {
+			if err := s.net.DeleteSecurityGroup(ctxTODO, network.Tenant(c.Tenant), c.SecurityGroup); err != nil {
+				s.log.Warn("delete cluster security group", "cluster", c.ID, "sg", c.SecurityGroup, "err", err)
+			}
+		}
+	case ClusterDeleted:
+		s.removeCluster(c)
+		p.dropCluster(c)
+		return
+	}
+	s.scheduleCluster(c)
+	p.cluster(c)
+}
+
+func (s *Service) activate(c *Cluster, at time.Time, p *pending) {
+	c.State = ClusterActive
+	c.StateMessage = ""
+	c.ManualActivationPending = false
+	c.Due = time.Time{}
+	s.takeBackup(c, at, p)
+}
+
+// Activate moves an INITIALIZED cluster to ACTIVE, as the crypto officer's
+// `cluster activate` does on a real HSM.
+func (s *Service) Activate(t Tenant, clusterID string) (*Cluster, error) {
+	var out *Cluster
+	err := s.commit(func(now time.Time, p *pending) error {
+		c, err := s.getCluster(t, clusterID)
+		if err != nil {
+			return err
+		}
+		if c.State != ClusterInitialized {
+			return errf(KindInvalidRequest, "Cluster %s is %s; only an INITIALIZED cluster can be activated.", c.ID, c.State)
+		}
+		s.activate(c, now, p)
+		s.scheduleCluster(c)
+		p.cluster(c)
+		out = s.clone(c)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) getCluster(t Tenant, id string) (*Cluster, error) {
+	ts := s.lookupTenant(t)
+	if ts != nil {
+		if c := ts.clusters[id]; c != nil && c.State != ClusterDeleted {
+			return c, nil
+		}
+	}
+	return nil, errf(KindNotFound, "Cluster %s not found in account %s, region %s.", id, t.Account, t.Region)
+}
+
+// ClusterFilter selects clusters in DescribeClusters; nil slices do not filter.
+type ClusterFilter struct {
+	IDs    []string
+	VpcIDs []string
+	States []string
+}
+
+func (f ClusterFilter) match(c *Cluster) bool {
+	return (f.IDs == nil || slices.Contains(f.IDs, c.ID)) &&
+		(f.VpcIDs == nil || slices.Contains(f.VpcIDs, c.VpcID)) &&
+		(f.States == nil || slices.Contains(f.States, c.State))
+}
+
+// DescribeClusters returns up to limit clusters with Seq > after, in
+// creation order, and the Seq to continue after (0 when there are no more).
+func (s *Service) DescribeClusters(t Tenant, f ClusterFilter, after uint64, limit int) ([]*Cluster, uint64, error) {
+	var out []*Cluster
+	var next uint64
+	err := s.read(func(time.Time) error {
+		ts := s.lookupTenant(t)
+		if ts == nil {
+			return nil
+		}
+		order := ts.clusterOrder
+		i := searchSeq(order, after+1, func(c *Cluster) uint64 { return c.Seq })
+		// A clusterIds filter is answered by lookups, not by a scan.
+		if f.IDs != nil {
+			var picked []*Cluster
+			for _, id := range f.IDs {
+				if c := ts.clusters[id]; c != nil && c.Seq > after && f.match(c) {
+					picked = append(picked, c)
+				}
+			}
+			slices.SortFunc(picked, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
+			picked = slices.CompactFunc(picked, func(a, b *Cluster) bool { return a == b })
+			order, i = picked, 0
+		}
+		for ; i < len(order); i++ {
+			c := order[i]
+			if !f.match(c) {
+				continue
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].Seq
+				return nil
+			}
+			out = append(out, s.clone(c))
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ModifyClusterInput is a validated ModifyCluster request.
+type ModifyClusterInput struct {
+	ClusterID     string
+	RetentionDays int    // 0: unchanged
+	HsmType       string // "": unchanged
+}
+
+// ModifyCluster changes the backup retention or migrates the HSM type.
+func (s *Service) ModifyCluster(t Tenant, in ModifyClusterInput) (*Cluster, error) {
+	if in.RetentionDays != 0 {
+		if err := checkRetention(in.RetentionDays); err != nil {
+			return nil, err
+		}
+	}
+	var out *Cluster
+	err := s.commit(func(now time.Time, p *pending) error {
+		c, err := s.getCluster(t, in.ClusterID)
+		if err != nil {
+			return err
+		}
+		if c.State == ClusterDeleteInProgress {
+			return errf(KindInvalidRequest, "Cluster %s is being deleted and cannot be modified.", c.ID)
+		}
+		if in.HsmType != "" && in.HsmType != c.HsmType {
+			if err := s.startModify(c, in.HsmType, now, p); err != nil {
+				return err
+			}
+		}
+		if in.RetentionDays != 0 && in.RetentionDays != c.RetentionDays {
+			c.RetentionDays = in.RetentionDays
+			s.rescheduleExpiry(c, now)
+		}
+		p.cluster(c)
+		out = s.clone(c)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) startModify(c *Cluster, target string, now time.Time, p *pending) error {
+	if !(c.HsmType == HsmTypeHsm1 && target == HsmTypeHsm2m) {
+		return errf(KindInvalidRequest, "Changing HsmType from %s to %s is not supported: the only supported migration is from %s to %s.", c.HsmType, target, HsmTypeHsm1, HsmTypeHsm2m)
+	}
+	if c.State != ClusterActive {
+		return errf(KindInvalidRequest, "Cluster %s is %s; its HsmType can be changed only while it is ACTIVE.", c.ID, c.State)
+	}
+	for _, h := range c.Hsms {
+		if h.State != HsmActive {
+			return errf(KindInvalidRequest, "HSM %s is %s; every HSM must be ACTIVE before the HsmType can be changed.", h.ID, h.State)
+		}
+	}
+	s.takeBackup(c, now, p)
+	n := len(c.Hsms)
+	if n == 0 {
+		n = 1
+	}
+	c.State = ClusterModifyInProgress
+	c.TargetHsmType = target
+	c.HsmTypeRollbackExpiration = now.Add(24 * time.Hour)
+	c.Due = now.Add(time.Duration(n) * s.cfg.Delays.ModifyPerHsm)
+	s.scheduleCluster(c)
+	return nil
+}
+
+func (s *Service) finishModify(c *Cluster, at time.Time, p *pending) {
+	c.HsmType = c.TargetHsmType
+	c.TargetHsmType = ""
+	for _, h := range c.Hsms {
+		h.HsmType = c.HsmType
+	}
+	c.State = ClusterActive
+	c.StateMessage = ""
+}
+
+// DeleteCluster starts deleting a cluster that has no HSMs.
+func (s *Service) DeleteCluster(t Tenant, id string) (*Cluster, error) {
+	var out *Cluster
+	err := s.commit(func(now time.Time, p *pending) error {
+		c, err := s.getCluster(t, id)
+		if err != nil {
+			return err
+		}
+		if len(c.Hsms) > 0 {
+			ids := make([]string, len(c.Hsms))
+			for i, h := range c.Hsms {
+				ids[i] = h.ID
+			}
+			return errf(KindInvalidRequest, "Cluster %s still contains %d HSM(s) (%s). Delete all HSMs before deleting the cluster.", c.ID, len(c.Hsms), strings.Join(ids, ", "))
+		}
+		switch c.State {
+		case ClusterDeleteInProgress:
+			return errf(KindInvalidRequest, "Cluster %s is already being deleted.", c.ID)
+		case ClusterCreateInProgress, ClusterInitializeInProgress, ClusterModifyInProgress, ClusterRollbackInProgress, ClusterUpdateInProgress:
+			return errf(KindInvalidRequest, "Cluster %s is %s; wait until the operation completes before deleting it.", c.ID, c.State)
+		}
+		c.State = ClusterDeleteInProgress
+		c.StateMessage = msgDeleting
+		c.NextBackup = time.Time{}
+		c.ManualActivationPending = false
+		c.Due = now.Add(s.cfg.Delays.ClusterDelete)
+		s.scheduleCluster(c)
+		p.cluster(c)
+		out = s.clone(c)
+		return nil
+	})
+	return out, err
+}
+
+// ClusterCertificateView returns which certificates a cluster shows in its
+// current state, as AWS does: the CSR and hardware certificates only while
+// UNINITIALIZED, the cluster certificate once initialized.
+type CertificatesView struct {
+	ClusterCsr, HsmCertificate, AwsHardwareCertificate, ManufacturerHardwareCertificate, ClusterCertificate string
+}
+
+// Certificates returns what the cluster's Certificates member shows.
+func (c *Cluster) Certificates() CertificatesView {
+	var v CertificatesView
+	if c.State == ClusterUninitialized && c.Csr != "" {
+		v.ClusterCsr = c.Csr
+		for _, h := range c.Hsms {
+			if h.ID == c.CsrHsmID && h.Identity != nil {
+				v.HsmCertificate = h.Identity.HsmCertificate
+				v.AwsHardwareCertificate = h.Identity.AwsHardwareCertificate
+				v.ManufacturerHardwareCertificate = h.Identity.ManufacturerHardwareCertificate
+			}
+		}
+	}
+	if c.ClusterCertificate != "" && c.State != ClusterUninitialized {
+		v.ClusterCertificate = c.ClusterCertificate
+	}
+	return v
+}
+
+// ShowSecurityGroup reports whether the security group is visible yet (AWS
+// omits it from the CreateCluster response).
+func (c *Cluster) ShowSecurityGroup() bool { return c.State != ClusterCreateInProgress }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

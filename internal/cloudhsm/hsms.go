@@ -1,0 +1,280 @@
+package cloudhsm
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+)
+
+// CreateHsmInput is a validated CreateHsm request.
+type CreateHsmInput struct {
+	ClusterID string
+	AZ        string
+	IPAddress string
+}
+
+func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) {
+	c, err := s.getCluster(t, in.ClusterID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.SubnetMapping[in.AZ]; !ok {
+		azs := make([]string, 0, len(c.SubnetMapping))
+		for az := range c.SubnetMapping {
+			azs = append(azs, az)
+		}
+		slices.Sort(azs)
+		return nil, errf(KindInvalidRequest, "Availability Zone %s is not mapped to a subnet of cluster %s; use one of: %v.", in.AZ, c.ID, azs)
+	}
+	switch c.State {
+	case ClusterUninitialized, ClusterInitializeInProgress, ClusterInitialized:
+		if len(c.Hsms) > 0 {
+			return nil, errf(KindInvalidRequest, "Cluster '%s' already contains an HSM but has not yet been fully activated", c.ID)
+		}
+		if c.State != ClusterUninitialized {
+			return nil, errf(KindInvalidRequest, "Cluster %s is %s; HSMs can be added once it is ACTIVE.", c.ID, c.State)
+		}
+	case ClusterActive, ClusterDegraded:
+	default:
+		return nil, errf(KindInvalidRequest, "Cluster %s is %s; HSMs can be created only in an UNINITIALIZED (first HSM) or ACTIVE cluster.", c.ID, c.State)
+	}
+	if len(c.Hsms) >= MaxHsmsPerCluster {
+		return nil, errf(KindInvalidRequest, "Cluster %s already has %d HSMs, the maximum number of HSMs per cluster.", c.ID, MaxHsmsPerCluster)
+	}
+	if q := s.cfg.HsmsPerRegion; q > 0 {
+		n := 0
+		for _, oc := range s.lookupTenant(t).clusters {
+			n += len(oc.Hsms)
+		}
+		if n >= q {
+			return nil, errf(KindInvalidRequest, "The quota of %d HSMs per Region has been reached in %s for account %s (the cloudhsm-local --quota-hsms setting). Delete an HSM first.", q, t.Region, t.Account)
+		}
+	}
+	return c, nil
+}
+
+// CreateHsm adds an HSM to a cluster.
+func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
+	// Check first, so that a refused request costs no key generation.
+	if err := s.read(func(time.Time) error { _, err := s.checkCanAddHsm(t, in); return err }); err != nil {
+		return nil, err
+	}
+	id := s.reserveHsmID()
+	identity, err := s.auth.NewHSMIdentity(id, s.clock.Now())
+	if err != nil {
+		s.releaseHsmID(id)
+		return nil, errorf("generate HSM identity: %w", err)
+	}
+	var out *Hsm
+	err = s.commit(func(now time.Time, p *pending) error {
+		c, err := s.checkCanAddHsm(t, in)
+		if err != nil {
+			return err
+		}
+		sn := c.subnet(in.AZ)
+		used := c.usedAddrs()
+		ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, in.IPAddress)
+		if err != nil {
+			return networkError(err)
+		}
+		h := &Hsm{
+			ID:       id,
+			AZ:       in.AZ,
+			SubnetID: sn.ID,
+			EniID:    network.NewENIID(),
+			EniIP:    ip.String(),
+			HsmType:  c.HsmType,
+			State:    HsmCreateInProgress,
+			Created:  now,
+			Due:      now.Add(s.cfg.Delays.HsmCreate),
+			Identity: identity,
+		}
+		if c.NetworkType == NetworkDual {
+			ip6, err := network.AllocateIPv6(sn, func(a netip.Addr) bool { return used[a] })
+			if err != nil {
+				return networkError(err)
+			}
+			h.EniIPv6 = ip6.String()
+		}
+		c.Hsms = append(c.Hsms, h)
+		s.schedule(event{at: h.Due, kind: evHsm, tenant: t, id: c.ID, hsm: h.ID})
+		p.cluster(c)
+		hc := *h
+		out = &hc
+		return nil
+	})
+	if err != nil {
+		s.releaseHsmID(id)
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Service) reserveHsmID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		id := newID("hsm-")
+		if !s.hsmIDs[id] {
+			s.hsmIDs[id] = true
+			return id
+		}
+	}
+}
+
+func (s *Service) releaseHsmID(id string) {
+	s.mu.Lock()
+	delete(s.hsmIDs, id)
+	s.mu.Unlock()
+}
+
+func (c *Cluster) subnet(az string) network.Subnet {
+	for _, sn := range c.Subnets {
+		if sn.AZ == az {
+			return sn
+		}
+	}
+	return network.Subnet{}
+}
+
+func (c *Cluster) usedAddrs() map[netip.Addr]bool {
+	used := map[netip.Addr]bool{}
+	for _, h := range c.Hsms {
+		if a, err := netip.ParseAddr(h.EniIP); err == nil {
+			used[a] = true
+		}
+		if a, err := netip.ParseAddr(h.EniIPv6); err == nil {
+			used[a] = true
+		}
+	}
+	return used
+}
+
+func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
+	h.Due = time.Time{}
+	switch h.State {
+	case HsmCreateInProgress:
+		h.State = HsmActive
+		h.StateMessage = msgHsmCreated
+		if c.State == ClusterUninitialized && c.Csr == "" {
+			c.Partition++
+			csr, err := pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
+			if err != nil {
+				s.log.Error("generate cluster CSR", "cluster", c.ID, "err", err)
+			} else {
+				c.Csr = csr
+				c.CsrHsmID = h.ID
+			}
+		}
+		if c.State == ClusterActive {
+			s.takeBackup(c, at, p)
+		}
+	case HsmDeleteInProgress:
+		c.Hsms = slices.DeleteFunc(c.Hsms, func(x *Hsm) bool { return x == h })
+		delete(s.hsmIDs, h.ID)
+		if c.CsrHsmID == h.ID && c.State == ClusterUninitialized {
+			// The CSR belonged to this HSM's key; it goes with it.
+			c.Csr, c.CsrHsmID = "", ""
+		}
+		if len(c.Hsms) == 0 {
+			c.NextBackup = time.Time{}
+		}
+	}
+	p.cluster(c)
+}
+
+// DeleteHsmInput selects the HSM to delete: exactly one of HsmID, EniID, EniIP.
+type DeleteHsmInput struct {
+	ClusterID string
+	HsmID     string
+	EniID     string
+	EniIP     string
+}
+
+// DeleteHsm starts deleting an HSM and returns its id.
+func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
+	n := 0
+	for _, v := range []string{in.HsmID, in.EniID, in.EniIP} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return "", errf(KindInvalidRequest, "Specify exactly one of HsmId, EniId or EniIp to identify the HSM to delete (got %d).", n)
+	}
+	var id string
+	err := s.commit(func(now time.Time, p *pending) error {
+		c, err := s.getCluster(t, in.ClusterID)
+		if err != nil {
+			return err
+		}
+		var h *Hsm
+		for _, x := range c.Hsms {
+			if (in.HsmID != "" && x.ID == in.HsmID) || (in.EniID != "" && x.EniID == in.EniID) || (in.EniIP != "" && x.EniIP == in.EniIP) {
+				h = x
+			}
+		}
+		if h == nil {
+			what := "HSM " + in.HsmID
+			if in.EniID != "" {
+				what = "HSM with ENI " + in.EniID
+			} else if in.EniIP != "" {
+				what = "HSM with ENI IP " + in.EniIP
+			}
+			return errf(KindNotFound, "%s not found in cluster %s.", what, c.ID)
+		}
+		switch h.State {
+		case HsmDeleteInProgress:
+			return errf(KindInvalidRequest, "HSM %s is already being deleted.", h.ID)
+		case HsmCreateInProgress:
+			return errf(KindInvalidRequest, "HSM %s is still being created; wait until it is ACTIVE before deleting it.", h.ID)
+		}
+		if c.State == ClusterModifyInProgress || c.State == ClusterRollbackInProgress {
+			return errf(KindInvalidRequest, "Cluster %s is %s; HSMs cannot be deleted until it completes.", c.ID, c.State)
+		}
+		if c.State == ClusterActive {
+			s.takeBackup(c, now, p)
+		}
+		h.State = HsmDeleteInProgress
+		h.StateMessage = ""
+		h.Due = now.Add(s.cfg.Delays.HsmDelete)
+		s.schedule(event{at: h.Due, kind: evHsm, tenant: t, id: c.ID, hsm: h.ID})
+		p.cluster(c)
+		id = h.ID
+		return nil
+	})
+	return id, err
+}
+
+// InitializeCluster checks the signed cluster certificate and starts
+// initialization.
+func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor string) (*Cluster, error) {
+	var out *Cluster
+	err := s.commit(func(now time.Time, p *pending) error {
+		c, err := s.getCluster(t, clusterID)
+		if err != nil {
+			return err
+		}
+		if c.State != ClusterUninitialized {
+			return errf(KindInvalidRequest, "Cluster %s is %s; only an UNINITIALIZED cluster can be initialized.", c.ID, c.State)
+		}
+		if c.Csr == "" {
+			return errf(KindInvalidRequest, "Cluster %s has no CSR yet: create an HSM and wait until it is ACTIVE, then sign the ClusterCsr from DescribeClusters.", c.ID)
+		}
+		if err := pki.VerifyInitialization(c.Csr, signedCert, trustAnchor, now); err != nil {
+			return errf(KindInvalidRequest, "%s", err.Error())
+		}
+		c.ClusterCertificate = signedCert
+		c.State = ClusterInitializeInProgress
+		c.StateMessage = msgInitializing
+		c.Due = now.Add(s.cfg.Delays.ClusterInitialize)
+		s.scheduleCluster(c)
+		p.cluster(c)
+		out = s.clone(c)
+		return nil
+	})
+	return out, err
+}

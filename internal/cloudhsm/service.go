@@ -1,0 +1,595 @@
+package cloudhsm
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
+)
+
+// Delays is how long each in-progress state lasts.
+type Delays struct {
+	ClusterCreate     time.Duration
+	ClusterInitialize time.Duration
+	ClusterActivate   time.Duration
+	ClusterDelete     time.Duration
+	HsmCreate         time.Duration
+	HsmDelete         time.Duration
+	BackupCreate      time.Duration
+	BackupCopy        time.Duration
+	ModifyPerHsm      time.Duration
+}
+
+// FastDelays are the default delays: short, but long enough for pollers to
+// see every in-progress state.
+func FastDelays() Delays {
+	d := 500 * time.Millisecond
+	return Delays{d, d, d, d, d, d, d, d, d}
+}
+
+// RealisticDelays approximate AWS's measured durations.
+func RealisticDelays() Delays {
+	return Delays{
+		ClusterCreate:     3 * time.Minute,
+		ClusterInitialize: 2 * time.Minute,
+		ClusterActivate:   90 * time.Second,
+		ClusterDelete:     2 * time.Minute,
+		HsmCreate:         5 * time.Minute,
+		HsmDelete:         2 * time.Minute,
+		BackupCreate:      2 * time.Minute,
+		BackupCopy:        5 * time.Minute,
+		ModifyPerHsm:      30 * time.Minute,
+	}
+}
+
+// Config tunes the domain.
+type Config struct {
+	Delays Delays
+	// ManualActivation keeps INITIALIZED clusters there until Activate is called.
+	ManualActivation bool
+	// DeletedRetention is how long DELETED clusters and backups stay visible.
+	DeletedRetention time.Duration
+	// ClustersPerRegion and HsmsPerRegion are per-(account, region) quotas; 0 disables.
+	ClustersPerRegion int
+	HsmsPerRegion     int
+	// BackupInterval is the period of scheduled backups (24h on AWS).
+	BackupInterval time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Delays: FastDelays(), DeletedRetention: time.Hour, BackupInterval: 24 * time.Hour}
+}
+
+// Service owns all state. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	clock *clock.Clock
+	store store.Store
+	net   network.Provider
+	auth  *pki.Authority
+	log   *slog.Logger
+
+	mu      sync.RWMutex
+	tenants map[Tenant]*tenantState
+	hsmIDs  map[string]bool // HSM ids in use anywhere
+	events  eventHeap
+	queued  map[eventKey]bool // events in the heap, so none is queued twice
+	// nextDue is the unix-nano time of the earliest event (MaxInt64 when none),
+	// read without the lock to skip catch-up on the read path.
+	nextDue atomic.Int64
+	seq     uint64
+	meta    map[string]string
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type tenantState struct {
+	clusters     map[string]*Cluster
+	clusterOrder []*Cluster // by Seq
+	backups      map[string]*Backup
+	backupOrder  []*Backup // by Seq
+}
+
+// Options are the collaborators of a Service.
+type Options struct {
+	Config  Config
+	Clock   *clock.Clock
+	Store   store.Store
+	Network network.Provider
+	Logger  *slog.Logger
+}
+
+// Record kinds in the store.
+const (
+	kindCluster = "cluster"
+	kindBackup  = "backup"
+	kindMeta    = "meta"
+	kindSubnet  = "subnet"
+)
+
+// New loads the state from the store and returns a running Service. Call
+// Close to stop its scheduler.
+func New(opts Options) (*Service, error) {
+	s := &Service{
+		cfg:     opts.Config,
+		clock:   opts.Clock,
+		store:   opts.Store,
+		net:     opts.Network,
+		log:     opts.Logger,
+		tenants: map[Tenant]*tenantState{},
+		hsmIDs:  map[string]bool{},
+		queued:  map[eventKey]bool{},
+		meta:    map[string]string{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.cfg.BackupInterval <= 0 {
+		s.cfg.BackupInterval = 24 * time.Hour
+	}
+	learned, _ := s.net.(*network.Learned)
+	err := s.store.Load(func(kind, key string, value []byte) error {
+		switch kind {
+		case kindCluster:
+			var c Cluster
+			if err := json.Unmarshal(value, &c); err != nil {
+				return fmt.Errorf("decode cluster %s: %w", key, err)
+			}
+			s.insertCluster(&c)
+		case kindBackup:
+			var b Backup
+			if err := json.Unmarshal(value, &b); err != nil {
+				return fmt.Errorf("decode backup %s: %w", key, err)
+			}
+			s.insertBackup(&b)
+		case kindMeta:
+			s.meta[key] = string(value)
+		case kindSubnet:
+			var r subnetRecord
+			if err := json.Unmarshal(value, &r); err != nil {
+				return fmt.Errorf("decode subnet %s: %w", key, err)
+			}
+			if learned != nil {
+				learned.Restore(network.Tenant(r.Tenant), r.Subnet)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	if a, ok := s.meta["authority"]; ok {
+		s.auth, err = pki.ParseAuthority([]byte(a))
+		if err != nil {
+			return nil, fmt.Errorf("load simulated roots: %w", err)
+		}
+	} else {
+		s.auth, err = pki.NewAuthority(s.clock.Now())
+		if err != nil {
+			return nil, fmt.Errorf("create simulated roots: %w", err)
+		}
+		b, err := s.auth.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("encode simulated roots: %w", err)
+		}
+		if err := s.store.Submit([]store.Mutation{{Kind: kindMeta, Key: "authority", Value: b}})(); err != nil {
+			return nil, fmt.Errorf("save simulated roots: %w", err)
+		}
+		s.meta["authority"] = string(b)
+	}
+	if _, ok := s.meta["token-secret"]; !ok {
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		v := fmt.Sprintf("%x", secret)
+		if err := s.store.Submit([]store.Mutation{{Kind: kindMeta, Key: "token-secret", Value: []byte(v)}})(); err != nil {
+			return nil, fmt.Errorf("save token secret: %w", err)
+		}
+		s.meta["token-secret"] = v
+	}
+	s.scheduleAll()
+	go s.run()
+	return s, nil
+}
+
+// Close stops the scheduler. It does not close the store.
+func (s *Service) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}
+
+// Authority returns the simulated roots.
+func (s *Service) Authority() *pki.Authority { return s.auth }
+
+// TokenSecret returns the persistent secret that pagination tokens are
+// signed with.
+func (s *Service) TokenSecret() []byte { return []byte(s.meta["token-secret"]) }
+
+// Clock returns the service clock.
+func (s *Service) Clock() *clock.Clock { return s.clock }
+
+// Config returns the configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// PersistSubnet is the network.Learned persistence hook: it makes a learned
+// subnet durable.
+func PersistSubnet(st store.Store) func(network.Tenant, network.Subnet) error {
+	return func(t network.Tenant, sn network.Subnet) error {
+		b, err := json.Marshal(subnetRecord{Tenant: Tenant(t), Subnet: sn})
+		if err != nil {
+			return fmt.Errorf("encode subnet: %w", err)
+		}
+		return st.Submit([]store.Mutation{{Kind: kindSubnet, Key: t.Account + "/" + t.Region + "/" + sn.ID, Value: b}})()
+	}
+}
+
+type subnetRecord struct {
+	Tenant Tenant
+	Subnet network.Subnet
+}
+
+func (s *Service) tenant(t Tenant) *tenantState {
+	ts := s.tenants[t]
+	if ts == nil {
+		ts = &tenantState{clusters: map[string]*Cluster{}, backups: map[string]*Backup{}}
+		s.tenants[t] = ts
+	}
+	return ts
+}
+
+func (s *Service) lookupTenant(t Tenant) *tenantState { return s.tenants[t] }
+
+func (s *Service) insertCluster(c *Cluster) {
+	ts := s.tenant(c.Tenant)
+	ts.clusters[c.ID] = c
+	// Keep clusterOrder sorted by Seq: loads arrive in key order, not Seq order.
+	i := len(ts.clusterOrder)
+	ts.clusterOrder = append(ts.clusterOrder, c)
+	for i > 0 && ts.clusterOrder[i-1].Seq > c.Seq {
+		ts.clusterOrder[i] = ts.clusterOrder[i-1]
+		i--
+	}
+	ts.clusterOrder[i] = c
+	for _, h := range c.Hsms {
+		s.hsmIDs[h.ID] = true
+	}
+	if c.Seq > s.seq {
+		s.seq = c.Seq
+	}
+}
+
+func (s *Service) insertBackup(b *Backup) {
+	ts := s.tenant(b.Tenant)
+	ts.backups[b.ID] = b
+	i := len(ts.backupOrder)
+	ts.backupOrder = append(ts.backupOrder, b)
+	for i > 0 && ts.backupOrder[i-1].Seq > b.Seq {
+		ts.backupOrder[i] = ts.backupOrder[i-1]
+		i--
+	}
+	ts.backupOrder[i] = b
+	if b.Seq > s.seq {
+		s.seq = b.Seq
+	}
+}
+
+func (s *Service) removeCluster(c *Cluster) {
+	ts := s.tenant(c.Tenant)
+	delete(ts.clusters, c.ID)
+	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, func(x *Cluster) uint64 { return x.Seq })
+}
+
+func (s *Service) removeBackup(b *Backup) {
+	ts := s.tenant(b.Tenant)
+	delete(ts.backups, b.ID)
+	ts.backupOrder = removeBySeq(ts.backupOrder, b.Seq, func(x *Backup) uint64 { return x.Seq })
+}
+
+func removeBySeq[T any](xs []T, seq uint64, key func(T) uint64) []T {
+	i := searchSeq(xs, seq, key)
+	if i < len(xs) && key(xs[i]) == seq {
+		return append(xs[:i], xs[i+1:]...)
+	}
+	return xs
+}
+
+// searchSeq returns the index of the first element with key >= seq.
+func searchSeq[T any](xs []T, seq uint64, key func(T) uint64) int {
+	lo, hi := 0, len(xs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if key(xs[m]) < seq {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func (s *Service) nextSeq() uint64 {
+	s.seq++
+	return s.seq
+}
+
+// newID returns prefix + 11 lowercase base32 characters, as AWS's ids are.
+func newID(prefix string) string {
+	var b [7]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))[:11]
+}
+
+// ---- persistence ----
+
+// pending collects the mutations of one operation.
+type pending struct{ muts []store.Mutation }
+
+func (p *pending) cluster(c *Cluster) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("encode cluster: %v", err))
+	}
+	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.ID), Value: b})
+}
+
+func (p *pending) dropCluster(c *Cluster) {
+	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.ID)})
+}
+
+func (p *pending) backup(b *Backup) {
+	v, err := json.Marshal(b)
+	if err != nil {
+		panic(fmt.Sprintf("encode backup: %v", err))
+	}
+	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.ID), Value: v})
+}
+
+func (p *pending) dropBackup(b *Backup) {
+	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.ID)})
+}
+
+func recordKey(t Tenant, id string) string { return t.Account + "/" + t.Region + "/" + id }
+
+// submit enqueues the collected mutations (under the lock) and returns the
+// wait for durability.
+func (s *Service) submit(p *pending) func() error {
+	if len(p.muts) == 0 {
+		return func() error { return nil }
+	}
+	return s.store.Submit(p.muts)
+}
+
+// commit runs fn under the write lock after catching up with the clock, then
+// waits (outside the lock) until its writes are durable.
+func (s *Service) commit(fn func(now time.Time, p *pending) error) error {
+	s.mu.Lock()
+	now := s.clock.Now()
+	p := &pending{}
+	s.catchUpLocked(now, p)
+	err := fn(now, p)
+	wait := s.submit(p)
+	s.mu.Unlock()
+	if werr := wait(); werr != nil {
+		return fmt.Errorf("persist: %w", werr)
+	}
+	return err
+}
+
+// read runs fn under the read lock, after catching up with the clock.
+func (s *Service) read(fn func(now time.Time) error) error {
+	now := s.clock.Now()
+	if now.UnixNano() >= s.nextDue.Load() {
+		s.mu.Lock()
+		p := &pending{}
+		now = s.clock.Now()
+		s.catchUpLocked(now, p)
+		wait := s.submit(p)
+		s.mu.Unlock()
+		if err := wait(); err != nil {
+			return fmt.Errorf("persist: %w", err)
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return fn(now)
+}
+
+// ---- scheduler ----
+
+type eventKind int
+
+const (
+	evCluster       eventKind = iota // cluster state transition
+	evClusterBackup                  // scheduled backup
+	evHsm                            // HSM state transition
+	evBackup                         // backup state transition
+	evBackupExpire                   // retention expiry
+)
+
+type event struct {
+	at     time.Time
+	kind   eventKind
+	tenant Tenant
+	id     string // cluster or backup id
+	hsm    string
+}
+
+type eventHeap []event
+
+func (h eventHeap) Len() int           { return len(h) }
+func (h eventHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h eventHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)        { *h = append(*h, x.(event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	*h = old[:n-1]
+	return x
+}
+
+type eventKey struct {
+	at     int64
+	kind   eventKind
+	tenant Tenant
+	id     string
+	hsm    string
+}
+
+func (e event) key() eventKey { return eventKey{e.at.UnixNano(), e.kind, e.tenant, e.id, e.hsm} }
+
+func (s *Service) schedule(e event) {
+	if e.at.IsZero() || s.queued[e.key()] {
+		return
+	}
+	s.queued[e.key()] = true
+	heap.Push(&s.events, e)
+	s.updateNextDue()
+}
+
+func (s *Service) updateNextDue() {
+	if len(s.events) == 0 {
+		s.nextDue.Store(1<<63 - 1)
+		return
+	}
+	s.nextDue.Store(s.events[0].at.UnixNano())
+}
+
+func (s *Service) scheduleAll() {
+	for t, ts := range s.tenants {
+		for _, c := range ts.clusters {
+			s.scheduleCluster(c)
+		}
+		for _, b := range ts.backups {
+			s.scheduleBackup(b)
+		}
+		_ = t
+	}
+	s.updateNextDue()
+}
+
+func (s *Service) scheduleCluster(c *Cluster) {
+	s.schedule(event{at: c.Due, kind: evCluster, tenant: c.Tenant, id: c.ID})
+	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID})
+	for _, h := range c.Hsms {
+		s.schedule(event{at: h.Due, kind: evHsm, tenant: c.Tenant, id: c.ID, hsm: h.ID})
+	}
+}
+
+func (s *Service) scheduleBackup(b *Backup) {
+	s.schedule(event{at: b.Due, kind: evBackup, tenant: b.Tenant, id: b.ID})
+	s.schedule(event{at: b.ExpireAt, kind: evBackupExpire, tenant: b.Tenant, id: b.ID})
+}
+
+// run wakes at the earliest due event (or when the clock moves) and applies
+// every transition that is due.
+func (s *Service) run() {
+	defer close(s.done)
+	moved := s.clock.Subscribe()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if !s.clock.Frozen() {
+			next := s.nextDue.Load()
+			d := time.Duration(next - s.clock.Now().UnixNano())
+			if d < wait {
+				wait = d
+			}
+			if wait < time.Millisecond {
+				wait = time.Millisecond
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.stop:
+			return
+		case <-moved:
+		case <-timer.C:
+		}
+		if s.clock.Now().UnixNano() >= s.nextDue.Load() {
+			s.mu.Lock()
+			p := &pending{}
+			s.catchUpLocked(s.clock.Now(), p)
+			w := s.submit(p)
+			s.mu.Unlock()
+			if err := w(); err != nil {
+				s.log.Error("persist scheduled transitions", "err", err)
+			}
+		}
+	}
+}
+
+// CatchUp applies every transition due at the clock's current time and waits
+// until the changes are durable. Tests and the admin API call it after
+// advancing the clock.
+func (s *Service) CatchUp() error {
+	return s.commit(func(time.Time, *pending) error { return nil })
+}
+
+// catchUpLocked applies due events in time order. Each event is checked
+// against the resource's current due time, so stale events are ignored.
+func (s *Service) catchUpLocked(now time.Time, p *pending) {
+	for len(s.events) > 0 && !s.events[0].at.After(now) {
+		e := heap.Pop(&s.events).(event)
+		delete(s.queued, e.key())
+		s.apply(e, p)
+	}
+	s.updateNextDue()
+}
+
+func (s *Service) apply(e event, p *pending) {
+	ts := s.lookupTenant(e.tenant)
+	if ts == nil {
+		return
+	}
+	switch e.kind {
+	case evCluster:
+		if c := ts.clusters[e.id]; c != nil && c.Due.Equal(e.at) {
+			s.advanceCluster(ts, c, e.at, p)
+		}
+	case evClusterBackup:
+		if c := ts.clusters[e.id]; c != nil && c.NextBackup.Equal(e.at) {
+			s.scheduledBackup(c, e.at, p)
+		}
+	case evHsm:
+		if c := ts.clusters[e.id]; c != nil {
+			for _, h := range c.Hsms {
+				if h.ID == e.hsm && h.Due.Equal(e.at) {
+					s.advanceHsm(c, h, e.at, p)
+					break
+				}
+			}
+		}
+	case evBackup:
+		if b := ts.backups[e.id]; b != nil && b.Due.Equal(e.at) {
+			s.advanceBackup(ts, b, e.at, p)
+		}
+	case evBackupExpire:
+		if b := ts.backups[e.id]; b != nil && b.ExpireAt.Equal(e.at) {
+			s.expireBackup(ts, b, e.at, p)
+		}
+	}
+}
+
+// ctxTODO is used for provider calls made while applying transitions.
+var ctxTODO = context.Background()

@@ -1,0 +1,205 @@
+// Package cloudhsm is the domain of cloudhsm-local: clusters, HSMs and
+// backups, their state machines, the rules AWS CloudHSM applies to them, and
+// the timed transitions that a clock drives. It knows nothing of HTTP or of
+// storage formats beyond handing opaque records to a store.Store.
+package cloudhsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+)
+
+// Tenant is one (account, region): the unit of isolation.
+type Tenant struct {
+	Account string
+	Region  string
+}
+
+// Cluster states, in the service model's order.
+const (
+	ClusterCreateInProgress     = "CREATE_IN_PROGRESS"
+	ClusterUninitialized        = "UNINITIALIZED"
+	ClusterInitializeInProgress = "INITIALIZE_IN_PROGRESS"
+	ClusterInitialized          = "INITIALIZED"
+	ClusterActive               = "ACTIVE"
+	ClusterUpdateInProgress     = "UPDATE_IN_PROGRESS"
+	ClusterModifyInProgress     = "MODIFY_IN_PROGRESS"
+	ClusterRollbackInProgress   = "ROLLBACK_IN_PROGRESS"
+	ClusterDeleteInProgress     = "DELETE_IN_PROGRESS"
+	ClusterDeleted              = "DELETED"
+	ClusterDegraded             = "DEGRADED"
+)
+
+// ClusterStates lists every cluster state.
+var ClusterStates = []string{ClusterCreateInProgress, ClusterUninitialized, ClusterInitializeInProgress,
+	ClusterInitialized, ClusterActive, ClusterUpdateInProgress, ClusterModifyInProgress,
+	ClusterRollbackInProgress, ClusterDeleteInProgress, ClusterDeleted, ClusterDegraded}
+
+// HSM states.
+const (
+	HsmCreateInProgress = "CREATE_IN_PROGRESS"
+	HsmActive           = "ACTIVE"
+	HsmDegraded         = "DEGRADED"
+	HsmDeleteInProgress = "DELETE_IN_PROGRESS"
+	HsmDeleted          = "DELETED"
+)
+
+// Backup states.
+const (
+	BackupCreateInProgress = "CREATE_IN_PROGRESS"
+	BackupReady            = "READY"
+	BackupDeleted          = "DELETED"
+	BackupPendingDeletion  = "PENDING_DELETION"
+)
+
+// BackupStates lists every backup state.
+var BackupStates = []string{BackupCreateInProgress, BackupReady, BackupDeleted, BackupPendingDeletion}
+
+// HSM types and modes.
+const (
+	HsmTypeHsm1       = "hsm1.medium"
+	HsmTypeHsm2m      = "hsm2m.medium"
+	ModeFIPS          = "FIPS"
+	ModeNonFIPS       = "NON_FIPS"
+	NetworkIPv4       = "IPV4"
+	NetworkDual       = "DUALSTACK"
+	MaxTags           = 50
+	MaxHsmsPerCluster = 28
+)
+
+// Messages AWS is known to send.
+const (
+	msgInitializing = "Cluster is initializing. State will change to INITIALIZED upon completion."
+	msgDeleting     = "The cluster is being deleted."
+	msgHsmCreated   = "HSM created."
+)
+
+// Tag is a key-value pair.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// Cluster is a CloudHSM cluster. Values handed out by Service are copies.
+type Cluster struct {
+	Tenant         Tenant
+	ID             string
+	Seq            uint64
+	HsmType        string
+	Mode           string
+	NetworkType    string
+	State          string
+	StateMessage   string
+	Created        time.Time
+	RetentionDays  int
+	SubnetMapping  map[string]string // AZ -> subnet id; never mutated after creation
+	Subnets        []network.Subnet  // never mutated after creation
+	VpcID          string
+	SecurityGroup  string
+	SourceBackupID string
+
+	Csr                string
+	CsrHsmID           string
+	ClusterCertificate string
+
+	Tags []Tag // sorted by key
+	Hsms []*Hsm
+
+	// Due is when the current in-progress state ends (zero when none).
+	Due time.Time
+	// NextBackup is when the next scheduled backup is due (zero when none).
+	NextBackup time.Time
+	// TargetHsmType is the HsmType being migrated to in MODIFY_IN_PROGRESS.
+	TargetHsmType             string
+	HsmTypeRollbackExpiration time.Time
+	// ManualActivationPending is true for an INITIALIZED cluster waiting for the admin API.
+	ManualActivationPending bool
+	// Deleted is when the cluster reached DELETED.
+	Deleted time.Time
+	// NextHsmPartition numbers partitions for CSR subjects.
+	Partition int
+}
+
+// Hsm is one HSM of a cluster.
+type Hsm struct {
+	ID           string
+	AZ           string
+	SubnetID     string
+	EniID        string
+	EniIP        string
+	EniIPv6      string
+	HsmType      string
+	State        string
+	StateMessage string
+	Created      time.Time
+	Due          time.Time
+	Identity     *pki.HSMIdentity
+}
+
+// Backup is a CloudHSM backup.
+type Backup struct {
+	Tenant          Tenant
+	ID              string
+	Seq             uint64
+	ClusterID       string
+	State           string
+	Created         time.Time
+	NeverExpires    bool
+	DeleteTimestamp time.Time
+	CopyTimestamp   time.Time
+	SourceRegion    string
+	SourceBackup    string
+	SourceCluster   string
+	Tags            []Tag
+	HsmType         string
+	Mode            string
+	// ClusterCertificate travels with the backup so a restored cluster has it.
+	ClusterCertificate string
+	Policy             string
+	// IsCopy marks a backup made by CopyBackupToRegion: no retention applies.
+	IsCopy bool
+	// Due is when the current state ends: READY after CREATE_IN_PROGRESS,
+	// DELETED at DeleteTimestamp, gone after DELETED.
+	Due time.Time
+	// PurgedByService marks a PENDING_DELETION caused by retention.
+	PurgedByService bool
+	// RetentionDays is the source cluster's retention when the backup was
+	// taken, used once that cluster is gone.
+	RetentionDays int
+	// ExpireAt is when retention next considers this backup (zero: never).
+	ExpireAt time.Time
+}
+
+// ARN returns the backup's ARN.
+func (b *Backup) ARN() string {
+	return fmt.Sprintf("arn:aws:cloudhsm:%s:%s:backup/%s", b.Tenant.Region, b.Tenant.Account, b.ID)
+}
+
+// ErrorKind classifies domain errors; the API maps each kind to an AWS code.
+type ErrorKind int
+
+// Error kinds.
+const (
+	KindInvalidRequest ErrorKind = iota
+	KindNotFound
+	KindLimitExceeded
+	KindTag
+	KindService
+	KindAccessDenied
+	KindInternal
+)
+
+// Error is a refusal by the domain, with a message for the user.
+type Error struct {
+	Kind    ErrorKind
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func errf(kind ErrorKind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
