@@ -108,8 +108,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 	dc := cloudhsm.DefaultConfig()
 	if o.delay > 0 {
-		d := o.delay
-		dc.Delays = cloudhsm.Delays{d, d, d, d, d, d, d, d, d}
+		dc.Delays = cloudhsm.UniformDelays(o.delay)
 	}
 	dc.ManualActivation = o.manualActivation
 	if o.deletedRetention > 0 {

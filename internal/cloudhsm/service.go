@@ -35,8 +35,7 @@ type Delays struct {
 // FastDelays are the default delays: short, but long enough for pollers to
 // see every in-progress state.
 func FastDelays() Delays {
-	d := 500 * time.Millisecond
-	return Delays{d, d, d, d, d, d, d, d, d}
+	return UniformDelays(500 * time.Millisecond)
 }
 
 // RealisticDelays approximate AWS's measured durations.
@@ -593,3 +592,11 @@ func (s *Service) apply(e event, p *pending) {
 
 // ctxTODO is used for provider calls made while applying transitions.
 var ctxTODO = context.Background()
+
+// UniformDelays returns Delays where every in-progress state lasts d.
+func UniformDelays(d time.Duration) Delays {
+	return Delays{
+		ClusterCreate: d, ClusterInitialize: d, ClusterActivate: d, ClusterDelete: d,
+		HsmCreate: d, HsmDelete: d, BackupCreate: d, BackupCopy: d, ModifyPerHsm: d,
+	}
+}
