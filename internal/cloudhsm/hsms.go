@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"time"
@@ -62,8 +63,22 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 	if err := s.read(func(time.Time) error { _, err := s.checkCanAddHsm(t, in); return err }); err != nil {
 		return nil, err
 	}
+	var mode, hsmType string
+	_ = s.read(func(time.Time) error {
+		if c, err := s.getCluster(t, in.ClusterID); err == nil {
+			mode, hsmType = c.Mode, c.HsmType
+		}
+		return nil
+	})
 	id := s.reserveHsmID()
-	identity, err := s.auth.NewHSMIdentity(id, s.clock.Now())
+	// Key generation is slow (two RSA 2048 keys): it runs outside the lock,
+	// with keys the pool generated ahead of time when it can.
+	identity, err := s.auth.NewHSMIdentityWithOptions(id, s.clock.Now(), pki.IdentityOptions{
+		Partition: 1,
+		NonFIPS:   mode == ModeNonFIPS,
+		HSM1:      hsmType == HsmTypeHsm1,
+		KeySource: s.keys().Get,
+	})
 	if err != nil {
 		s.releaseHsmID(id)
 		return nil, errorf("generate HSM identity: %w", err)
@@ -160,7 +175,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 		h.State = HsmActive
 		h.StateMessage = msgHsmCreated
 		if c.State == ClusterUninitialized && c.Csr == "" {
-			c.Partition++
+			c.Partition = 1
 			csr, err := pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
 			if err != nil {
 				s.log.Error("generate cluster CSR", "cluster", c.ID, "err", err)
@@ -265,7 +280,11 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 			return errf(KindInvalidRequest, "Cluster %s has no CSR yet: create an HSM and wait until it is ACTIVE, then sign the ClusterCsr from DescribeClusters.", c.ID)
 		}
 		if err := pki.VerifyInitialization(c.Csr, signedCert, trustAnchor, now); err != nil {
-			return errf(KindInvalidRequest, "%s", err.Error())
+			var ie *pki.InitError
+			if errors.As(err, &ie) && !ie.Internal {
+				return errf(KindInvalidRequest, "%s", ie.Reason)
+			}
+			return errorf("verify cluster certificate: %w", err)
 		}
 		c.ClusterCertificate = signedCert
 		c.State = ClusterInitializeInProgress

@@ -92,8 +92,18 @@ type Service struct {
 	seq     uint64
 	meta    map[string]string
 
+	keyPoolOnce sync.Once
+	keyPool     *pki.KeyPool
+
 	stop chan struct{}
 	done chan struct{}
+}
+
+// keys returns the pool of pre-generated HSM keys, started on first use so
+// that servers which never create an HSM spend no CPU on keys.
+func (s *Service) keys() *pki.KeyPool {
+	s.keyPoolOnce.Do(func() { s.keyPool = pki.NewKeyPool(4) })
+	return s.keyPool
 }
 
 type tenantState struct {
@@ -214,6 +224,10 @@ func (s *Service) Close() {
 		close(s.stop)
 	}
 	<-s.done
+	s.keyPoolOnce.Do(func() {})
+	if s.keyPool != nil {
+		s.keyPool.Close()
+	}
 }
 
 // Authority returns the simulated roots.
