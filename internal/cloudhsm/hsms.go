@@ -297,3 +297,7 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 	})
 	return out, err
 }
+
+func pkiClusterCSR(h *Hsm, c *Cluster) (string, error) {
+	return pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
+}

@@ -119,8 +119,10 @@ type Cluster struct {
 	ManualActivationPending bool
 	// Deleted is when the cluster reached DELETED.
 	Deleted time.Time
-	// NextHsmPartition numbers partitions for CSR subjects.
+	// Partition numbers the partition in CSR subjects.
 	Partition int
+	// StateBeforeDegraded is the state to return to when healed.
+	StateBeforeDegraded string
 }
 
 // Hsm is one HSM of a cluster.

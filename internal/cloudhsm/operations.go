@@ -1,0 +1,316 @@
+package cloudhsm
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Reset deletes every cluster and backup, of one account when account is
+// not empty, or of every account.
+func (s *Service) Reset(account string) error {
+	return s.commit(func(now time.Time, p *pending) error {
+		for t, ts := range s.tenants {
+			if account != "" && t.Account != account {
+				continue
+			}
+			for _, c := range ts.clusterOrder {
+				for _, h := range c.Hsms {
+					delete(s.hsmIDs, h.ID)
+				}
+				p.dropCluster(c)
+			}
+			for _, b := range ts.backupOrder {
+				p.dropBackup(b)
+			}
+			delete(s.tenants, t)
+		}
+		// Events of removed tenants are ignored when they fire.
+		return nil
+	})
+}
+
+// Snapshot is the whole state of a server (or the part to import), in the
+// format of the admin API's export and import and of --seed files.
+type Snapshot struct {
+	Version  int        `json:"version"`
+	Time     time.Time  `json:"time,omitzero"`
+	Clusters []*Cluster `json:"clusters"`
+	Backups  []*Backup  `json:"backups"`
+}
+
+// SnapshotVersion is the current Snapshot format.
+const SnapshotVersion = 1
+
+// Export returns a copy of every cluster and backup.
+func (s *Service) Export() (*Snapshot, error) {
+	snap := &Snapshot{Version: SnapshotVersion, Clusters: []*Cluster{}, Backups: []*Backup{}}
+	err := s.read(func(now time.Time) error {
+		snap.Time = now
+		for _, ts := range s.tenants {
+			for _, c := range ts.clusterOrder {
+				snap.Clusters = append(snap.Clusters, s.clone(c))
+			}
+			for _, b := range ts.backupOrder {
+				snap.Backups = append(snap.Backups, s.clonedBackup(b))
+			}
+		}
+		return nil
+	})
+	slices.SortFunc(snap.Clusters, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(snap.Backups, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+	return snap, err
+}
+
+// Import adds the snapshot's clusters and backups, replacing any with the
+// same ids. Missing fields get the defaults a new resource would have:
+// ids, creation time (now), retention, mode, network type, subnet mapping,
+// HSM identities and, for an UNINITIALIZED cluster with an ACTIVE HSM, its
+// CSR. Pending transitions in the snapshot resume from their due times.
+func (s *Service) Import(snap *Snapshot) error {
+	if snap.Version != 0 && snap.Version != SnapshotVersion {
+		return errf(KindInvalidRequest, "snapshot version %d is not supported (want %d)", snap.Version, SnapshotVersion)
+	}
+	// Identities are generated before taking the lock: key generation is slow.
+	for _, c := range snap.Clusters {
+		for _, h := range c.Hsms {
+			if h.ID == "" {
+				h.ID = newID("hsm-")
+			}
+			if h.Identity == nil {
+				id, err := s.auth.NewHSMIdentity(h.ID, s.clock.Now())
+				if err != nil {
+					return fmt.Errorf("generate identity of %s: %w", h.ID, err)
+				}
+				h.Identity = id
+			}
+		}
+	}
+	return s.commit(func(now time.Time, p *pending) error {
+		for i, c := range snap.Clusters {
+			if err := s.fillCluster(c, now); err != nil {
+				return fmt.Errorf("cluster %d (%s): %w", i, c.ID, err)
+			}
+		}
+		for i, b := range snap.Backups {
+			if err := fillBackup(b, now); err != nil {
+				return fmt.Errorf("backup %d (%s): %w", i, b.ID, err)
+			}
+		}
+		for _, c := range snap.Clusters {
+			if ts := s.lookupTenant(c.Tenant); ts != nil {
+				if old := ts.clusters[c.ID]; old != nil {
+					s.removeCluster(old)
+				}
+			}
+			c.Seq = s.nextSeq()
+			s.insertCluster(c)
+			s.scheduleCluster(c)
+			p.cluster(c)
+		}
+		for _, b := range snap.Backups {
+			if ts := s.lookupTenant(b.Tenant); ts != nil {
+				if old := ts.backups[b.ID]; old != nil {
+					s.removeBackup(old)
+				}
+			}
+			b.Seq = s.nextSeq()
+			s.insertBackup(b)
+			s.scheduleBackup(b)
+			p.backup(b)
+		}
+		return nil
+	})
+}
+
+func (s *Service) fillCluster(c *Cluster, now time.Time) error {
+	if c.Tenant.Account == "" || c.Tenant.Region == "" {
+		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
+	}
+	if c.ID == "" {
+		c.ID = newID("cluster-")
+	}
+	if c.HsmType == "" {
+		c.HsmType = HsmTypeHsm2m
+	}
+	if c.Mode == "" {
+		c.Mode = ModeFIPS
+	}
+	if c.NetworkType == "" {
+		c.NetworkType = NetworkIPv4
+	}
+	if c.State == "" {
+		c.State = ClusterActive
+	}
+	if !slices.Contains(ClusterStates, c.State) {
+		return errf(KindInvalidRequest, "unknown cluster state %q", c.State)
+	}
+	if c.Created.IsZero() {
+		c.Created = now
+	}
+	if c.RetentionDays == 0 {
+		c.RetentionDays = DefaultRetentionDays
+	}
+	if c.SubnetMapping == nil {
+		c.SubnetMapping = map[string]string{}
+		for _, sn := range c.Subnets {
+			c.SubnetMapping[sn.AZ] = sn.ID
+		}
+	}
+	if c.Hsms == nil {
+		c.Hsms = []*Hsm{}
+	}
+	c.Tags = sortTags(c.Tags)
+	for _, h := range c.Hsms {
+		if h.State == "" {
+			h.State = HsmActive
+		}
+		if h.HsmType == "" {
+			h.HsmType = c.HsmType
+		}
+		if h.Created.IsZero() {
+			h.Created = now
+		}
+		if h.State == HsmActive && h.StateMessage == "" {
+			h.StateMessage = msgHsmCreated
+		}
+		if h.SubnetID == "" {
+			h.SubnetID = c.SubnetMapping[h.AZ]
+		}
+	}
+	if c.State == ClusterUninitialized && c.Csr == "" {
+		for _, h := range c.Hsms {
+			if h.State == HsmActive {
+				c.Partition = 1
+				csr, err := pkiClusterCSR(h, c)
+				if err != nil {
+					return err
+				}
+				c.Csr, c.CsrHsmID = csr, h.ID
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func fillBackup(b *Backup, now time.Time) error {
+	if b.Tenant.Account == "" || b.Tenant.Region == "" {
+		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
+	}
+	if b.ID == "" {
+		b.ID = newID("backup-")
+	}
+	if b.State == "" {
+		b.State = BackupReady
+	}
+	if !slices.Contains(BackupStates, b.State) {
+		return errf(KindInvalidRequest, "unknown backup state %q", b.State)
+	}
+	if b.Created.IsZero() {
+		b.Created = now
+	}
+	if b.HsmType == "" {
+		b.HsmType = HsmTypeHsm2m
+	}
+	if b.Mode == "" {
+		b.Mode = ModeFIPS
+	}
+	b.Tags = sortTags(b.Tags)
+	if b.State == BackupPendingDeletion && b.DeleteTimestamp.IsZero() {
+		b.DeleteTimestamp = now.Add(PendingDeletionWindow)
+	}
+	if b.State == BackupPendingDeletion && b.Due.IsZero() {
+		b.Due = b.DeleteTimestamp
+	}
+	return nil
+}
+
+// DegradeHsm marks an HSM DEGRADED and its cluster DEGRADED.
+func (s *Service) DegradeHsm(t Tenant, clusterID, hsmID string) (*Cluster, error) {
+	return s.mutateHsm(t, clusterID, hsmID, func(c *Cluster, h *Hsm) error {
+		if h.State != HsmActive {
+			return errf(KindInvalidRequest, "HSM %s is %s; only an ACTIVE HSM can be degraded.", h.ID, h.State)
+		}
+		h.State = HsmDegraded
+		h.StateMessage = "HSM is degraded."
+		if c.State != ClusterDegraded {
+			c.StateBeforeDegraded = c.State
+			c.State = ClusterDegraded
+		}
+		return nil
+	})
+}
+
+// HealHsm returns a DEGRADED HSM to ACTIVE, and its cluster to its state
+// before degradation once no HSM is degraded.
+func (s *Service) HealHsm(t Tenant, clusterID, hsmID string) (*Cluster, error) {
+	return s.mutateHsm(t, clusterID, hsmID, func(c *Cluster, h *Hsm) error {
+		if h.State != HsmDegraded {
+			return errf(KindInvalidRequest, "HSM %s is %s; only a DEGRADED HSM can be healed.", h.ID, h.State)
+		}
+		h.State = HsmActive
+		h.StateMessage = msgHsmCreated
+		for _, o := range c.Hsms {
+			if o.State == HsmDegraded {
+				return nil
+			}
+		}
+		if c.State == ClusterDegraded {
+			c.State = c.StateBeforeDegraded
+			if c.State == "" {
+				c.State = ClusterActive
+			}
+			c.StateBeforeDegraded = ""
+		}
+		return nil
+	})
+}
+
+func (s *Service) mutateHsm(t Tenant, clusterID, hsmID string, fn func(*Cluster, *Hsm) error) (*Cluster, error) {
+	var out *Cluster
+	err := s.commit(func(now time.Time, p *pending) error {
+		c, err := s.getCluster(t, clusterID)
+		if err != nil {
+			return err
+		}
+		for _, h := range c.Hsms {
+			if h.ID == hsmID {
+				if err := fn(c, h); err != nil {
+					return err
+				}
+				p.cluster(c)
+				out = s.clone(c)
+				return nil
+			}
+		}
+		return errf(KindNotFound, "HSM %s not found in cluster %s.", hsmID, clusterID)
+	})
+	return out, err
+}
+
+// Stats counts resources by type and state, for metrics.
+type Stats struct {
+	Clusters map[string]int
+	Hsms     map[string]int
+	Backups  map[string]int
+}
+
+// Stats returns resource counts across every tenant.
+func (s *Service) Stats() Stats {
+	st := Stats{Clusters: map[string]int{}, Hsms: map[string]int{}, Backups: map[string]int{}}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, ts := range s.tenants {
+		for _, c := range ts.clusterOrder {
+			st.Clusters[c.State]++
+			for _, h := range c.Hsms {
+				st.Hsms[h.State]++
+			}
+		}
+		for _, b := range ts.backupOrder {
+			st.Backups[b.State]++
+		}
+	}
+	return st
+}
