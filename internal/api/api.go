@@ -23,9 +23,10 @@ type Caller struct {
 
 // API serves the 18 operations over a domain Service.
 type API struct {
-	svc    *cloudhsm.Service
-	model  *model.Model
-	tokens tokens
+	svc      *cloudhsm.Service
+	model    *model.Model
+	tokens   tokens
+	clusters *clusterCache
 }
 
 // New returns the API for svc.
@@ -34,7 +35,7 @@ func New(svc *cloudhsm.Service) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load service model: %w", err)
 	}
-	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}}, nil
+	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}, clusters: newClusterCache(20000)}, nil
 }
 
 type handlerFunc func(a *API, ctx context.Context, c *Caller, body []byte) (any, error)

@@ -137,21 +137,37 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 		}
 	}
 	f := cloudhsm.ClusterFilter{IDs: in.Filters["clusterIds"], VpcIDs: in.Filters["vpcIds"], States: in.Filters["states"]}
-	clusters, next, err := a.svc.DescribeClusters(c.Tenant, f, after, pageSize(in.MaxResults, DefaultClustersPerPage))
+	// The page is assembled from each cluster's cached JSON.
+	buf := make([]byte, 0, 16<<10)
+	buf = append(buf, `{"Clusters":[`...)
+	n := 0
+	var encErr error
+	next, err := a.svc.VisitClusters(c.Tenant, f, after, pageSize(in.MaxResults, DefaultClustersPerPage), func(cl *cloudhsm.Cluster) {
+		b, err := a.clusters.encode(cl)
+		if err != nil {
+			encErr = err
+			return
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, b...)
+		n++
+	})
+	if err == nil {
+		err = encErr
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := struct {
-		Clusters  []clusterJSON `json:"Clusters"`
-		NextToken string        `json:"NextToken,omitempty"`
-	}{Clusters: make([]clusterJSON, len(clusters))}
-	for i, cl := range clusters {
-		out.Clusters[i] = clusterToJSON(cl)
-	}
+	buf = append(buf, ']')
 	if next != 0 {
-		out.NextToken = a.tokens.makeSeq(query, c.Tenant, next)
+		buf = append(buf, `,"NextToken":"`...)
+		buf = append(buf, a.tokens.makeSeq(query, c.Tenant, next)...)
+		buf = append(buf, '"')
 	}
-	return out, nil
+	buf = append(buf, '}')
+	return buf, nil
 }
 
 func (a *API) modifyCluster(ctx context.Context, c *Caller, body []byte) (any, error) {

@@ -286,6 +286,15 @@ func (f ClusterFilter) match(c *Cluster) bool {
 // creation order, and the Seq to continue after (0 when there are no more).
 func (s *Service) DescribeClusters(t Tenant, f ClusterFilter, after uint64, limit int) ([]*Cluster, uint64, error) {
 	var out []*Cluster
+	next, err := s.VisitClusters(t, f, after, limit, func(c *Cluster) { out = append(out, s.clone(c)) })
+	return out, next, err
+}
+
+// VisitClusters calls fn, under the read lock, for up to limit clusters
+// with Seq > after in creation order, and returns the Seq to continue after
+// (0 when there are no more). fn must not keep c or change it: it is the
+// live cluster, which is how the read path avoids copying.
+func (s *Service) VisitClusters(t Tenant, f ClusterFilter, after uint64, limit int, fn func(c *Cluster)) (uint64, error) {
 	var next uint64
 	err := s.read(func(time.Time) error {
 		ts := s.lookupTenant(t)
@@ -306,20 +315,24 @@ func (s *Service) DescribeClusters(t Tenant, f ClusterFilter, after uint64, limi
 			picked = slices.CompactFunc(picked, func(a, b *Cluster) bool { return a == b })
 			order, i = picked, 0
 		}
+		n := 0
+		var last uint64
 		for ; i < len(order); i++ {
 			c := order[i]
 			if !f.match(c) {
 				continue
 			}
-			if len(out) == limit {
-				next = out[len(out)-1].Seq
+			if n == limit {
+				next = last
 				return nil
 			}
-			out = append(out, s.clone(c))
+			fn(c)
+			n++
+			last = c.Seq
 		}
 		return nil
 	})
-	return out, next, err
+	return next, err
 }
 
 func cmpSeq(a, b uint64) int {

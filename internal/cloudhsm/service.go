@@ -357,6 +357,7 @@ func newID(prefix string) string {
 type pending struct{ muts []store.Mutation }
 
 func (p *pending) cluster(c *Cluster) {
+	c.Version++
 	b, err := json.Marshal(c)
 	if err != nil {
 		panic(fmt.Sprintf("encode cluster: %v", err))

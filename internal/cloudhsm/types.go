@@ -85,9 +85,11 @@ type Tag struct {
 
 // Cluster is a CloudHSM cluster. Values handed out by Service are copies.
 type Cluster struct {
-	Tenant         Tenant
-	ID             string
-	Seq            uint64
+	Tenant Tenant
+	ID     string
+	Seq    uint64
+	// Version increases with every change, so views of a cluster can be cached.
+	Version        uint64
 	HsmType        string
 	Mode           string
 	NetworkType    string

@@ -1,0 +1,49 @@
+package api
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+)
+
+// clusterCache keeps the encoded JSON of recently described clusters, keyed
+// by id and valid for one Version of the cluster, so a page of unchanged
+// clusters is answered by copying bytes. It is bounded: when full it starts
+// over.
+type clusterCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]cachedCluster
+}
+
+type cachedCluster struct {
+	version uint64
+	tenant  cloudhsm.Tenant
+	json    []byte
+}
+
+func newClusterCache(max int) *clusterCache {
+	return &clusterCache{max: max, entries: make(map[string]cachedCluster, 64)}
+}
+
+// encode returns c's JSON, from the cache when c has not changed.
+func (cc *clusterCache) encode(c *cloudhsm.Cluster) ([]byte, error) {
+	cc.mu.Lock()
+	e, ok := cc.entries[c.ID]
+	cc.mu.Unlock()
+	if ok && e.version == c.Version && e.tenant == c.Tenant {
+		return e.json, nil
+	}
+	b, err := json.Marshal(clusterToJSON(c))
+	if err != nil {
+		return nil, err
+	}
+	cc.mu.Lock()
+	if len(cc.entries) >= cc.max {
+		cc.entries = make(map[string]cachedCluster, 64)
+	}
+	cc.entries[c.ID] = cachedCluster{version: c.Version, tenant: c.Tenant, json: b}
+	cc.mu.Unlock()
+	return b, nil
+}
