@@ -7,7 +7,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
@@ -85,26 +84,18 @@ func (a *API) Operations() awsjson.Operations {
 	return ops
 }
 
-// decode reads a body that model.Check accepted into v.
-func decode(body []byte, v any) error {
-	if len(body) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return &awsjson.Error{Code: awsjson.CodeSerialization, Message: "Could not decode the request body: " + err.Error()}
-	}
-	return nil
-}
-
 type tagIn struct {
 	Key   string
 	Value string
+	null  bool
 }
 
 func tagsIn(in []tagIn) []cloudhsm.Tag {
-	out := make([]cloudhsm.Tag, len(in))
-	for i, t := range in {
-		out[i] = cloudhsm.Tag{Key: t.Key, Value: t.Value}
+	out := make([]cloudhsm.Tag, 0, len(in))
+	for _, t := range in {
+		if !t.null {
+			out = append(out, cloudhsm.Tag{Key: t.Key, Value: t.Value})
+		}
 	}
 	return out
 }

@@ -23,6 +23,7 @@ func (a *API) describeBackups(ctx context.Context, c *Caller, body []byte) (any,
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	in.Filters = presentFilters(in.Filters)
 	query, err := filterQuery("DescribeBackups", in.Filters, backupFilterKeys,
 		"shared="+strconv.FormatBool(in.Shared), "asc="+strconv.FormatBool(in.SortAscending))
 	if err != nil {

@@ -51,7 +51,7 @@ func (a *API) createCluster(ctx context.Context, c *Caller, body []byte) (any, e
 	}
 	cl, err := a.svc.CreateCluster(ctx, c.Tenant, cloudhsm.CreateClusterInput{
 		HsmType:        in.HsmType,
-		SubnetIDs:      in.SubnetIds,
+		SubnetIDs:      present(in.SubnetIds),
 		Mode:           in.Mode,
 		NetworkType:    in.NetworkType,
 		RetentionDays:  days,
@@ -123,6 +123,7 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	in.Filters = presentFilters(in.Filters)
 	query, err := filterQuery("DescribeClusters", in.Filters, clusterFilterKeys)
 	if err != nil {
 		return nil, err
@@ -263,4 +264,16 @@ func (a *API) deleteHsm(ctx context.Context, c *Caller, body []byte) (any, error
 	return struct {
 		HsmId string `json:"HsmId"`
 	}{id}, nil
+}
+
+// presentFilters drops null filter values (and null elements of them).
+func presentFilters(f map[string][]string) map[string][]string {
+	for k, v := range f {
+		if v == nil {
+			delete(f, k)
+			continue
+		}
+		f[k] = present(v)
+	}
+	return f
 }

@@ -26,7 +26,7 @@ func (a *API) untagResource(ctx context.Context, c *Caller, body []byte) (any, e
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	return nil, a.svc.UntagResource(c.Tenant, in.ResourceId, in.TagKeyList)
+	return nil, a.svc.UntagResource(c.Tenant, in.ResourceId, present(in.TagKeyList))
 }
 
 // maxTokenKeyBytes bounds the tag key carried in a ListTags token, so that

@@ -71,25 +71,22 @@ func (e *UnknownOperationError) Error() string {
 // JSON null stands for an absent member, list element or map entry (null
 // list elements are not counted and get no index; handlers decoding the
 // same body should drop them too); members unknown to the model are ignored
-// but must still be well-formed JSON. An empty or all-whitespace body is {}.
+// but must still be well-formed JSON. An empty body is {}.
 // Serialization errors take precedence over validation errors.
 func (m *Model) Check(op string, body []byte) error {
 	in, ok := m.inputs[op]
 	if !ok {
 		return &UnknownOperationError{Operation: op}
 	}
-	st := new(state)
-	st.p = parser{data: body, tape: st.tapeBuf[:0]}
-	root, serr := st.p.parse()
+	var c checker
+	c.p = parser{data: body, tape: make([]node, 0, tapeCapacity(len(body)))}
+	root, serr := c.p.parse()
 	if serr != nil {
 		return serr
 	}
 	if in == nil {
 		return nil
 	}
-	c := &st.c
-	c.p = &st.p
-	c.segs = st.segBuf[:0]
 	if serr := c.structure(in, root); serr != nil {
 		return serr
 	}
@@ -99,30 +96,26 @@ func (m *Model) Check(op string, body []byte) error {
 	return nil
 }
 
-// state is everything one Check needs, allocated together so that a typical
-// request costs a single allocation.
-type state struct {
-	p       parser
-	c       checker
-	tapeBuf [48]node
-	segBuf  [8]segment
+// tapeCapacity guesses the number of tape nodes for a body of n bytes, so
+// that a typical request needs a single, pointer-free allocation.
+func tapeCapacity(n int) int {
+	return min(16+n/6, 4096)
 }
 
 // segment is one step of the path from the input structure to the value
 // being checked. Paths are rendered only when an error is reported.
 type segment struct {
 	mem   *member // structure member, or nil
-	index int     // list element: 1-based index among non-null elements
-	raw   int     // list element: 0-based index in the JSON array
-	key   []byte  // map entry key (when isKey)
-	isKey bool
+	index int32   // list element: 1-based index among non-null elements
+	raw   int32   // list element: 0-based index in the JSON array
+	key   int32   // map entry: tape index of the key node, else -1
 }
 
 // validationPath renders AWS's path of the current value:
 // tagList.2.member.key, subnetIds.1.member, filters.<key>.member.
 func (c *checker) validationPath() string {
 	var b strings.Builder
-	for i := range c.segs {
+	for i := range c.nseg {
 		sg := &c.segs[i]
 		if i > 0 {
 			b.WriteByte('.')
@@ -130,11 +123,11 @@ func (c *checker) validationPath() string {
 		switch {
 		case sg.mem != nil:
 			b.WriteString(sg.mem.path)
-		case sg.isKey:
-			b.WriteString(truncate(sg.key))
+		case sg.key >= 0:
+			b.WriteString(truncate(c.p.text(sg.key)))
 			b.WriteString(".member")
 		default:
-			b.WriteString(strconv.Itoa(sg.index))
+			b.WriteString(strconv.Itoa(int(sg.index)))
 			b.WriteString(".member")
 		}
 	}
@@ -145,7 +138,7 @@ func (c *checker) validationPath() string {
 // document, for serialization errors: TagList[0].Key, Filters["states"][1].
 func (c *checker) jsonPath() string {
 	var b strings.Builder
-	for i := range c.segs {
+	for i := range c.nseg {
 		sg := &c.segs[i]
 		switch {
 		case sg.mem != nil:
@@ -153,28 +146,31 @@ func (c *checker) jsonPath() string {
 				b.WriteByte('.')
 			}
 			b.WriteString(sg.mem.name)
-		case sg.isKey:
+		case sg.key >= 0:
 			b.WriteByte('[')
-			b.WriteString(strconv.Quote(truncate(sg.key)))
+			b.WriteString(strconv.Quote(truncate(c.p.text(sg.key))))
 			b.WriteByte(']')
 		default:
 			b.WriteByte('[')
-			b.WriteString(strconv.Itoa(sg.raw))
+			b.WriteString(strconv.Itoa(int(sg.raw)))
 			b.WriteByte(']')
 		}
 	}
 	return b.String()
 }
 
-// checker walks the parse tape along the input shape.
+// checker walks the parse tape along the input shape. It lives on the
+// stack of Check; only the tape (pointer-free) is allocated on the heap.
 type checker struct {
-	p          *parser
-	segs       []segment // path of the value being checked
+	p    parser
+	segs [maxDepth]segment // path of the value being checked; the parser bounds nesting
+	nseg int
+	// violations found so far, in declaration order.
 	violations []Violation
 }
 
-func (c *checker) push(sg segment) { c.segs = append(c.segs, sg) }
-func (c *checker) pop()            { c.segs = c.segs[:len(c.segs)-1] }
+func (c *checker) push(sg segment) { c.segs[c.nseg] = sg; c.nseg++ }
+func (c *checker) pop()            { c.nseg-- }
 
 // violate records a constraint failure of the value at node i.
 func (c *checker) violate(s *shape, i int32, constraint string) {
@@ -379,7 +375,7 @@ func (c *checker) list(s *shape, i int32) *SerializationError {
 	for k := 0; k < total; k++ {
 		if c.p.tape[e].typ != nodeNull {
 			idx++
-			c.push(segment{index: idx, raw: k})
+			c.push(segment{index: int32(idx), raw: int32(k), key: -1})
 			err := c.value(s.elem, e)
 			c.pop()
 			if err != nil {
@@ -431,7 +427,7 @@ func (c *checker) mapValue(s *shape, i int32) *SerializationError {
 	for j := 0; j < total; j++ {
 		v := k + 1
 		if c.p.tape[v].typ != nodeNull {
-			c.push(segment{key: c.p.text(k), isKey: true})
+			c.push(segment{key: k})
 			err := c.value(s.value, v)
 			c.pop()
 			if err != nil {
@@ -475,7 +471,7 @@ func (c *checker) structure(s *shape, i int32) *SerializationError {
 		if vals[mi] < 0 && !mem.required {
 			continue
 		}
-		c.push(segment{mem: mem})
+		c.push(segment{mem: mem, key: -1})
 		var err *SerializationError
 		if vals[mi] < 0 {
 			c.violations = append(c.violations, newViolation(c.validationPath(), "null", "Member must not be null"))

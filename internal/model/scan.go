@@ -55,8 +55,8 @@ func (p *parser) text(i int32) []byte {
 	return p.data[nd.start:nd.end]
 }
 
-// parse parses p.data as exactly one JSON object. An empty (or all
-// whitespace) body is the empty object. It returns the root node index.
+// parse parses p.data as exactly one JSON object. An empty body is the
+// empty object. It returns the root node index.
 func (p *parser) parse() (int32, *SerializationError) {
 	if len(p.data) > math.MaxInt32 {
 		return 0, serErr("Request body is too large")
@@ -64,8 +64,7 @@ func (p *parser) parse() (int32, *SerializationError) {
 	if !utf8.Valid(p.data) {
 		return 0, serErr("Request body is not valid UTF-8")
 	}
-	p.skipWS()
-	if p.pos == len(p.data) {
+	if len(p.data) == 0 {
 		p.tape = append(p.tape, node{typ: nodeObject, next: 1})
 		return 0, nil
 	}

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
+)
+
+// decode reads a body that model.Check accepted into v, a pointer to a
+// struct whose field names are the operation's member names.
+//
+// Member names are matched exactly, as AWS does (encoding/json alone would
+// match "clusterid" to ClusterId, letting a value bypass validation, which
+// checked only the exact name). Null members are absent.
+func decode(body []byte, v any) error {
+	if len(body) == 0 {
+		return nil
+	}
+	if err := decodeExact(body, v); err != nil {
+		return &awsjson.Error{Code: awsjson.CodeSerialization, Message: "Could not decode the request body: " + err.Error()}
+	}
+	return nil
+}
+
+func decodeExact(data []byte, v any) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return err
+	}
+	rv := reflect.ValueOf(v).Elem()
+	rt := rv.Type()
+	for i := 0; i < rt.NumField(); i++ {
+		f := rt.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		raw, ok := members[f.Name]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(raw, rv.Field(i).Addr().Interface()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UnmarshalJSON matches Key and Value exactly; a null tag is marked so that
+// it is dropped, as the model's check dropped it.
+func (t *tagIn) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		t.null = true
+		return nil
+	}
+	type plain tagIn
+	var p plain
+	if err := decodeExact(b, &p); err != nil {
+		return err
+	}
+	*t = tagIn(p)
+	return nil
+}
+
+// UnmarshalJSON matches Type and Value exactly.
+func (r *retentionIn) UnmarshalJSON(b []byte) error {
+	type plain retentionIn
+	var p plain
+	if err := decodeExact(b, &p); err != nil {
+		return err
+	}
+	*r = retentionIn(p)
+	return nil
+}
+
+// present drops the empty strings that null list elements decode to.
+func present(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
