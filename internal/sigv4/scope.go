@@ -1,7 +1,7 @@
 // Package sigv4 owns AWS Signature Version 4 on the server side: reading the
 // credential scope (access key id, date, region, service) from a request's
 // Authorization header or presigned query, and, in strict mode, verifying the
-// signature against known secrets.
+// signature against known secrets (see Verifier).
 package sigv4
 
 import (
@@ -12,6 +12,9 @@ import (
 
 // Algorithm is the only signing algorithm accepted.
 const Algorithm = "AWS4-HMAC-SHA256"
+
+// Terminator is the last element of every SigV4 credential scope.
+const Terminator = "aws4_request"
 
 // ErrNoCredentials means the request carries no SigV4 authentication at all.
 var ErrNoCredentials = errors.New("sigv4: request is not signed")
@@ -49,56 +52,111 @@ type Authorization struct {
 }
 
 // MalformedError describes an Authorization header that cannot be parsed.
+// Reason is worded as AWS words the matching IncompleteSignatureException.
 type MalformedError struct{ Reason string }
 
 func (e *MalformedError) Error() string { return e.Reason }
 
 // ParseAuthorization parses "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...".
+// Components may be separated by commas and/or white space, as AWS accepts.
+// It checks, in AWS's order, that every component is a key=value pair, that
+// Credential, Signature and SignedHeaders are present, that the algorithm is
+// AWS4-HMAC-SHA256 and that the credential has five elements ending in
+// aws4_request. It does not look at dates, keys or signatures.
 func ParseAuthorization(h string) (Authorization, error) {
-	alg, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || alg != Algorithm {
-		return Authorization{}, &MalformedError{Reason: "Authorization header requires the " + Algorithm + " algorithm."}
+	f, merr := splitAuthorization(h)
+	if merr != nil {
+		return Authorization{}, merr
 	}
-	var a Authorization
-	var haveCred, haveSigned, haveSig bool
-	for _, part := range strings.Split(rest, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+	if missing := f.missing(); len(missing) > 0 {
+		return Authorization{}, &MalformedError{Reason: strings.Join(missing, " ") + " Authorization=" + h}
+	}
+	if f.algorithm != Algorithm {
+		return Authorization{}, &MalformedError{Reason: unsupportedAlgorithm(f.algorithm)}
+	}
+	s, err := parseCredential(f.credential)
+	if err != nil {
+		return Authorization{}, err
+	}
+	return Authorization{Scope: s, SignedHeaders: strings.Split(f.signedHeaders, ";"), Signature: f.signature}, nil
+}
+
+// authFields are the raw components of an Authorization header.
+type authFields struct {
+	algorithm                            string
+	credential, signedHeaders, signature string
+	haveCred, haveSigned, haveSig        bool
+}
+
+// missing lists, in AWS's order and wording, the components that are absent.
+// An empty Credential or Signature counts as absent; an empty SignedHeaders
+// does not (it fails later, on the Host check), as with AWS.
+func (f *authFields) missing() []string {
+	var m []string
+	if !f.haveCred || f.credential == "" {
+		m = append(m, "Authorization header requires 'Credential' parameter.")
+	}
+	if !f.haveSig || f.signature == "" {
+		m = append(m, "Authorization header requires 'Signature' parameter.")
+	}
+	if !f.haveSigned {
+		m = append(m, "Authorization header requires 'SignedHeaders' parameter.")
+	}
+	return m
+}
+
+func isAuthSep(r rune) bool { return r == ',' || r == ' ' || r == '\t' }
+
+// splitAuthorization splits the header into the algorithm (the first word)
+// and its key=value components. A later duplicate of a key wins, as with AWS.
+// Unknown keys are ignored.
+func splitAuthorization(h string) (authFields, *MalformedError) {
+	var f authFields
+	alg, rest := strings.TrimSpace(h), ""
+	if i := strings.IndexAny(alg, " \t"); i >= 0 {
+		alg, rest = alg[:i], alg[i+1:]
+	}
+	f.algorithm = alg
+	for _, part := range strings.FieldsFunc(rest, isAuthSep) {
+		k, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return Authorization{}, &MalformedError{Reason: "Authorization header element '" + strings.TrimSpace(part) + "' is not a key=value pair."}
+			return authFields{}, &MalformedError{Reason: "'" + part + "' not a valid key=value pair (missing equal-sign) in Authorization header: '" + h + "'."}
 		}
 		switch k {
 		case "Credential":
-			s, err := parseCredential(v)
-			if err != nil {
-				return Authorization{}, err
-			}
-			a.Scope, haveCred = s, true
+			f.credential, f.haveCred = v, true
 		case "SignedHeaders":
-			a.SignedHeaders, haveSigned = strings.Split(v, ";"), true
+			f.signedHeaders, f.haveSigned = v, true
 		case "Signature":
-			a.Signature, haveSig = v, true
+			f.signature, f.haveSig = v, true
 		}
 	}
-	var missing []string
-	if !haveCred {
-		missing = append(missing, "'Credential'")
-	}
-	if !haveSigned {
-		missing = append(missing, "'SignedHeaders'")
-	}
-	if !haveSig {
-		missing = append(missing, "'Signature'")
-	}
-	if len(missing) > 0 {
-		return Authorization{}, &MalformedError{Reason: "Authorization header requires " + strings.Join(missing, ", ") + " parameter(s)."}
-	}
-	return a, nil
+	return f, nil
 }
 
+func unsupportedAlgorithm(alg string) string {
+	return "Unsupported AWS 'algorithm': '" + alg + "' (only " + Algorithm + " for now). "
+}
+
+// credentialParts splits a credential into its five elements. Trailing
+// slashes are ignored, as AWS does.
+func credentialParts(v string) ([]string, *MalformedError) {
+	parts := strings.Split(strings.TrimRight(v, "/"), "/")
+	if len(parts) != 5 {
+		return nil, &MalformedError{Reason: "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + v + "'"}
+	}
+	return parts, nil
+}
+
+// parseCredential is the permissive reading used by ParseScope: five
+// elements, the last of which must be aws4_request.
 func parseCredential(v string) (Scope, error) {
-	parts := strings.Split(v, "/")
-	if len(parts) != 5 || parts[4] != "aws4_request" || parts[0] == "" {
-		return Scope{}, &MalformedError{Reason: "Credential should be scoped to a valid region, e.g. 'AKID/20260101/us-east-1/cloudhsm/aws4_request', got '" + v + "'."}
+	parts, merr := credentialParts(v)
+	if merr != nil {
+		return Scope{}, merr
+	}
+	if parts[4] != Terminator {
+		return Scope{}, &MalformedError{Reason: "Credential should be scoped with a valid terminator: '" + Terminator + "', not '" + parts[4] + "'. "}
 	}
 	return Scope{AccessKeyID: parts[0], Date: parts[1], Region: parts[2], Service: parts[3]}, nil
 }

@@ -1,0 +1,23 @@
+//go:build unix
+
+package network
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// ownProcessGroup makes cmd the leader of a new process group, so that
+// killProcessGroup also ends whatever it starts (moto_server may be a shim
+// that starts Python).
+func ownProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}
+
+func killProcessGroup(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
+}
