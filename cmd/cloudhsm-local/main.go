@@ -1,5 +1,6 @@
 // Command cloudhsm-local runs the AWS CloudHSM v2 control plane emulator:
 // flags and environment to configuration, signals, and nothing else.
+// `cloudhsm-local admin <command>` calls the admin API of a running server.
 package main
 
 import (
@@ -39,6 +40,8 @@ type options struct {
 	quotaClusters, quotaHsms                                          int
 	readHeaderTimeout, readTimeout, writeTimeout                      time.Duration
 	maxConns                                                          int
+	adminToken, seed                                                  string
+	pprof                                                             bool
 }
 
 func defaultDataDir() string {
@@ -49,6 +52,9 @@ func defaultDataDir() string {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "admin" {
+		return runAdmin(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("cloudhsm-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
@@ -67,8 +73,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "time allowed to write a response")
 	fs.IntVar(&o.maxConns, "max-connections", 1024, "maximum concurrent connections")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required by the admin API from every caller (default: none, and only loopback callers are allowed)")
+	fs.StringVar(&o.seed, "seed", "", "snapshot JSON file (the admin API's export format) imported at startup into an empty server")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (admin access rules apply)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: cloudhsm-local [flags]\n\nThe AWS CloudHSM v2 control plane on one machine.\nEvery flag can also be set with the environment variable CLOUDHSM_LOCAL_<FLAG> (e.g. CLOUDHSM_LOCAL_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: cloudhsm-local [flags]\n       cloudhsm-local admin <command> [flags]   (call a running server's admin API; see admin --help)\n\nThe AWS CloudHSM v2 control plane on one machine.\nEvery flag can also be set with the environment variable CLOUDHSM_LOCAL_<FLAG> (e.g. CLOUDHSM_LOCAL_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	// Environment first, flags override.
@@ -122,6 +131,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		DefaultAccount: o.account,
 		Domain:         dc,
 		Logger:         logger,
+		AdminToken:     o.adminToken,
+		SeedFile:       o.seed,
+		Pprof:          o.pprof,
 	})
 	if err != nil {
 		return err
@@ -148,7 +160,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "  point a client at it:\n")
 	fmt.Fprintf(stdout, "    aws cloudhsmv2 describe-clusters --endpoint-url %s --region us-east-1\n", endpoint)
 	fmt.Fprintf(stdout, "    export AWS_ENDPOINT_URL_CLOUDHSM_V2=%s\n", endpoint)
-	fmt.Fprintf(stdout, "  admin API: %s/_cloudhsm-local/health\n", endpoint)
+	adminAccess := "loopback callers only"
+	if o.adminToken != "" {
+		adminAccess = "bearer token required"
+	}
+	fmt.Fprintf(stdout, "  admin API: %s/_cloudhsm-local/health (%s)\n", endpoint, adminAccess)
+	fmt.Fprintf(stdout, "  metrics: %s/metrics\n", endpoint)
+	if o.pprof {
+		fmt.Fprintf(stdout, "  pprof: %s/debug/pprof/\n", endpoint)
+	}
+	if res := srv.Seeded(); res != nil {
+		fmt.Fprintf(stdout, "  seed: %s (%d clusters, %d HSMs, %d backups)\n", o.seed, res.Clusters, res.Hsms, res.Backups)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

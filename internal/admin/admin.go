@@ -1,56 +1,322 @@
 // Package admin owns the admin API of cloudhsm-local under /_cloudhsm-local/:
 // JSON over HTTP for what AWS does out of band (activating a cluster on its
-// HSM, the simulated roots) and for test control (the clock).
+// HSM, degrading and healing HSMs, the simulated roots) and for test and
+// operator control (health, reset, export and import of the whole state, the
+// clock, fault injection). It also holds a Go client of that API, used by the
+// `cloudhsm-local admin` command.
+//
+// Access: without a token only loopback callers may use the API (others get
+// 403), except GET health, which readiness probes reach from anywhere. With a
+// token every request, health included, must carry it as a bearer token (401
+// otherwise), from any address.
 package admin
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
 )
 
 // Prefix is where the admin API lives on the server's listener.
 const Prefix = "/_cloudhsm-local/"
 
-// API is the admin HTTP handler.
-type API struct {
-	svc *cloudhsm.Service
-	log *slog.Logger
-	mux *http.ServeMux
+// Body size limits.
+const (
+	maxSmallBody  = 64 << 10
+	maxImportBody = 256 << 20
+)
+
+// Options configure the admin API.
+type Options struct {
+	Service *cloudhsm.Service
+	// Faults is the injector the fault endpoints manage; nil disables them.
+	Faults *faults.Injector
+	Logger *slog.Logger
+	// DefaultAccount and DefaultRegion are the tenant of requests that name
+	// none (defaults: 123456789012, us-east-1).
+	DefaultAccount string
+	DefaultRegion  string
+	// Token, when set, is required from every caller as
+	// "Authorization: Bearer <token>", and lets non-loopback callers in.
+	Token string
 }
 
-// New returns the admin API for svc.
-func New(svc *cloudhsm.Service, log *slog.Logger) *API {
-	a := &API{svc: svc, log: log, mux: http.NewServeMux()}
-	a.mux.HandleFunc("GET "+Prefix+"health", a.health)
-	a.mux.HandleFunc("GET "+Prefix+"roots/manufacturer.pem", a.manufacturerRoot)
-	a.mux.HandleFunc("GET "+Prefix+"roots/aws.pem", a.awsRoot)
-	a.mux.HandleFunc("POST "+Prefix+"clusters/{id}/activate", a.activate)
-	a.mux.HandleFunc("GET "+Prefix+"clock", a.clockGet)
-	a.mux.HandleFunc("POST "+Prefix+"clock/advance", a.clockAdvance)
-	a.mux.HandleFunc("POST "+Prefix+"clock/freeze", a.clockFreeze)
-	a.mux.HandleFunc("POST "+Prefix+"clock/resume", a.clockResume)
+// API is the admin HTTP handler.
+type API struct {
+	svc            *cloudhsm.Service
+	faults         *faults.Injector
+	log            *slog.Logger
+	defaultAccount string
+	defaultRegion  string
+	token          string
+	mux            *http.ServeMux
+}
+
+// New returns the admin API.
+func New(o Options) *API {
+	a := &API{svc: o.Service, faults: o.Faults, log: o.Logger, defaultAccount: o.DefaultAccount, defaultRegion: o.DefaultRegion, token: o.Token, mux: http.NewServeMux()}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.defaultAccount == "" {
+		a.defaultAccount = "123456789012"
+	}
+	if a.defaultRegion == "" {
+		a.defaultRegion = "us-east-1"
+	}
+	routes := map[string]http.HandlerFunc{
+		"GET health":                  a.health,
+		"POST reset":                  a.reset,
+		"GET export":                  a.export,
+		"POST import":                 a.importSnapshot,
+		"GET roots/manufacturer.pem":  a.manufacturerRoot,
+		"GET roots/aws.pem":           a.awsRoot,
+		"POST clusters/{id}/activate": a.activate,
+		"POST hsms/degrade":           a.degrade,
+		"POST hsms/heal":              a.heal,
+		"GET clock":                   a.clockGet,
+		"POST clock/advance":          a.clockAdvance,
+		"POST clock/freeze":           a.clockFreeze,
+		"POST clock/resume":           a.clockResume,
+		"GET faults":                  a.faultsList,
+		"POST faults":                 a.faultsAdd,
+		"DELETE faults":               a.faultsClear,
+		"GET faults/{id}":             a.faultsGet,
+		"DELETE faults/{id}":          a.faultsDelete,
+	}
+	for pattern, h := range routes {
+		method, path, _ := strings.Cut(pattern, " ")
+		a.mux.HandleFunc(method+" "+Prefix+path, h)
+	}
+	a.mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Sprintf("no admin endpoint %s %s (see docs/admin-api.md)", r.Method, r.URL.Path))
+	})
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP checks access, then serves the endpoint and logs the call.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	if a.allow(sw, r) {
+		a.mux.ServeHTTP(sw, r)
+	}
+	level := slog.LevelInfo
+	if r.Method == http.MethodGet && sw.status < 400 {
+		level = slog.LevelDebug // health probes and scrapes would drown the log
+	}
+	a.log.LogAttrs(r.Context(), level, "admin request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", sw.code()),
+		slog.String("remote", r.RemoteAddr),
+		slog.Duration("duration", time.Since(start)))
+}
+
+// Guard applies the admin API's access rules to another handler (pprof).
+func (a *API) Guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.allow(w, r) {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// allow applies the access rules; it answers the refusal itself.
+func (a *API) allow(w http.ResponseWriter, r *http.Request) bool {
+	if a.token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cloudhsm-local admin"`)
+			writeErr(w, http.StatusUnauthorized, "the admin API requires the admin token: send Authorization: Bearer <token>")
+			return false
+		}
+		return true
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == Prefix+"health" {
+		return true
+	}
+	if !IsLoopback(r.RemoteAddr) {
+		writeErr(w, http.StatusForbidden, "the admin API answers only loopback callers unless the server has an admin token (--admin-token)")
+		return false
+	}
+	return true
+}
+
+// IsLoopback reports whether a request's RemoteAddr is a loopback address.
+func IsLoopback(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		addr, err2 := netip.ParseAddr(remoteAddr)
+		if err2 != nil {
+			return false
+		}
+		return addr.Unmap().IsLoopback()
+	}
+	return ap.Addr().Unmap().IsLoopback()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ---- encoding ----
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "encode response: "+err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// ErrorBody is the body of every admin API error.
+type ErrorBody struct {
+	Error string `json:"error"`
 }
 
 func writeErr(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	b, _ := json.Marshal(ErrorBody{Error: msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decode reads a JSON body strictly (unknown fields are refused). An empty
+// body leaves v untouched when optional.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any, optional bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", limit))
+			return false
+		}
+		writeErr(w, http.StatusBadRequest, "read body: "+err.Error())
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if optional {
+			return true
+		}
+		writeErr(w, http.StatusBadRequest, "a JSON body is required")
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeErr(w, http.StatusBadRequest, "invalid JSON body: more than one JSON value")
+		return false
+	}
+	return true
+}
+
+// domainErr answers a domain error: not found is 404, a refusal is
+// refusedStatus (409 for a state conflict, 400 for bad input).
+func (a *API) domainErr(w http.ResponseWriter, err error, refusedStatus int) {
+	var de *cloudhsm.Error
+	if errors.As(err, &de) {
+		status := refusedStatus
+		if de.Kind == cloudhsm.KindNotFound {
+			status = http.StatusNotFound
+		}
+		writeErr(w, status, err.Error())
+		return
+	}
+	a.log.Error("admin request failed", "err", err)
+	writeErr(w, http.StatusInternalServerError, err.Error())
+}
+
+// ---- tenancy ----
+
+var accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+
+// Tenancy names an (account, region); fields left empty take the query
+// parameters, then the server's defaults.
+type Tenancy struct {
+	Account string `json:"account,omitempty"`
+	Region  string `json:"region,omitempty"`
+}
+
+// tenant resolves the tenant of a request from the body's fields, the
+// query and the defaults, and checks it.
+func (a *API) tenant(w http.ResponseWriter, r *http.Request, body Tenancy) (cloudhsm.Tenant, bool) {
+	t := cloudhsm.Tenant{Account: body.Account, Region: body.Region}
+	if t.Account == "" {
+		t.Account = r.URL.Query().Get("account")
+	}
+	if t.Region == "" {
+		t.Region = r.URL.Query().Get("region")
+	}
+	if t.Account == "" {
+		t.Account = a.defaultAccount
+	}
+	if t.Region == "" {
+		t.Region = a.defaultRegion
+	}
+	if !accountRe.MatchString(t.Account) {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("account %q is not a 12-digit AWS account id", t.Account))
+		return t, false
+	}
+	if !cloudhsm.KnownRegion(t.Region) {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("region %q is not an AWS region", t.Region))
+		return t, false
+	}
+	return t, true
+}
+
+// ---- health, roots ----
+
+// Health is the answer of GET health.
+type Health struct {
+	Status string `json:"status"`
+	Time   string `json:"time,omitempty"`
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "time": a.svc.Clock().Now().UTC().Format(time.RFC3339Nano)})
+	writeJSON(w, http.StatusOK, Health{Status: "ok", Time: a.svc.Clock().Now().UTC().Format(time.RFC3339Nano)})
 }
 
 func (a *API) manufacturerRoot(w http.ResponseWriter, r *http.Request) {
@@ -63,39 +329,199 @@ func (a *API) awsRoot(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(a.svc.Authority().AWSRootPEM()))
 }
 
-// tenantOf reads ?account=&region= (defaults: the server's defaults).
-func tenantOf(r *http.Request) cloudhsm.Tenant {
-	t := cloudhsm.Tenant{Account: r.URL.Query().Get("account"), Region: r.URL.Query().Get("region")}
-	if t.Account == "" {
-		t.Account = "123456789012"
+// ---- reset, export, import ----
+
+// ResetResult is the answer of POST reset.
+type ResetResult struct {
+	Status string `json:"status"`
+	// Account is the account reset; empty when every account was.
+	Account string `json:"account,omitempty"`
+}
+
+func (a *API) reset(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Account string `json:"account"`
 	}
-	if t.Region == "" {
-		t.Region = "us-east-1"
+	if !decode(w, r, maxSmallBody, &in, true) {
+		return
 	}
-	return t
+	if in.Account == "" {
+		in.Account = r.URL.Query().Get("account")
+	}
+	if in.Account != "" && !accountRe.MatchString(in.Account) {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("account %q is not a 12-digit AWS account id", in.Account))
+		return
+	}
+	if err := a.svc.Reset(in.Account); err != nil {
+		a.domainErr(w, err, http.StatusBadRequest)
+		return
+	}
+	a.log.Info("admin reset", "account", in.Account)
+	writeJSON(w, http.StatusOK, ResetResult{Status: "ok", Account: in.Account})
+}
+
+func (a *API) export(w http.ResponseWriter, r *http.Request) {
+	snap, err := a.svc.Export()
+	if err != nil {
+		a.domainErr(w, err, http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, snap)
+}
+
+// ImportResult is the answer of POST import.
+type ImportResult struct {
+	Clusters int `json:"clusters"`
+	Hsms     int `json:"hsms"`
+	Backups  int `json:"backups"`
+}
+
+// Counts returns what a snapshot holds.
+func Counts(snap *cloudhsm.Snapshot) ImportResult {
+	res := ImportResult{Clusters: len(snap.Clusters), Backups: len(snap.Backups)}
+	for _, c := range snap.Clusters {
+		if c != nil {
+			res.Hsms += len(c.Hsms)
+		}
+	}
+	return res
+}
+
+// CheckSnapshot refuses what Import would trip over (nil entries).
+func CheckSnapshot(snap *cloudhsm.Snapshot) error {
+	for i, c := range snap.Clusters {
+		if c == nil {
+			return fmt.Errorf("clusters[%d] is null", i)
+		}
+		for j, h := range c.Hsms {
+			if h == nil {
+				return fmt.Errorf("clusters[%d].Hsms[%d] is null", i, j)
+			}
+		}
+	}
+	for i, b := range snap.Backups {
+		if b == nil {
+			return fmt.Errorf("backups[%d] is null", i)
+		}
+	}
+	return nil
+}
+
+func (a *API) importSnapshot(w http.ResponseWriter, r *http.Request) {
+	var snap cloudhsm.Snapshot
+	if !decode(w, r, maxImportBody, &snap, false) {
+		return
+	}
+	if err := CheckSnapshot(&snap); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid snapshot: "+err.Error())
+		return
+	}
+	res := Counts(&snap)
+	if err := a.svc.Import(&snap); err != nil {
+		a.domainErr(w, err, http.StatusBadRequest)
+		return
+	}
+	a.log.Info("admin import", "clusters", res.Clusters, "hsms", res.Hsms, "backups", res.Backups)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ---- clusters and HSMs ----
+
+// ClusterSummary is the answer of the cluster and HSM endpoints.
+type ClusterSummary struct {
+	ClusterID string       `json:"ClusterId"`
+	State     string       `json:"State"`
+	Hsms      []HsmSummary `json:"Hsms,omitempty"`
+}
+
+// HsmSummary is one HSM in a ClusterSummary.
+type HsmSummary struct {
+	HsmID string `json:"HsmId"`
+	State string `json:"State"`
+}
+
+func summary(c *cloudhsm.Cluster) ClusterSummary {
+	s := ClusterSummary{ClusterID: c.ID, State: c.State}
+	for _, h := range c.Hsms {
+		s.Hsms = append(s.Hsms, HsmSummary{HsmID: h.ID, State: h.State})
+	}
+	return s
 }
 
 func (a *API) activate(w http.ResponseWriter, r *http.Request) {
-	c, err := a.svc.Activate(tenantOf(r), r.PathValue("id"))
-	if err != nil {
-		var de *cloudhsm.Error
-		if errors.As(err, &de) {
-			status := http.StatusConflict
-			if de.Kind == cloudhsm.KindNotFound {
-				status = http.StatusNotFound
-			}
-			writeErr(w, status, de.Message)
-			return
-		}
-		writeErr(w, http.StatusInternalServerError, err.Error())
+	var in Tenancy
+	if !decode(w, r, maxSmallBody, &in, true) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"ClusterId": c.ID, "State": c.State})
+	t, ok := a.tenant(w, r, in)
+	if !ok {
+		return
+	}
+	c, err := a.svc.Activate(t, r.PathValue("id"))
+	if err != nil {
+		a.domainErr(w, err, http.StatusConflict)
+		return
+	}
+	a.log.Info("admin activate", "account", t.Account, "region", t.Region, "cluster", c.ID)
+	writeJSON(w, http.StatusOK, summary(c))
 }
 
-func (a *API) clockState() map[string]any {
+// HsmTarget names one HSM: the body of POST hsms/degrade and hsms/heal.
+type HsmTarget struct {
+	Account   string `json:"account,omitempty"`
+	Region    string `json:"region,omitempty"`
+	ClusterID string `json:"clusterId"`
+	HsmID     string `json:"hsmId"`
+}
+
+func (a *API) degrade(w http.ResponseWriter, r *http.Request) {
+	a.hsmOp(w, r, "degrade", a.svc.DegradeHsm)
+}
+
+func (a *API) heal(w http.ResponseWriter, r *http.Request) {
+	a.hsmOp(w, r, "heal", a.svc.HealHsm)
+}
+
+func (a *API) hsmOp(w http.ResponseWriter, r *http.Request, name string, op func(cloudhsm.Tenant, string, string) (*cloudhsm.Cluster, error)) {
+	var in HsmTarget
+	if !decode(w, r, maxSmallBody, &in, true) {
+		return
+	}
+	if in.ClusterID == "" {
+		in.ClusterID = r.URL.Query().Get("clusterId")
+	}
+	if in.HsmID == "" {
+		in.HsmID = r.URL.Query().Get("hsmId")
+	}
+	if in.ClusterID == "" || in.HsmID == "" {
+		writeErr(w, http.StatusBadRequest, `body must name the HSM: {"clusterId": "cluster-...", "hsmId": "hsm-..."} (account and region optional)`)
+		return
+	}
+	t, ok := a.tenant(w, r, Tenancy{Account: in.Account, Region: in.Region})
+	if !ok {
+		return
+	}
+	c, err := op(t, in.ClusterID, in.HsmID)
+	if err != nil {
+		a.domainErr(w, err, http.StatusConflict)
+		return
+	}
+	a.log.Info("admin "+name, "account", t.Account, "region", t.Region, "cluster", in.ClusterID, "hsm", in.HsmID)
+	writeJSON(w, http.StatusOK, summary(c))
+}
+
+// ---- clock ----
+
+// ClockState is the answer of the clock endpoints.
+type ClockState struct {
+	Now    string  `json:"now"`
+	Epoch  float64 `json:"epoch"`
+	Frozen bool    `json:"frozen"`
+}
+
+func (a *API) clockState() ClockState {
 	now := a.svc.Clock().Now()
-	return map[string]any{"now": now.UTC().Format(time.RFC3339Nano), "epoch": float64(now.UnixMilli()) / 1000, "frozen": a.svc.Clock().Frozen()}
+	return ClockState{Now: now.UTC().Format(time.RFC3339Nano), Epoch: float64(now.UnixMilli()) / 1000, Frozen: a.svc.Clock().Frozen()}
 }
 
 func (a *API) clockGet(w http.ResponseWriter, r *http.Request) {
@@ -106,12 +532,15 @@ func (a *API) clockAdvance(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Duration string `json:"duration"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&in); err != nil && r.URL.Query().Get("duration") == "" {
-		writeErr(w, http.StatusBadRequest, `body must be {"duration": "24h"} (a Go duration)`)
+	if !decode(w, r, maxSmallBody, &in, true) {
 		return
 	}
 	if in.Duration == "" {
 		in.Duration = r.URL.Query().Get("duration")
+	}
+	if in.Duration == "" {
+		writeErr(w, http.StatusBadRequest, `body must be {"duration": "24h"} (a Go duration)`)
+		return
 	}
 	d, err := time.ParseDuration(in.Duration)
 	if err != nil || d < 0 {
@@ -120,7 +549,7 @@ func (a *API) clockAdvance(w http.ResponseWriter, r *http.Request) {
 	}
 	a.svc.Clock().Advance(d)
 	if err := a.svc.CatchUp(); err != nil {
-		writeErr(w, http.StatusInternalServerError, err.Error())
+		a.domainErr(w, err, http.StatusInternalServerError)
 		return
 	}
 	writeJSON(w, http.StatusOK, a.clockState())
@@ -134,4 +563,93 @@ func (a *API) clockFreeze(w http.ResponseWriter, r *http.Request) {
 func (a *API) clockResume(w http.ResponseWriter, r *http.Request) {
 	a.svc.Clock().Resume()
 	writeJSON(w, http.StatusOK, a.clockState())
+}
+
+// ---- faults ----
+
+// FaultRule is the body of POST faults.
+type FaultRule struct {
+	Operation   string          `json:"operation"`
+	Account     string          `json:"account,omitempty"`
+	Region      string          `json:"region,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	Message     string          `json:"message,omitempty"`
+	Latency     faults.Duration `json:"latency,omitempty"`
+	Probability float64         `json:"probability,omitempty"`
+	Count       int             `json:"count,omitempty"`
+}
+
+// FaultList is the answer of GET faults.
+type FaultList struct {
+	Rules []faults.Rule `json:"rules"`
+}
+
+// Deleted is the answer of the DELETE endpoints.
+type Deleted struct {
+	Deleted int `json:"deleted"`
+}
+
+func (a *API) injector(w http.ResponseWriter) bool {
+	if a.faults == nil {
+		writeErr(w, http.StatusNotFound, "fault injection is not enabled on this server")
+		return false
+	}
+	return true
+}
+
+func (a *API) faultsList(w http.ResponseWriter, r *http.Request) {
+	if !a.injector(w) {
+		return
+	}
+	writeJSON(w, http.StatusOK, FaultList{Rules: a.faults.Rules()})
+}
+
+func (a *API) faultsAdd(w http.ResponseWriter, r *http.Request) {
+	if !a.injector(w) {
+		return
+	}
+	var in FaultRule
+	if !decode(w, r, maxSmallBody, &in, false) {
+		return
+	}
+	rule, err := a.faults.Add(faults.Rule{
+		Operation: in.Operation, Account: in.Account, Region: in.Region,
+		Error: in.Error, Message: in.Message, Latency: in.Latency,
+		Probability: in.Probability, Count: in.Count,
+	})
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, rule)
+}
+
+func (a *API) faultsClear(w http.ResponseWriter, r *http.Request) {
+	if !a.injector(w) {
+		return
+	}
+	writeJSON(w, http.StatusOK, Deleted{Deleted: a.faults.Clear()})
+}
+
+func (a *API) faultsGet(w http.ResponseWriter, r *http.Request) {
+	if !a.injector(w) {
+		return
+	}
+	rule, ok := a.faults.Get(r.PathValue("id"))
+	if !ok {
+		writeErr(w, http.StatusNotFound, fmt.Sprintf("no fault rule %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, rule)
+}
+
+func (a *API) faultsDelete(w http.ResponseWriter, r *http.Request) {
+	if !a.injector(w) {
+		return
+	}
+	if !a.faults.Delete(r.PathValue("id")) {
+		writeErr(w, http.StatusNotFound, fmt.Sprintf("no fault rule %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, Deleted{Deleted: 1})
 }

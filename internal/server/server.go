@@ -5,10 +5,14 @@
 package server
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +24,8 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/metrics"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
@@ -41,6 +47,16 @@ type Config struct {
 	// Clock, when nil, follows real time.
 	Clock  *clock.Clock
 	Logger *slog.Logger
+	// AdminToken, when set, is required from every admin API caller as a
+	// bearer token and lets non-loopback callers in.
+	AdminToken string
+	// SeedFile, when set, is a snapshot (the admin API's export format)
+	// imported at startup into a server that holds no clusters or backups.
+	SeedFile string
+	// Pprof mounts net/http/pprof under /debug/pprof/ (admin access rules apply).
+	Pprof bool
+	// FaultSeed seeds the fault injector's random source (0: random).
+	FaultSeed uint64
 }
 
 // DefaultAccount is the account used for non-numeric access keys.
@@ -53,6 +69,9 @@ type Server struct {
 	svc     *cloudhsm.Service
 	handler http.Handler
 	log     *slog.Logger
+	faults  *faults.Injector
+	metrics *metrics.Metrics
+	seeded  *admin.ImportResult
 }
 
 // New opens the store and starts the domain service.
@@ -68,6 +87,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var seed *cloudhsm.Snapshot
+	if cfg.SeedFile != "" {
+		// Read before opening anything: a broken seed file fails fast.
+		snap, err := ReadSnapshot(cfg.SeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
+		}
+		seed = snap
 	}
 	var st store.Store
 	if cfg.InMemory {
@@ -108,18 +136,113 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, svc: svc, log: cfg.Logger}
-	wire := awsjson.NewServer(a.Operations(), awsjson.Hooks{
+	if seed != nil {
+		if err := s.seed(cfg.SeedFile, seed); err != nil {
+			svc.Close()
+			st.Close()
+			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
+		}
+	}
+	ops := a.Operations()
+	names := make([]string, 0, len(ops))
+	for name := range ops {
+		names = append(names, name)
+	}
+	s.metrics = metrics.New(svc.Stats)
+	s.faults = faults.New(faults.Options{
+		Operations: names,
+		Seed:       cfg.FaultSeed,
+		Logger:     cfg.Logger,
+		OnInject:   s.metrics.InjectedFault,
+	})
+	wire := awsjson.NewServer(ops, awsjson.Hooks{
 		Authenticate: s.authenticate,
+		Before:       s.before,
+		Observe:      s.metrics.Observe,
 		LogAttrs: func(caller any) []slog.Attr {
 			c := caller.(*api.Caller)
 			return []slog.Attr{slog.String("account", c.Tenant.Account), slog.String("region", c.Tenant.Region)}
 		},
 	}, cfg.Logger)
+	adm := admin.New(admin.Options{
+		Service:        svc,
+		Faults:         s.faults,
+		Logger:         cfg.Logger,
+		DefaultAccount: cfg.DefaultAccount,
+		DefaultRegion:  cfg.DefaultRegion,
+		Token:          cfg.AdminToken,
+	})
 	mux := http.NewServeMux()
-	mux.Handle(admin.Prefix, admin.New(svc, cfg.Logger))
+	mux.Handle(admin.Prefix, adm)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	if cfg.Pprof {
+		mux.Handle("/debug/pprof/", adm.Guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", adm.Guard(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", adm.Guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", adm.Guard(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", adm.Guard(http.HandlerFunc(pprof.Trace)))
+	}
 	mux.Handle("/", wire)
 	s.handler = mux
 	return s, nil
+}
+
+// before is the wire's Before hook: fault injection.
+func (s *Server) before(ctx context.Context, req *awsjson.Request) error {
+	call := faults.Call{Operation: req.Operation}
+	if c, ok := req.Caller.(*api.Caller); ok {
+		call.Account, call.Region = c.Tenant.Account, c.Tenant.Region
+	}
+	return s.faults.Inject(ctx, call)
+}
+
+// seed imports the snapshot read from path into a server that holds nothing yet;
+// a server with state (a durable store from an earlier run) is left alone,
+// so restarts with the same --seed neither duplicate nor overwrite.
+func (s *Server) seed(path string, snap *cloudhsm.Snapshot) error {
+	st := s.svc.Stats()
+	if n := total(st.Clusters) + total(st.Backups); n > 0 {
+		s.log.Info("seed skipped: the store already holds resources", "seed", path, "resources", n)
+		return nil
+	}
+	res := admin.Counts(snap)
+	if err := s.svc.Import(snap); err != nil {
+		return err
+	}
+	s.seeded = &res
+	s.log.Info("seed imported", "seed", path, "clusters", res.Clusters, "hsms", res.Hsms, "backups", res.Backups)
+	return nil
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// ReadSnapshot reads a snapshot document (the admin API's export format)
+// strictly: unknown fields are refused, so typos in hand-written seed files
+// do not pass silently.
+func ReadSnapshot(path string) (*cloudhsm.Snapshot, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var snap cloudhsm.Snapshot
+	if err := dec.Decode(&snap); err != nil {
+		return nil, fmt.Errorf("decode snapshot: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("decode snapshot: more than one JSON value")
+	}
+	if err := admin.CheckSnapshot(&snap); err != nil {
+		return nil, err
+	}
+	return &snap, nil
 }
 
 // Handler returns the HTTP handler serving both APIs.
@@ -127,6 +250,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Service returns the domain service.
 func (s *Server) Service() *cloudhsm.Service { return s.svc }
+
+// Faults returns the fault injector the admin API manages.
+func (s *Server) Faults() *faults.Injector { return s.faults }
+
+// Metrics returns the server's metrics (its own Prometheus registry).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Seeded reports what the seed file imported at startup (nil when no seed
+// was imported).
+func (s *Server) Seeded() *admin.ImportResult { return s.seeded }
 
 // Close stops the scheduler and closes the store.
 func (s *Server) Close() error {
