@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sort"
 	"strconv"
@@ -72,30 +73,35 @@ const DefaultClustersPerPage = 25
 var clusterFilterKeys = []string{"clusterIds", "states", "vpcIds"}
 
 // filterQuery checks filter keys against the allowed set and returns a
-// canonical string of the filters, which pagination tokens are bound to.
+// canonical, unambiguous encoding of the operation and its filters (JSON of
+// the sorted keys and values), which pagination tokens are bound to.
 func filterQuery(op string, filters map[string][]string, allowed []string, extra ...string) (string, error) {
-	keys := make([]string, 0, len(filters))
-	for k := range filters {
+	type kv struct {
+		K string
+		V []string
+	}
+	canon := struct {
+		Op    string
+		F     []kv
+		Extra []string
+	}{Op: op, Extra: extra}
+	for k, v := range filters {
 		if !slices.Contains(allowed, k) {
 			return "", invalid("Invalid filter key '%s' for %s. Valid filter keys are: %s.", k, op, strings.Join(allowed, ", "))
 		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(op)
-	for _, k := range keys {
-		if filters[k] == nil {
+		if v == nil {
 			continue
 		}
-		vals := slices.Clone(filters[k])
+		vals := slices.Clone(v)
 		sort.Strings(vals)
-		b.WriteString("|" + k + "=" + strings.Join(vals, ","))
+		canon.F = append(canon.F, kv{k, slices.Compact(vals)})
 	}
-	for _, e := range extra {
-		b.WriteString("|" + e)
+	slices.SortFunc(canon.F, func(a, b kv) int { return strings.Compare(a.K, b.K) })
+	b, err := json.Marshal(canon)
+	if err != nil {
+		return "", err
 	}
-	return b.String(), nil
+	return string(b), nil
 }
 
 func checkEnumFilter(key string, vals, allowed []string) error {

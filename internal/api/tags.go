@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 )
 
 // DefaultTagsPerPage is ListTags' page size when MaxResults is absent.
@@ -29,9 +32,20 @@ func (a *API) untagResource(ctx context.Context, c *Caller, body []byte) (any, e
 	return nil, a.svc.UntagResource(c.Tenant, in.ResourceId, present(in.TagKeyList))
 }
 
-// maxTokenKeyBytes bounds the tag key carried in a ListTags token, so that
-// tokens stay within the model's 256-character NextToken limit.
-const maxTokenKeyBytes = 96
+// A ListTags token carries where the previous page ended: a prefix of the
+// last key (at most maxTokenKeyBytes, so tokens stay within the model's
+// 256-character NextToken limit) and a hash of the whole key, which tells
+// apart keys that share the prefix.
+const maxTokenKeyBytes = 64
+
+func tagPosition(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	prefix := key
+	if len(prefix) > maxTokenKeyBytes {
+		prefix = prefix[:maxTokenKeyBytes]
+	}
+	return append(sum[:8], prefix...)
+}
 
 func (a *API) listTags(ctx context.Context, c *Caller, body []byte) (any, error) {
 	var in struct {
@@ -43,13 +57,19 @@ func (a *API) listTags(ctx context.Context, c *Caller, body []byte) (any, error)
 		return nil, err
 	}
 	query := "ListTags|" + in.ResourceId
-	var after string
+	var after *cloudhsm.TagPosition
 	if in.NextToken != "" {
 		pos, err := a.tokens.read(in.NextToken, query, c.Tenant)
 		if err != nil {
 			return nil, err
 		}
-		after = string(pos)
+		if len(pos) < 8 {
+			return nil, invalid("The NextToken is not valid for this request: pass back the NextToken exactly as the previous response gave it, with the same filters, account and region.")
+		}
+		after = &cloudhsm.TagPosition{Prefix: string(pos[8:]), Matches: func(key string) bool {
+			sum := sha256.Sum256([]byte(key))
+			return string(sum[:8]) == string(pos[:8])
+		}}
 	}
 	tags, more, err := a.svc.ListTags(c.Tenant, in.ResourceId, after, pageSize(in.MaxResults, DefaultTagsPerPage))
 	if err != nil {
@@ -63,11 +83,7 @@ func (a *API) listTags(ctx context.Context, c *Caller, body []byte) (any, error)
 		out.TagList[i] = tagJSON{Key: t.Key, Value: t.Value}
 	}
 	if more && len(tags) > 0 {
-		last := tags[len(tags)-1].Key
-		if len(last) > maxTokenKeyBytes {
-			last = last[:maxTokenKeyBytes]
-		}
-		out.NextToken = a.tokens.make(query, c.Tenant, []byte(last))
+		out.NextToken = a.tokens.make(query, c.Tenant, tagPosition(tags[len(tags)-1].Key))
 	}
 	return out, nil
 }

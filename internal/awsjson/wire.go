@@ -187,7 +187,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 			s.writeError(w, rl, Errorf(CodeRequestTooLarge, "Request body exceeds the limit of %d bytes.", s.maxBodyBytes))
 			return
 		}
-		s.writeError(w, rl, Errorf(CodeSerialization, "Could not read the request body: %v", err))
+		rl.cause = fmt.Errorf("read body: %w", err)
+		s.writeError(w, rl, Errorf(CodeSerialization, "Could not read the whole request body: the body ended early or was not sent in time."))
 		return
 	}
 	req := &Request{Operation: op, RequestID: reqID, Body: body, HTTP: r}

@@ -45,6 +45,15 @@ func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) 
 	if len(c.Hsms) >= MaxHsmsPerCluster {
 		return nil, errf(KindInvalidRequest, "Cluster %s already has %d HSMs, the maximum number of HSMs per cluster.", c.ID, MaxHsmsPerCluster)
 	}
+	// The requested address is checked here too, so that a refused request
+	// costs no key generation.
+	if in.IPAddress != "" {
+		sn := c.subnet(in.AZ)
+		used := s.subnetAddrs(t, sn.ID)
+		if _, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, in.IPAddress); err != nil {
+			return nil, networkError(err)
+		}
+	}
 	if q := s.cfg.HsmsPerRegion; q > 0 {
 		n := 0
 		for _, oc := range s.lookupTenant(t).clusters {
@@ -90,7 +99,7 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			return err
 		}
 		sn := c.subnet(in.AZ)
-		used := c.usedAddrs()
+		used := s.subnetAddrs(t, sn.ID)
 		ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, in.IPAddress)
 		if err != nil {
 			return networkError(err)
@@ -155,14 +164,26 @@ func (c *Cluster) subnet(az string) network.Subnet {
 	return network.Subnet{}
 }
 
-func (c *Cluster) usedAddrs() map[netip.Addr]bool {
+// subnetAddrs returns the addresses that HSMs of any of the tenant's
+// clusters use in a subnet: clusters can share subnets, addresses cannot be
+// shared.
+func (s *Service) subnetAddrs(t Tenant, subnetID string) map[netip.Addr]bool {
 	used := map[netip.Addr]bool{}
-	for _, h := range c.Hsms {
-		if a, err := netip.ParseAddr(h.EniIP); err == nil {
-			used[a] = true
-		}
-		if a, err := netip.ParseAddr(h.EniIPv6); err == nil {
-			used[a] = true
+	ts := s.lookupTenant(t)
+	if ts == nil {
+		return used
+	}
+	for _, c := range ts.clusterOrder {
+		for _, h := range c.Hsms {
+			if h.SubnetID != subnetID {
+				continue
+			}
+			if a, err := netip.ParseAddr(h.EniIP); err == nil {
+				used[a] = true
+			}
+			if a, err := netip.ParseAddr(h.EniIPv6); err == nil {
+				used[a] = true
+			}
 		}
 	}
 	return used

@@ -2,8 +2,12 @@ package cloudhsm
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 )
 
 // Reset deletes every cluster and backup, of one account when account is
@@ -78,7 +82,9 @@ func (s *Service) Import(snap *Snapshot) error {
 				h.ID = newID("hsm-")
 			}
 			if h.Identity == nil {
-				id, err := s.auth.NewHSMIdentity(h.ID, s.clock.Now())
+				id, err := s.auth.NewHSMIdentityWithOptions(h.ID, s.clock.Now(), pki.IdentityOptions{
+					Partition: 1, NonFIPS: c.Mode == ModeNonFIPS, HSM1: c.HsmType == HsmTypeHsm1, KeySource: s.keys().Get,
+				})
 				if err != nil {
 					return fmt.Errorf("generate identity of %s: %w", h.ID, err)
 				}
@@ -93,7 +99,7 @@ func (s *Service) Import(snap *Snapshot) error {
 			}
 		}
 		for i, b := range snap.Backups {
-			if err := fillBackup(b, now); err != nil {
+			if err := s.fillBackup(b, now); err != nil {
 				return fmt.Errorf("backup %d (%s): %w", i, b.ID, err)
 			}
 		}
@@ -161,6 +167,65 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 		c.Hsms = []*Hsm{}
 	}
 	c.Tags = sortTags(c.Tags)
+	// In-progress states resume: their transitions fall due one delay after
+	// the import unless the snapshot says when.
+	if c.Due.IsZero() {
+		switch c.State {
+		case ClusterCreateInProgress:
+			c.Due = now.Add(s.cfg.Delays.ClusterCreate)
+		case ClusterInitializeInProgress:
+			c.Due = now.Add(s.cfg.Delays.ClusterInitialize)
+		case ClusterInitialized:
+			if !s.cfg.ManualActivation {
+				c.Due = now.Add(s.cfg.Delays.ClusterActivate)
+			}
+		case ClusterDeleteInProgress:
+			c.Due = now.Add(s.cfg.Delays.ClusterDelete)
+		case ClusterModifyInProgress:
+			c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
+		case ClusterDeleted:
+			c.Due = now.Add(s.cfg.DeletedRetention)
+		}
+	}
+	if c.State == ClusterInitializeInProgress && c.StateMessage == "" {
+		c.StateMessage = msgInitializing
+	}
+	if c.State == ClusterDeleteInProgress && c.StateMessage == "" {
+		c.StateMessage = msgDeleting
+	}
+	if c.NextBackup.IsZero() && (c.State == ClusterActive || c.State == ClusterDegraded) && len(c.Hsms) > 0 {
+		c.NextBackup = now.Add(s.cfg.BackupInterval)
+	}
+	for _, h := range c.Hsms {
+		if h.Due.IsZero() {
+			switch h.State {
+			case HsmCreateInProgress:
+				h.Due = now.Add(s.cfg.Delays.HsmCreate)
+			case HsmDeleteInProgress:
+				h.Due = now.Add(s.cfg.Delays.HsmDelete)
+			}
+		}
+		if h.EniID == "" {
+			h.EniID = network.NewENIID()
+		}
+		if h.EniIP == "" {
+			sn := c.subnet(h.AZ)
+			if !sn.CIDR.IsValid() {
+				return errf(KindInvalidRequest, "HSM %s is in Availability Zone %q, which has no subnet in the cluster's Subnets", h.ID, h.AZ)
+			}
+			used := s.subnetAddrs(c.Tenant, sn.ID)
+			for _, o := range c.Hsms {
+				if a, err := netip.ParseAddr(o.EniIP); err == nil {
+					used[a] = true
+				}
+			}
+			ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, "")
+			if err != nil {
+				return networkError(err)
+			}
+			h.EniIP = ip.String()
+		}
+	}
 	for _, h := range c.Hsms {
 		if h.State == "" {
 			h.State = HsmActive
@@ -194,7 +259,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 	return nil
 }
 
-func fillBackup(b *Backup, now time.Time) error {
+func (s *Service) fillBackup(b *Backup, now time.Time) error {
 	if b.Tenant.Account == "" || b.Tenant.Region == "" {
 		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
 	}
@@ -222,6 +287,23 @@ func fillBackup(b *Backup, now time.Time) error {
 	}
 	if b.State == BackupPendingDeletion && b.Due.IsZero() {
 		b.Due = b.DeleteTimestamp
+	}
+	if b.State == BackupCreateInProgress && b.Due.IsZero() {
+		b.Due = now.Add(s.cfg.Delays.BackupCreate)
+	}
+	if b.State == BackupDeleted && b.Due.IsZero() {
+		b.Due = now.Add(s.cfg.DeletedRetention)
+	}
+	if b.SourceBackup != "" {
+		b.IsCopy = true
+	}
+	if b.State == BackupReady && b.ExpireAt.IsZero() {
+		// Retention applies from the import on, with a day's grace, so a
+		// seeded estate is what the seed says when it is first read.
+		b.ExpireAt = s.computeExpiry(b, now)
+		if grace := now.Add(s.cfg.BackupInterval); !b.ExpireAt.IsZero() && b.ExpireAt.Before(grace) {
+			b.ExpireAt = grace
+		}
 	}
 	return nil
 }

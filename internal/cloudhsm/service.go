@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,13 +161,13 @@ func New(opts Options) (*Service, error) {
 			if err := json.Unmarshal(value, &c); err != nil {
 				return fmt.Errorf("decode cluster %s: %w", key, err)
 			}
-			s.insertCluster(&c)
+			s.loadCluster(&c)
 		case kindBackup:
 			var b Backup
 			if err := json.Unmarshal(value, &b); err != nil {
 				return fmt.Errorf("decode backup %s: %w", key, err)
 			}
-			s.insertBackup(&b)
+			s.loadBackup(&b)
 		case kindMeta:
 			s.meta[key] = string(value)
 		case kindSubnet:
@@ -183,13 +184,18 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
+	// Records load in key order; the listing order is creation order.
+	for _, ts := range s.tenants {
+		slices.SortFunc(ts.clusterOrder, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
+		slices.SortFunc(ts.backupOrder, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+	}
 	if a, ok := s.meta["authority"]; ok {
 		s.auth, err = pki.ParseAuthority([]byte(a))
 		if err != nil {
 			return nil, fmt.Errorf("load simulated roots: %w", err)
 		}
 	} else {
-		s.auth, err = pki.NewAuthority(s.clock.Now())
+		s.auth, err = processAuthority()
 		if err != nil {
 			return nil, fmt.Errorf("create simulated roots: %w", err)
 		}
@@ -215,6 +221,15 @@ func New(opts Options) (*Service, error) {
 	go s.run()
 	return s, nil
 }
+
+// processAuthority makes the simulated roots once per process. Generating
+// two RSA roots takes a few hundred milliseconds; sharing them (they are
+// immutable, and on AWS every customer shares the same roots too) is what
+// lets an in-process test server start in well under a millisecond. Each
+// data directory stores the roots it was given and keeps them from then on.
+var processAuthority = sync.OnceValues(func() (*pki.Authority, error) {
+	return pki.NewAuthority(time.Now())
+})
 
 // Close stops the scheduler. It does not close the store.
 func (s *Service) Close() {
@@ -270,6 +285,25 @@ func (s *Service) tenant(t Tenant) *tenantState {
 }
 
 func (s *Service) lookupTenant(t Tenant) *tenantState { return s.tenants[t] }
+
+// loadCluster adds a cluster read from the store; New sorts the order once
+// every record is loaded.
+func (s *Service) loadCluster(c *Cluster) {
+	ts := s.tenant(c.Tenant)
+	ts.clusters[c.ID] = c
+	ts.clusterOrder = append(ts.clusterOrder, c)
+	for _, h := range c.Hsms {
+		s.hsmIDs[h.ID] = true
+	}
+	s.seq = max(s.seq, c.Seq)
+}
+
+func (s *Service) loadBackup(b *Backup) {
+	ts := s.tenant(b.Tenant)
+	ts.backups[b.ID] = b
+	ts.backupOrder = append(ts.backupOrder, b)
+	s.seq = max(s.seq, b.Seq)
+}
 
 func (s *Service) insertCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)

@@ -70,9 +70,16 @@ func (s *Service) UntagResource(t Tenant, id string, keys []string) error {
 	})
 }
 
-// ListTags returns up to limit tags with keys after `after`, sorted by key,
-// and whether more remain.
-func (s *Service) ListTags(t Tenant, id, after string, limit int) ([]Tag, bool, error) {
+// TagPosition is where a previous ListTags page ended: the last key
+// returned starts with Prefix, and Matches recognises it.
+type TagPosition struct {
+	Prefix  string
+	Matches func(key string) bool
+}
+
+// ListTags returns up to limit tags, sorted by key, after the position (nil:
+// from the first), and whether more remain.
+func (s *Service) ListTags(t Tenant, id string, after *TagPosition, limit int) ([]Tag, bool, error) {
 	var out []Tag
 	more := false
 	err := s.read(func(time.Time) error {
@@ -80,11 +87,20 @@ func (s *Service) ListTags(t Tenant, id, after string, limit int) ([]Tag, bool, 
 		if err != nil {
 			return err
 		}
-		i, _ := slices.BinarySearchFunc(*cur, after, func(x Tag, k string) int { return strings.Compare(x.Key, k) })
-		if after != "" && i < len(*cur) && (*cur)[i].Key == after {
-			i++
+		tags := *cur
+		i := 0
+		if after != nil {
+			i, _ = slices.BinarySearchFunc(tags, after.Prefix, func(x Tag, k string) int { return strings.Compare(x.Key, k) })
+			// Skip past the key that ended the previous page. If it is gone,
+			// continue from the first key after the prefix.
+			for j := i; j < len(tags) && strings.HasPrefix(tags[j].Key, after.Prefix); j++ {
+				if after.Matches(tags[j].Key) {
+					i = j + 1
+					break
+				}
+			}
 		}
-		rest := (*cur)[i:]
+		rest := tags[i:]
 		if len(rest) > limit {
 			rest, more = rest[:limit], true
 		}

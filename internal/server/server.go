@@ -82,6 +82,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DefaultRegion == "" {
 		cfg.DefaultRegion = "us-east-1"
 	}
+	if cfg.Domain == (cloudhsm.Config{}) {
+		cfg.Domain = cloudhsm.DefaultConfig()
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.New()
 	}
