@@ -10,6 +10,7 @@ package cloudhsmlocal
 
 import (
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 )
 
 // DefaultAccount and DefaultRegion are what AWSConfig uses unless told otherwise.
@@ -48,6 +51,9 @@ type options struct {
 	delay            time.Duration
 	quotaClusters    int
 	quotaHsms        int
+	credentials      sigv4.StaticCredentials
+	ec2              *network.EC2Config
+	adminToken       string
 }
 
 // Option configures Start.
@@ -85,6 +91,35 @@ func WithQuotas(clusters, hsms int) Option {
 	return func(o *options) { o.quotaClusters, o.quotaHsms = clusters, hsms }
 }
 
+// Credential is an access key that strict authentication accepts.
+type Credential struct {
+	AccessKeyID, SecretAccessKey, Account string
+}
+
+// WithStrictAuth turns on strict SigV4 authentication: only requests
+// signed by one of these keys are served, and the caller's account is the
+// key's. Signatures are checked against the server's clock, so combine it
+// with WithRealClock or WithStartTime(time.Now()) for SDK clients.
+func WithStrictAuth(creds ...Credential) Option {
+	return func(o *options) {
+		o.credentials = sigv4.StaticCredentials{}
+		for _, c := range creds {
+			o.credentials[c.AccessKeyID] = sigv4.Credential{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Account: c.Account}
+		}
+	}
+}
+
+// WithEC2Endpoint looks subnets up with EC2 DescribeSubnets at endpoint (a
+// moto_server or LocalStack), signing with the given credentials.
+func WithEC2Endpoint(endpoint, accessKeyID, secretAccessKey string) Option {
+	return func(o *options) {
+		o.ec2 = &network.EC2Config{Endpoint: endpoint, AccessKeyID: accessKeyID, SecretAccessKey: secretAccessKey}
+	}
+}
+
+// WithAdminToken requires a bearer token on the admin API.
+func WithAdminToken(token string) Option { return func(o *options) { o.adminToken = token } }
+
 // Start starts a server and registers its shutdown with t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
@@ -115,20 +150,30 @@ func New(opts ...Option) (*Server, error) {
 		dc.DeletedRetention = o.deletedRetention
 	}
 	dc.ClustersPerRegion, dc.HsmsPerRegion = o.quotaClusters, o.quotaHsms
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		DataDir:      o.dataDir,
 		InMemory:     o.dataDir == "",
 		TopologyFile: o.topology,
 		Domain:       dc,
 		Clock:        ck,
 		Logger:       o.logger,
-	})
+		EC2:          o.ec2,
+		AdminToken:   o.adminToken,
+	}
+	if o.credentials != nil {
+		cfg.Credentials = o.credentials
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	hs := httptest.NewServer(srv.Handler())
 	return &Server{URL: hs.URL, srv: srv, http: hs, clock: ck}, nil
 }
+
+// Handler returns the server's HTTP handler (the CloudHSM API, the admin
+// API under /_cloudhsm-local/ and /metrics), for embedding it elsewhere.
+func (s *Server) Handler() http.Handler { return s.srv.Handler() }
 
 // Close stops the server and closes its store.
 func (s *Server) Close() {

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +22,9 @@ import (
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 )
 
 // DefaultListen is the default listen address (not LocalStack's 4566 nor moto's 5000).
@@ -42,6 +46,9 @@ type options struct {
 	maxConns                                                          int
 	adminToken, seed                                                  string
 	pprof                                                             bool
+	auth, credentials                                                 string
+	ec2Endpoint, ec2AccessKey, ec2SecretKey                           string
+	ec2CacheTTL                                                       time.Duration
 }
 
 func defaultDataDir() string {
@@ -76,6 +83,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token required by the admin API from every caller (default: none, and only loopback callers are allowed)")
 	fs.StringVar(&o.seed, "seed", "", "snapshot JSON file (the admin API's export format) imported at startup into an empty server")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (admin access rules apply)")
+	fs.StringVar(&o.auth, "auth", "permissive", "authentication: permissive (any signature; account from a 12-digit access key id) or strict (SigV4 verified against --credentials)")
+	fs.StringVar(&o.credentials, "credentials", "", `JSON file of credentials for --auth strict: {"credentials":[{"accessKeyId":"...","secretAccessKey":"...","account":"111122223333"}]}`)
+	fs.StringVar(&o.ec2Endpoint, "ec2-endpoint", "", "look subnets up with EC2 DescribeSubnets at this endpoint (moto, LocalStack) instead of learning them")
+	fs.StringVar(&o.ec2AccessKey, "ec2-access-key-id", "test", "access key id that signs calls to --ec2-endpoint")
+	fs.StringVar(&o.ec2SecretKey, "ec2-secret-access-key", "test", "secret access key that signs calls to --ec2-endpoint")
+	fs.DurationVar(&o.ec2CacheTTL, "ec2-cache-ttl", 30*time.Second, "how long subnets looked up in EC2 are cached")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: cloudhsm-local [flags]\n       cloudhsm-local admin <command> [flags]   (call a running server's admin API; see admin --help)\n\nThe AWS CloudHSM v2 control plane on one machine.\nEvery flag can also be set with the environment variable CLOUDHSM_LOCAL_<FLAG> (e.g. CLOUDHSM_LOCAL_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -103,7 +116,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// One log line per request: buffered, so a line does not cost a write
+	// system call, and flushed ten times a second and at exit.
+	logOut := server.NewLogWriter(stderr, 100*time.Millisecond)
+	defer logOut.Close()
+	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 
 	dc := cloudhsm.DefaultConfig()
 	switch o.profile {
@@ -124,7 +141,38 @@ func run(args []string, stdout, stderr io.Writer) error {
 	dc.ClustersPerRegion = o.quotaClusters
 	dc.HsmsPerRegion = o.quotaHsms
 
+	var creds sigv4.Credentials
+	switch o.auth {
+	case "permissive":
+		if o.credentials != "" {
+			return errors.New("--credentials is used only with --auth strict")
+		}
+	case "strict":
+		if o.credentials == "" {
+			return errors.New("--auth strict needs --credentials FILE")
+		}
+		c, err := sigv4.LoadCredentialsFile(o.credentials)
+		if err != nil {
+			return fmt.Errorf("--credentials: %w", err)
+		}
+		creds = c
+		if o.adminToken == "" {
+			// Strict mode never leaves the admin API open: without a token
+			// given, one is made and printed.
+			o.adminToken = randomToken()
+			fmt.Fprintf(stdout, "cloudhsm-local: --auth strict without --admin-token: the admin API token is %s\n", o.adminToken)
+		}
+	default:
+		return fmt.Errorf("--auth must be permissive or strict, got %q", o.auth)
+	}
+	var ec2 *network.EC2Config
+	if o.ec2Endpoint != "" {
+		ec2 = &network.EC2Config{Endpoint: o.ec2Endpoint, AccessKeyID: o.ec2AccessKey, SecretAccessKey: o.ec2SecretKey, CacheTTL: o.ec2CacheTTL}
+	}
+
 	srv, err := server.New(server.Config{
+		Credentials:    creds,
+		EC2:            ec2,
 		DataDir:        o.dataDir,
 		InMemory:       o.inMemory,
 		TopologyFile:   o.topology,
@@ -156,7 +204,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	endpoint := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "cloudhsm-local listening on %s\n", endpoint)
 	fmt.Fprintf(stdout, "  data: %s\n", srv.Describe())
-	fmt.Fprintf(stdout, "  auth: permissive (any signature is accepted; the account comes from a 12-digit access key id, else %s)\n", o.account)
+	if srv.Strict() {
+		fmt.Fprintf(stdout, "  auth: strict (SigV4 signatures are verified against %s; the account is the key's)\n", o.credentials)
+	} else {
+		fmt.Fprintf(stdout, "  auth: permissive (any signature is accepted; the account comes from a 12-digit access key id, else %s)\n", o.account)
+	}
+	switch {
+	case o.ec2Endpoint != "":
+		fmt.Fprintf(stdout, "  subnets: looked up in EC2 at %s\n", o.ec2Endpoint)
+	case o.topology != "":
+		fmt.Fprintf(stdout, "  subnets: declared in %s\n", o.topology)
+	default:
+		fmt.Fprintf(stdout, "  subnets: learned on first sight\n")
+	}
 	fmt.Fprintf(stdout, "  point a client at it:\n")
 	fmt.Fprintf(stdout, "    aws cloudhsmv2 describe-clusters --endpoint-url %s --region us-east-1\n", endpoint)
 	fmt.Fprintf(stdout, "    export AWS_ENDPOINT_URL_CLOUDHSM_V2=%s\n", endpoint)
@@ -189,4 +249,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

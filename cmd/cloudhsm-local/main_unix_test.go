@@ -32,7 +32,7 @@ func TestServeAndShutdown(t *testing.T) {
 	var endpoint string
 	var banner []string
 	timeout := time.After(60 * time.Second)
-	for endpoint == "" || len(banner) < 9 {
+	for endpoint == "" || !strings.Contains(strings.Join(banner, "\n"), "seed: ") {
 		select {
 		case l, ok := <-lines:
 			if !ok {

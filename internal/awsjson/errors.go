@@ -28,6 +28,7 @@ const (
 	CodeUnsupportedMediaType    = "UnsupportedMediaTypeException"
 	CodeMethodNotAllowed        = "MethodNotAllowedException"
 	CodeServiceUnavailableFault = "ServiceUnavailableException"
+	CodeAccessDeniedAuth        = "AccessDeniedException"
 )
 
 // statusByCode is the one table that maps every error code to its HTTP
@@ -51,6 +52,7 @@ var statusByCode = map[string]int{
 	CodeInvalidSignature:        http.StatusBadRequest,
 	CodeIncompleteSignature:     http.StatusBadRequest,
 	CodeUnsupportedMediaType:    http.StatusUnsupportedMediaType,
+	CodeAccessDeniedAuth:        http.StatusForbidden,
 	CodeMethodNotAllowed:        http.StatusMethodNotAllowed,
 	CodeServiceUnavailableFault: http.StatusServiceUnavailable,
 }

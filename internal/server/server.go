@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/api"
@@ -57,6 +56,13 @@ type Config struct {
 	Pprof bool
 	// FaultSeed seeds the fault injector's random source (0: random).
 	FaultSeed uint64
+	// Credentials, when set, turns on strict authentication: every request
+	// must carry a valid SigV4 signature by one of these keys, and the
+	// caller's account is the key's account.
+	Credentials sigv4.Credentials
+	// EC2, when set, looks subnets up in a neighbouring EC2 API (moto,
+	// LocalStack) instead of learning them.
+	EC2 *network.EC2Config
 }
 
 // DefaultAccount is the account used for non-numeric access keys.
@@ -72,6 +78,8 @@ type Server struct {
 	faults  *faults.Injector
 	metrics *metrics.Metrics
 	seeded  *admin.ImportResult
+	// verifier is set in strict mode.
+	verifier *sigv4.Verifier
 }
 
 // New opens the store and starts the domain service.
@@ -116,8 +124,18 @@ func New(cfg Config) (*Server, error) {
 		}
 		st = b
 	}
+	if cfg.TopologyFile != "" && cfg.EC2 != nil {
+		st.Close()
+		return nil, errors.New("a topology file and an EC2 endpoint cannot both declare the subnets: choose one")
+	}
 	var net network.Provider
-	if cfg.TopologyFile != "" {
+	if cfg.EC2 != nil {
+		ec2cfg := *cfg.EC2
+		if ec2cfg.Logger == nil {
+			ec2cfg.Logger = cfg.Logger
+		}
+		net = network.NewEC2(ec2cfg)
+	} else if cfg.TopologyFile != "" {
 		topo, err := network.LoadTopology(cfg.TopologyFile)
 		if err != nil {
 			st.Close()
@@ -139,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, svc: svc, log: cfg.Logger}
+	if cfg.Credentials != nil {
+		s.verifier = &sigv4.Verifier{Creds: cfg.Credentials, Service: "cloudhsm", Now: cfg.Clock.Now, ValidRegion: cloudhsm.KnownRegion}
+	}
 	if seed != nil {
 		if err := s.seed(cfg.SeedFile, seed); err != nil {
 			svc.Close()
@@ -272,9 +293,26 @@ func (s *Server) Close() error {
 
 var accountID = regexp.MustCompile(`^[0-9]{12}$`)
 
-// authenticate is the permissive mode: any signature is accepted; the
-// region comes from the credential scope, the account from the access key.
+// authenticate identifies the caller. In strict mode the signature must
+// verify against a known key, whose account is the caller's.
 func (s *Server) authenticate(r *http.Request, body []byte) (any, error) {
+	if s.verifier != nil {
+		cred, scope, err := s.verifier.Verify(r, body)
+		if err != nil {
+			var ae *sigv4.AuthError
+			if errors.As(err, &ae) {
+				return nil, &awsjson.Error{Code: ae.Code, Message: ae.Message}
+			}
+			return nil, err
+		}
+		return &api.Caller{Tenant: cloudhsm.Tenant{Account: cred.Account, Region: scope.Region}, AccessKeyID: cred.AccessKeyID}, nil
+	}
+	return s.permissive(r)
+}
+
+// permissive accepts any signature: the region comes from the credential
+// scope, the account from the access key.
+func (s *Server) permissive(r *http.Request) (any, error) {
 	scope, err := sigv4.ParseScope(r)
 	if errors.Is(err, sigv4.ErrNoCredentials) {
 		return &api.Caller{Tenant: cloudhsm.Tenant{Account: s.cfg.DefaultAccount, Region: s.cfg.DefaultRegion}}, nil
@@ -296,6 +334,9 @@ func (s *Server) authenticate(r *http.Request, body []byte) (any, error) {
 	return &api.Caller{Tenant: cloudhsm.Tenant{Account: account, Region: scope.Region}, AccessKeyID: scope.AccessKeyID}, nil
 }
 
+// Strict reports whether requests must carry valid signatures.
+func (s *Server) Strict() bool { return s.verifier != nil }
+
 // Describe tells where a running server keeps its data, for the startup banner.
 func (s *Server) Describe() string {
 	if s.cfg.InMemory {
@@ -303,5 +344,3 @@ func (s *Server) Describe() string {
 	}
 	return strings.TrimSpace(filepath.Join(s.cfg.DataDir, "state.db"))
 }
-
-var _ = time.Second
