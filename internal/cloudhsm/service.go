@@ -227,8 +227,11 @@ func New(opts Options) (*Service, error) {
 // immutable, and on AWS every customer shares the same roots too) is what
 // lets an in-process test server start in well under a millisecond. Each
 // data directory stores the roots it was given and keeps them from then on.
+//
+// The roots are dated from 2020 (valid for twenty years), so that they are
+// valid whatever time a test server's clock starts at.
 var processAuthority = sync.OnceValues(func() (*pki.Authority, error) {
-	return pki.NewAuthority(time.Now())
+	return pki.NewAuthority(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
 })
 
 // Close stops the scheduler. It does not close the store.
