@@ -26,6 +26,7 @@ type API struct {
 	model    *model.Model
 	tokens   tokens
 	clusters *clusterCache
+	pages    *pagePool
 }
 
 // New returns the API for svc.
@@ -34,7 +35,7 @@ func New(svc *cloudhsm.Service) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load service model: %w", err)
 	}
-	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}, clusters: newClusterCache(20000)}, nil
+	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}, clusters: newClusterCache(20000), pages: &pagePool{}}, nil
 }
 
 type handlerFunc func(a *API, ctx context.Context, c *Caller, body []byte) (any, error)

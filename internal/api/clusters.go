@@ -144,9 +144,10 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 		}
 	}
 	f := cloudhsm.ClusterFilter{IDs: in.Filters["clusterIds"], VpcIDs: in.Filters["vpcIds"], States: in.Filters["states"]}
-	// The page is assembled from each cluster's cached JSON.
-	buf := make([]byte, 0, 16<<10)
-	buf = append(buf, `{"Clusters":[`...)
+	// The page is assembled from each cluster's cached JSON, in a buffer
+	// the wire hands back to the pool once written.
+	page := a.pages.get()
+	buf := append(page.b[:0], `{"Clusters":[`...)
 	n := 0
 	var encErr error
 	next, err := a.svc.VisitClusters(c.Tenant, f, after, pageSize(in.MaxResults, DefaultClustersPerPage), func(cl *cloudhsm.Cluster) {
@@ -165,6 +166,7 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 		err = encErr
 	}
 	if err != nil {
+		page.Release()
 		return nil, err
 	}
 	buf = append(buf, ']')
@@ -174,7 +176,8 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 		buf = append(buf, '"')
 	}
 	buf = append(buf, '}')
-	return buf, nil
+	page.b = buf
+	return page, nil
 }
 
 func (a *API) modifyCluster(ctx context.Context, c *Caller, body []byte) (any, error) {

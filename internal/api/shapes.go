@@ -132,7 +132,7 @@ func clusterToJSON(c *cloudhsm.Cluster) clusterJSON {
 		SourceBackupId:            c.SourceBackupID,
 		State:                     c.State,
 		StateMessage:              c.StateMessage,
-		SubnetMapping:             c.SubnetMapping,
+		SubnetMapping:             c.SubnetMapping(),
 		VpcId:                     c.VpcID,
 		NetworkType:               c.NetworkType,
 		TagList:                   tagsJSON(c.Tags),

@@ -47,6 +47,13 @@ type Request struct {
 // error becomes CloudHsmInternalFailureException).
 type Handler func(ctx context.Context, req *Request) (any, error)
 
+// PooledBody is a response body whose memory the wire hands back (Release)
+// once it is written, so hot paths can reuse their buffers.
+type PooledBody interface {
+	Bytes() []byte
+	Release()
+}
+
 // Operations is the routing table: operation name to handler.
 type Operations map[string]Handler
 
@@ -239,6 +246,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, rl *requestLog, status int, v 
 	switch v := v.(type) {
 	case nil:
 		body = emptyObject
+	case PooledBody:
+		body = v.Bytes()
+		defer v.Release()
 	case json.RawMessage:
 		body = v
 	case []byte:

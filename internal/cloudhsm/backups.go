@@ -32,7 +32,7 @@ func (s *Service) takeBackup(c *Cluster, at time.Time, p *pending) *Backup {
 	s.scheduleBackup(b)
 	p.backup(b)
 	c.NextBackup = at.Add(s.cfg.BackupInterval)
-	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID})
+	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID}, &c.queuedBackup)
 	return b
 }
 

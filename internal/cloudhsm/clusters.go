@@ -114,16 +114,12 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 			State:         ClusterCreateInProgress,
 			Created:       now,
 			RetentionDays: in.RetentionDays,
-			SubnetMapping: map[string]string{},
 			Subnets:       subnets,
 			VpcID:         vpc,
 			SecurityGroup: sg,
 			Tags:          sortTags(in.Tags),
 			Due:           now.Add(s.cfg.Delays.ClusterCreate),
 			Hsms:          []*Hsm{},
-		}
-		for _, sn := range subnets {
-			c.SubnetMapping[sn.AZ] = sn.ID
 		}
 		if in.SourceBackupID != "" {
 			b, err := s.findRestorableBackup(t, in.SourceBackupID)

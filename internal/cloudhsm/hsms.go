@@ -22,10 +22,10 @@ func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := c.SubnetMapping[in.AZ]; !ok {
-		azs := make([]string, 0, len(c.SubnetMapping))
-		for az := range c.SubnetMapping {
-			azs = append(azs, az)
+	if sn := c.subnet(in.AZ); sn.ID == "" {
+		azs := make([]string, 0, len(c.Subnets))
+		for _, sn := range c.Subnets {
+			azs = append(azs, sn.AZ)
 		}
 		slices.Sort(azs)
 		return nil, errf(KindInvalidRequest, "Availability Zone %s is not mapped to a subnet of cluster %s; use one of: %v.", in.AZ, c.ID, azs)
@@ -86,7 +86,7 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 		Partition: 1,
 		NonFIPS:   mode == ModeNonFIPS,
 		HSM1:      hsmType == HsmTypeHsm1,
-		KeySource: s.keys().Get,
+		KeySource: s.newKey,
 	})
 	if err != nil {
 		s.releaseHsmID(id)
@@ -124,7 +124,7 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			h.EniIPv6 = ip6.String()
 		}
 		c.Hsms = append(c.Hsms, h)
-		s.schedule(event{at: h.Due, kind: evHsm, tenant: t, id: c.ID, hsm: h.ID})
+		s.scheduleHsm(c, h)
 		p.cluster(c)
 		hc := *h
 		out = &hc
@@ -277,7 +277,7 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 		h.State = HsmDeleteInProgress
 		h.StateMessage = ""
 		h.Due = now.Add(s.cfg.Delays.HsmDelete)
-		s.schedule(event{at: h.Due, kind: evHsm, tenant: t, id: c.ID, hsm: h.ID})
+		s.scheduleHsm(c, h)
 		p.cluster(c)
 		id = h.ID
 		return nil

@@ -83,7 +83,7 @@ func (s *Service) Import(snap *Snapshot) error {
 			}
 			if h.Identity == nil {
 				id, err := s.auth.NewHSMIdentityWithOptions(h.ID, s.clock.Now(), pki.IdentityOptions{
-					Partition: 1, NonFIPS: c.Mode == ModeNonFIPS, HSM1: c.HsmType == HsmTypeHsm1, KeySource: s.keys().Get,
+					Partition: 1, NonFIPS: c.Mode == ModeNonFIPS, HSM1: c.HsmType == HsmTypeHsm1, KeySource: s.newKey,
 				})
 				if err != nil {
 					return fmt.Errorf("generate identity of %s: %w", h.ID, err)
@@ -107,6 +107,7 @@ func (s *Service) Import(snap *Snapshot) error {
 			if ts := s.lookupTenant(c.Tenant); ts != nil {
 				if old := ts.clusters[c.ID]; old != nil {
 					s.removeCluster(old)
+					p.dropCluster(old)
 				}
 			}
 			c.Seq = s.nextSeq()
@@ -118,6 +119,7 @@ func (s *Service) Import(snap *Snapshot) error {
 			if ts := s.lookupTenant(b.Tenant); ts != nil {
 				if old := ts.backups[b.ID]; old != nil {
 					s.removeBackup(old)
+					p.dropBackup(old)
 				}
 			}
 			b.Seq = s.nextSeq()
@@ -156,12 +158,6 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 	}
 	if c.RetentionDays == 0 {
 		c.RetentionDays = DefaultRetentionDays
-	}
-	if c.SubnetMapping == nil {
-		c.SubnetMapping = map[string]string{}
-		for _, sn := range c.Subnets {
-			c.SubnetMapping[sn.AZ] = sn.ID
-		}
 	}
 	if c.Hsms == nil {
 		c.Hsms = []*Hsm{}
@@ -240,7 +236,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 			h.StateMessage = msgHsmCreated
 		}
 		if h.SubnetID == "" {
-			h.SubnetID = c.SubnetMapping[h.AZ]
+			h.SubnetID = c.subnet(h.AZ).ID
 		}
 	}
 	if c.State == ClusterUninitialized && c.Csr == "" {

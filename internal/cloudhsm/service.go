@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
@@ -86,7 +87,6 @@ type Service struct {
 	tenants map[Tenant]*tenantState
 	hsmIDs  map[string]bool // HSM ids in use anywhere
 	events  eventHeap
-	queued  map[eventKey]bool // events in the heap, so none is queued twice
 	// nextDue is the unix-nano time of the earliest event (MaxInt64 when none),
 	// read without the lock to skip catch-up on the read path.
 	nextDue atomic.Int64
@@ -95,15 +95,26 @@ type Service struct {
 
 	keyPoolOnce sync.Once
 	keyPool     *pki.KeyPool
+	// keygen lets one request at a time generate keys, so that concurrent
+	// CreateHsm calls leave a core free for every other request.
+	keygen chan struct{}
 
 	stop chan struct{}
 	done chan struct{}
 }
 
+// newKey returns an RSA key for an HSM identity: from the pool when one is
+// ready, else generated here, one request at a time.
+func (s *Service) newKey() (*rsa.PrivateKey, error) {
+	s.keygen <- struct{}{}
+	defer func() { <-s.keygen }()
+	return s.keys().Get()
+}
+
 // keys returns the pool of pre-generated HSM keys, started on first use so
 // that servers which never create an HSM spend no CPU on keys.
 func (s *Service) keys() *pki.KeyPool {
-	s.keyPoolOnce.Do(func() { s.keyPool = pki.NewKeyPool(4) })
+	s.keyPoolOnce.Do(func() { s.keyPool = pki.NewKeyPool(2) })
 	return s.keyPool
 }
 
@@ -142,8 +153,8 @@ func New(opts Options) (*Service, error) {
 		log:     opts.Logger,
 		tenants: map[Tenant]*tenantState{},
 		hsmIDs:  map[string]bool{},
-		queued:  map[eventKey]bool{},
 		meta:    map[string]string{},
+		keygen:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -157,17 +168,17 @@ func New(opts Options) (*Service, error) {
 	err := s.store.Load(func(kind, key string, value []byte) error {
 		switch kind {
 		case kindCluster:
-			var c Cluster
-			if err := json.Unmarshal(value, &c); err != nil {
+			c, err := decodeCluster(value)
+			if err != nil {
 				return fmt.Errorf("decode cluster %s: %w", key, err)
 			}
-			s.loadCluster(&c)
+			s.loadCluster(c)
 		case kindBackup:
-			var b Backup
-			if err := json.Unmarshal(value, &b); err != nil {
+			b, err := decodeBackup(value)
+			if err != nil {
 				return fmt.Errorf("decode backup %s: %w", key, err)
 			}
-			s.loadBackup(&b)
+			s.loadBackup(b)
 		case kindMeta:
 			s.meta[key] = string(value)
 		case kindSubnet:
@@ -189,33 +200,33 @@ func New(opts Options) (*Service, error) {
 		slices.SortFunc(ts.clusterOrder, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
 		slices.SortFunc(ts.backupOrder, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
 	}
+	var meta []store.Mutation
 	if a, ok := s.meta["authority"]; ok {
 		s.auth, err = pki.ParseAuthority([]byte(a))
 		if err != nil {
 			return nil, fmt.Errorf("load simulated roots: %w", err)
 		}
 	} else {
-		s.auth, err = processAuthority()
+		roots, err := processAuthority()
 		if err != nil {
 			return nil, fmt.Errorf("create simulated roots: %w", err)
 		}
-		b, err := s.auth.MarshalBinary()
-		if err != nil {
-			return nil, fmt.Errorf("encode simulated roots: %w", err)
-		}
-		if err := s.store.Submit([]store.Mutation{{Kind: kindMeta, Key: "authority", Value: b}})(); err != nil {
-			return nil, fmt.Errorf("save simulated roots: %w", err)
-		}
-		s.meta["authority"] = string(b)
+		s.auth = roots.auth
+		// The roots and the token secret go to the store in one group.
+		meta = append(meta, store.Mutation{Kind: kindMeta, Key: "authority", Value: roots.encoded})
+		s.meta["authority"] = string(roots.encoded)
 	}
 	if _, ok := s.meta["token-secret"]; !ok {
 		secret := make([]byte, 32)
 		_, _ = rand.Read(secret)
 		v := fmt.Sprintf("%x", secret)
-		if err := s.store.Submit([]store.Mutation{{Kind: kindMeta, Key: "token-secret", Value: []byte(v)}})(); err != nil {
-			return nil, fmt.Errorf("save token secret: %w", err)
-		}
+		meta = append(meta, store.Mutation{Kind: kindMeta, Key: "token-secret", Value: []byte(v)})
 		s.meta["token-secret"] = v
+	}
+	if len(meta) > 0 {
+		if err := s.store.Submit(meta)(); err != nil {
+			return nil, fmt.Errorf("save simulated roots and token secret: %w", err)
+		}
 	}
 	s.scheduleAll()
 	go s.run()
@@ -230,9 +241,19 @@ func New(opts Options) (*Service, error) {
 //
 // The roots are dated from 2020 (valid for twenty years), so that they are
 // valid whatever time a test server's clock starts at.
-var processAuthority = sync.OnceValues(func() (*pki.Authority, error) {
-	return pki.NewAuthority(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+var processAuthority = sync.OnceValues(func() (processRoots, error) {
+	a, err := pki.NewAuthority(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return processRoots{}, err
+	}
+	b, err := a.MarshalBinary()
+	return processRoots{auth: a, encoded: b}, err
 })
+
+type processRoots struct {
+	auth    *pki.Authority
+	encoded []byte
+}
 
 // Close stops the scheduler. It does not close the store.
 func (s *Service) Close() {
@@ -395,30 +416,27 @@ type pending struct{ muts []store.Mutation }
 
 func (p *pending) cluster(c *Cluster) {
 	c.Version++
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic(fmt.Sprintf("encode cluster: %v", err))
-	}
-	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.ID), Value: b})
+	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq), Value: encodeCluster(c)})
 }
 
 func (p *pending) dropCluster(c *Cluster) {
-	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.ID)})
+	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq)})
 }
 
 func (p *pending) backup(b *Backup) {
-	v, err := json.Marshal(b)
-	if err != nil {
-		panic(fmt.Sprintf("encode backup: %v", err))
-	}
-	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.ID), Value: v})
+	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq), Value: encodeBackup(b)})
 }
 
 func (p *pending) dropBackup(b *Backup) {
-	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.ID)})
+	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq)})
 }
 
-func recordKey(t Tenant, id string) string { return t.Account + "/" + t.Region + "/" + id }
+// recordKey keys a record by its tenant and creation sequence number, so
+// new records append at the end of the store's B+tree instead of landing on
+// random pages (random keys cost about three times as much per commit).
+func recordKey(t Tenant, seq uint64) string {
+	return t.Account + "/" + t.Region + "/" + fmt.Sprintf("%016x", seq)
+}
 
 // submit enqueues the collected mutations (under the lock) and returns the
 // wait for durability.
@@ -498,21 +516,14 @@ func (h *eventHeap) Pop() any {
 	return x
 }
 
-type eventKey struct {
-	at     int64
-	kind   eventKind
-	tenant Tenant
-	id     string
-	hsm    string
-}
-
-func (e event) key() eventKey { return eventKey{e.at.UnixNano(), e.kind, e.tenant, e.id, e.hsm} }
-
-func (s *Service) schedule(e event) {
-	if e.at.IsZero() || s.queued[e.key()] {
+// schedule queues an event unless the same one is already queued: marker
+// is the resource's record of the time it last queued for this kind of
+// event (apply clears it when the event fires).
+func (s *Service) schedule(e event, marker *time.Time) {
+	if e.at.IsZero() || marker.Equal(e.at) {
 		return
 	}
-	s.queued[e.key()] = true
+	*marker = e.at
 	heap.Push(&s.events, e)
 	s.updateNextDue()
 }
@@ -539,16 +550,20 @@ func (s *Service) scheduleAll() {
 }
 
 func (s *Service) scheduleCluster(c *Cluster) {
-	s.schedule(event{at: c.Due, kind: evCluster, tenant: c.Tenant, id: c.ID})
-	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID})
+	s.schedule(event{at: c.Due, kind: evCluster, tenant: c.Tenant, id: c.ID}, &c.queuedDue)
+	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID}, &c.queuedBackup)
 	for _, h := range c.Hsms {
-		s.schedule(event{at: h.Due, kind: evHsm, tenant: c.Tenant, id: c.ID, hsm: h.ID})
+		s.scheduleHsm(c, h)
 	}
 }
 
+func (s *Service) scheduleHsm(c *Cluster, h *Hsm) {
+	s.schedule(event{at: h.Due, kind: evHsm, tenant: c.Tenant, id: c.ID, hsm: h.ID}, &h.queuedDue)
+}
+
 func (s *Service) scheduleBackup(b *Backup) {
-	s.schedule(event{at: b.Due, kind: evBackup, tenant: b.Tenant, id: b.ID})
-	s.schedule(event{at: b.ExpireAt, kind: evBackupExpire, tenant: b.Tenant, id: b.ID})
+	s.schedule(event{at: b.Due, kind: evBackup, tenant: b.Tenant, id: b.ID}, &b.queuedDue)
+	s.schedule(event{at: b.ExpireAt, kind: evBackupExpire, tenant: b.Tenant, id: b.ID}, &b.queuedExpire)
 }
 
 // run wakes at the earliest due event (or when the clock moves) and applies
@@ -602,7 +617,6 @@ func (s *Service) CatchUp() error {
 func (s *Service) catchUpLocked(now time.Time, p *pending) {
 	for len(s.events) > 0 && !s.events[0].at.After(now) {
 		e := heap.Pop(&s.events).(event)
-		delete(s.queued, e.key())
 		s.apply(e, p)
 	}
 	s.updateNextDue()
@@ -613,31 +627,51 @@ func (s *Service) apply(e event, p *pending) {
 	if ts == nil {
 		return
 	}
+	fired := func(marker *time.Time) {
+		if marker.Equal(e.at) {
+			*marker = time.Time{}
+		}
+	}
 	switch e.kind {
 	case evCluster:
-		if c := ts.clusters[e.id]; c != nil && c.Due.Equal(e.at) {
-			s.advanceCluster(ts, c, e.at, p)
+		if c := ts.clusters[e.id]; c != nil {
+			fired(&c.queuedDue)
+			if c.Due.Equal(e.at) {
+				s.advanceCluster(ts, c, e.at, p)
+			}
 		}
 	case evClusterBackup:
-		if c := ts.clusters[e.id]; c != nil && c.NextBackup.Equal(e.at) {
-			s.scheduledBackup(c, e.at, p)
+		if c := ts.clusters[e.id]; c != nil {
+			fired(&c.queuedBackup)
+			if c.NextBackup.Equal(e.at) {
+				s.scheduledBackup(c, e.at, p)
+			}
 		}
 	case evHsm:
 		if c := ts.clusters[e.id]; c != nil {
 			for _, h := range c.Hsms {
-				if h.ID == e.hsm && h.Due.Equal(e.at) {
-					s.advanceHsm(c, h, e.at, p)
+				if h.ID == e.hsm {
+					fired(&h.queuedDue)
+					if h.Due.Equal(e.at) {
+						s.advanceHsm(c, h, e.at, p)
+					}
 					break
 				}
 			}
 		}
 	case evBackup:
-		if b := ts.backups[e.id]; b != nil && b.Due.Equal(e.at) {
-			s.advanceBackup(ts, b, e.at, p)
+		if b := ts.backups[e.id]; b != nil {
+			fired(&b.queuedDue)
+			if b.Due.Equal(e.at) {
+				s.advanceBackup(ts, b, e.at, p)
+			}
 		}
 	case evBackupExpire:
-		if b := ts.backups[e.id]; b != nil && b.ExpireAt.Equal(e.at) {
-			s.expireBackup(ts, b, e.at, p)
+		if b := ts.backups[e.id]; b != nil {
+			fired(&b.queuedExpire)
+			if b.ExpireAt.Equal(e.at) {
+				s.expireBackup(ts, b, e.at, p)
+			}
 		}
 	}
 }

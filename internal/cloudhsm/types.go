@@ -97,8 +97,7 @@ type Cluster struct {
 	StateMessage   string
 	Created        time.Time
 	RetentionDays  int
-	SubnetMapping  map[string]string // AZ -> subnet id; never mutated after creation
-	Subnets        []network.Subnet  // never mutated after creation
+	Subnets        []network.Subnet // never mutated after creation
 	VpcID          string
 	SecurityGroup  string
 	SourceBackupID string
@@ -125,6 +124,18 @@ type Cluster struct {
 	Partition int
 	// StateBeforeDegraded is the state to return to when healed.
 	StateBeforeDegraded string
+
+	// The times for which events are queued (see Service.schedule).
+	queuedDue, queuedBackup time.Time
+}
+
+// SubnetMapping returns the cluster's map from Availability Zone to subnet.
+func (c *Cluster) SubnetMapping() map[string]string {
+	m := make(map[string]string, len(c.Subnets))
+	for _, sn := range c.Subnets {
+		m[sn.AZ] = sn.ID
+	}
+	return m
 }
 
 // Hsm is one HSM of a cluster.
@@ -141,6 +152,8 @@ type Hsm struct {
 	Created      time.Time
 	Due          time.Time
 	Identity     *pki.HSMIdentity
+
+	queuedDue time.Time
 }
 
 // Backup is a CloudHSM backup.
@@ -175,6 +188,8 @@ type Backup struct {
 	RetentionDays int
 	// ExpireAt is when retention next considers this backup (zero: never).
 	ExpireAt time.Time
+
+	queuedDue, queuedExpire time.Time
 }
 
 // ARN returns the backup's ARN.

@@ -330,6 +330,9 @@ func (b *Bolt) commit(batch []*pending) error {
 							return fmt.Errorf("create bucket %q: %w", m.Kind, err)
 						}
 					}
+					// Keys mostly grow (records are keyed by creation
+					// order): pack pages fuller than bbolt's default half.
+					bk.FillPercent = 0.9
 					buckets[m.Kind] = bk
 				}
 				if m.Value == nil {

@@ -1,0 +1,135 @@
+package cloudhsm
+
+import (
+	"encoding/json"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// fill sets every field reachable from v to a distinct non-zero value, so
+// that a field the codec forgets fails the round trip.
+func fill(t *testing.T, v reflect.Value, n *int) {
+	*n++
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("s" + string(rune('a'+*n%26)) + string(rune('a'+*n/26%26)))
+	case reflect.Int, reflect.Int64:
+		v.SetInt(int64(*n))
+	case reflect.Uint64:
+		v.SetUint(uint64(*n) + 1000)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(t, v.Elem(), n)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := 0; i < 2; i++ {
+			fill(t, s.Index(i), n)
+		}
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(t, k, n)
+		fill(t, e, n)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Struct:
+		switch v.Type() {
+		case reflect.TypeOf(time.Time{}):
+			v.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, 5, *n*1000, time.UTC)))
+			return
+		case reflect.TypeOf(netip.Prefix{}):
+			v.Set(reflect.ValueOf(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(*n), 0, 0}), 24)))
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				fill(t, v.Field(i), n)
+			}
+		}
+	default:
+		t.Fatalf("fill: unhandled kind %s", v.Kind())
+	}
+}
+
+func TestClusterCodecRoundTrip(t *testing.T) {
+	var c Cluster
+	n := 0
+	fill(t, reflect.ValueOf(&c).Elem(), &n)
+	got, err := decodeCluster(encodeCluster(&c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, &c) {
+		a, _ := json.Marshal(&c)
+		b, _ := json.Marshal(got)
+		t.Fatalf("round trip differs:\nwant %s\ngot  %s", a, b)
+	}
+}
+
+func TestBackupCodecRoundTrip(t *testing.T) {
+	var b Backup
+	n := 0
+	fill(t, reflect.ValueOf(&b).Elem(), &n)
+	got, err := decodeBackup(encodeBackup(&b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, &b) {
+		t.Fatalf("round trip differs:\nwant %+v\ngot  %+v", b, *got)
+	}
+}
+
+func TestCodecReadsJSONRecords(t *testing.T) {
+	c := &Cluster{ID: "cluster-aaaaaaaaaaa", Tenant: Tenant{"111122223333", "us-east-1"}, State: ClusterActive}
+	b, _ := json.Marshal(c)
+	got, err := decodeCluster(b)
+	if err != nil || got.ID != c.ID || got.State != ClusterActive {
+		t.Fatalf("%v %+v", err, got)
+	}
+}
+
+func TestCodecRefusesDamagedRecords(t *testing.T) {
+	var c Cluster
+	n := 0
+	fill(t, reflect.ValueOf(&c).Elem(), &n)
+	enc := encodeCluster(&c)
+	for cut := 0; cut < len(enc); cut += 7 {
+		if _, err := decodeCluster(enc[:cut]); err == nil {
+			t.Fatalf("a record cut at %d of %d bytes decoded", cut, len(enc))
+		}
+	}
+	if _, err := decodeCluster(append(enc, 0)); err == nil {
+		t.Fatal("trailing bytes accepted")
+	}
+}
+
+func FuzzDecodeCluster(f *testing.F) {
+	var c Cluster
+	n := 0
+	fill(&testing.T{}, reflect.ValueOf(&c).Elem(), &n)
+	f.Add(encodeCluster(&c))
+	f.Add([]byte{formatCluster1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeCluster(b)
+		_, _ = decodeBackup(b)
+	})
+}
+
+func BenchmarkDecodeCluster(b *testing.B) {
+	var c Cluster
+	n := 0
+	fill(&testing.T{}, reflect.ValueOf(&c).Elem(), &n)
+	c.Hsms = nil
+	data := encodeCluster(&c)
+	b.ReportMetric(float64(len(data)), "bytes/record")
+	for b.Loop() {
+		if _, err := decodeCluster(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
