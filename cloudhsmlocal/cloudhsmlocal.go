@@ -219,8 +219,18 @@ func (s *Server) Activate(account, region, clusterID string) error {
 // ManufacturerRootPEM and AWSRootPEM are the simulated roots that HSM
 // certificates chain to.
 func (s *Server) ManufacturerRootPEM() string {
-	return s.srv.Service().Authority().ManufacturerRootPEM()
+	a, err := s.srv.Service().Authority()
+	if err != nil {
+		panic("cloudhsmlocal: simulated roots: " + err.Error())
+	}
+	return a.ManufacturerRootPEM()
 }
 
 // AWSRootPEM is the simulated AWS CloudHSM root certificate.
-func (s *Server) AWSRootPEM() string { return s.srv.Service().Authority().AWSRootPEM() }
+func (s *Server) AWSRootPEM() string {
+	a, err := s.srv.Service().Authority()
+	if err != nil {
+		panic("cloudhsmlocal: simulated roots: " + err.Error())
+	}
+	return a.AWSRootPEM()
+}

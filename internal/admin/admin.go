@@ -136,7 +136,9 @@ func (a *API) Guard(h http.Handler) http.Handler {
 // allow applies the access rules; it answers the refusal itself.
 func (a *API) allow(w http.ResponseWriter, r *http.Request) bool {
 	if a.token != "" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The scheme name is case-insensitive (RFC 9110).
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cloudhsm-local admin"`)
 			writeErr(w, http.StatusUnauthorized, "the admin API requires the admin token: send Authorization: Bearer <token>")
@@ -321,12 +323,22 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) manufacturerRoot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write([]byte(a.svc.Authority().ManufacturerRootPEM()))
+	roots, err := a.svc.Authority()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	_, _ = w.Write([]byte(roots.ManufacturerRootPEM()))
 }
 
 func (a *API) awsRoot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write([]byte(a.svc.Authority().AWSRootPEM()))
+	roots, err := a.svc.Authority()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	_, _ = w.Write([]byte(roots.AWSRootPEM()))
 }
 
 // ---- reset, export, import ----

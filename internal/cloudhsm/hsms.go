@@ -82,7 +82,12 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 	id := s.reserveHsmID()
 	// Key generation is slow (two RSA 2048 keys): it runs outside the lock,
 	// with keys the pool generated ahead of time when it can.
-	identity, err := s.auth.NewHSMIdentityWithOptions(id, s.clock.Now(), pki.IdentityOptions{
+	auth, err := s.Authority()
+	if err != nil {
+		s.releaseHsmID(id)
+		return nil, err
+	}
+	identity, err := auth.NewHSMIdentityWithOptions(id, s.clock.Now(), pki.IdentityOptions{
 		Partition: 1,
 		NonFIPS:   mode == ModeNonFIPS,
 		HSM1:      hsmType == HsmTypeHsm1,

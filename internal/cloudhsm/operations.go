@@ -82,7 +82,11 @@ func (s *Service) Import(snap *Snapshot) error {
 				h.ID = newID("hsm-")
 			}
 			if h.Identity == nil {
-				id, err := s.auth.NewHSMIdentityWithOptions(h.ID, s.clock.Now(), pki.IdentityOptions{
+				auth, err := s.Authority()
+				if err != nil {
+					return err
+				}
+				id, err := auth.NewHSMIdentityWithOptions(h.ID, s.clock.Now(), pki.IdentityOptions{
 					Partition: 1, NonFIPS: c.Mode == ModeNonFIPS, HSM1: c.HsmType == HsmTypeHsm1, KeySource: s.newKey,
 				})
 				if err != nil {

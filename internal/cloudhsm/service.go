@@ -76,12 +76,13 @@ func DefaultConfig() Config {
 
 // Service owns all state. It is safe for concurrent use.
 type Service struct {
-	cfg   Config
-	clock *clock.Clock
-	store store.Store
-	net   network.Provider
-	auth  *pki.Authority
-	log   *slog.Logger
+	cfg    Config
+	clock  *clock.Clock
+	store  store.Store
+	net    network.Provider
+	authMu sync.Mutex
+	auth   *pki.Authority // see Authority
+	log    *slog.Logger
 
 	mu      sync.RWMutex
 	tenants map[Tenant]*tenantState
@@ -201,21 +202,6 @@ func New(opts Options) (*Service, error) {
 		slices.SortFunc(ts.backupOrder, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
 	}
 	var meta []store.Mutation
-	if a, ok := s.meta["authority"]; ok {
-		s.auth, err = pki.ParseAuthority([]byte(a))
-		if err != nil {
-			return nil, fmt.Errorf("load simulated roots: %w", err)
-		}
-	} else {
-		roots, err := processAuthority()
-		if err != nil {
-			return nil, fmt.Errorf("create simulated roots: %w", err)
-		}
-		s.auth = roots.auth
-		// The roots and the token secret go to the store in one group.
-		meta = append(meta, store.Mutation{Kind: kindMeta, Key: "authority", Value: roots.encoded})
-		s.meta["authority"] = string(roots.encoded)
-	}
 	if _, ok := s.meta["token-secret"]; !ok {
 		secret := make([]byte, 32)
 		_, _ = rand.Read(secret)
@@ -270,7 +256,41 @@ func (s *Service) Close() {
 }
 
 // Authority returns the simulated roots.
-func (s *Service) Authority() *pki.Authority { return s.auth }
+//
+// The roots are made (or parsed from the store) on first use, not at
+// startup: two RSA key generations would cost a server start a hundred
+// milliseconds or more.
+func (s *Service) Authority() (*pki.Authority, error) {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	if s.auth != nil {
+		return s.auth, nil
+	}
+	s.mu.RLock()
+	stored, ok := s.meta["authority"]
+	s.mu.RUnlock()
+	if ok {
+		a, err := pki.ParseAuthority([]byte(stored))
+		if err != nil {
+			return nil, fmt.Errorf("load simulated roots: %w", err)
+		}
+		s.auth = a
+		return a, nil
+	}
+	roots, err := processAuthority()
+	if err != nil {
+		return nil, fmt.Errorf("create simulated roots: %w", err)
+	}
+	s.mu.Lock()
+	wait := s.store.Submit([]store.Mutation{{Kind: kindMeta, Key: "authority", Value: roots.encoded}})
+	s.meta["authority"] = string(roots.encoded)
+	s.mu.Unlock()
+	if err := wait(); err != nil {
+		return nil, fmt.Errorf("save simulated roots: %w", err)
+	}
+	s.auth = roots.auth
+	return s.auth, nil
+}
 
 // TokenSecret returns the persistent secret that pagination tokens are
 // signed with.
