@@ -91,6 +91,8 @@ type Service struct {
 	// nextDue is the unix-nano time of the earliest event (MaxInt64 when none),
 	// read without the lock to skip catch-up on the read path.
 	nextDue atomic.Int64
+	// loading is set while scheduleAll queues the loaded resources' events.
+	loading bool
 	seq     uint64
 	meta    map[string]string
 
@@ -169,13 +171,13 @@ func New(opts Options) (*Service, error) {
 	err := s.store.Load(func(kind, key string, value []byte) error {
 		switch kind {
 		case kindCluster:
-			c, err := decodeCluster(value)
+			c, err := decodeOwnedCluster(value)
 			if err != nil {
 				return fmt.Errorf("decode cluster %s: %w", key, err)
 			}
 			s.loadCluster(c)
 		case kindBackup:
-			b, err := decodeBackup(value)
+			b, err := decodeOwnedBackup(value)
 			if err != nil {
 				return fmt.Errorf("decode backup %s: %w", key, err)
 			}
@@ -544,6 +546,10 @@ func (s *Service) schedule(e event, marker *time.Time) {
 		return
 	}
 	*marker = e.at
+	if s.loading {
+		s.events = append(s.events, e) // scheduleAll heapifies once
+		return
+	}
 	heap.Push(&s.events, e)
 	s.updateNextDue()
 }
@@ -556,16 +562,20 @@ func (s *Service) updateNextDue() {
 	s.nextDue.Store(s.events[0].at.UnixNano())
 }
 
+// scheduleAll queues the events of every loaded resource, building the heap
+// in one pass.
 func (s *Service) scheduleAll() {
-	for t, ts := range s.tenants {
-		for _, c := range ts.clusters {
+	s.loading = true
+	for _, ts := range s.tenants {
+		for _, c := range ts.clusterOrder {
 			s.scheduleCluster(c)
 		}
-		for _, b := range ts.backups {
+		for _, b := range ts.backupOrder {
 			s.scheduleBackup(b)
 		}
-		_ = t
 	}
+	s.loading = false
+	heap.Init(&s.events)
 	s.updateNextDue()
 }
 
