@@ -7,8 +7,10 @@ import (
 	"crypto/rsa"
 	"encoding/base32"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -168,20 +170,15 @@ func New(opts Options) (*Service, error) {
 		s.cfg.BackupInterval = 24 * time.Hour
 	}
 	learned, _ := s.net.(*network.Learned)
+	// Records are collected first and decoded on every core: decoding is
+	// most of a large store's startup.
+	var clusterRecs, backupRecs []loadedRecord
 	err := s.store.Load(func(kind, key string, value []byte) error {
 		switch kind {
 		case kindCluster:
-			c, err := decodeOwnedCluster(value)
-			if err != nil {
-				return fmt.Errorf("decode cluster %s: %w", key, err)
-			}
-			s.loadCluster(c)
+			clusterRecs = append(clusterRecs, loadedRecord{key, value})
 		case kindBackup:
-			b, err := decodeOwnedBackup(value)
-			if err != nil {
-				return fmt.Errorf("decode backup %s: %w", key, err)
-			}
-			s.loadBackup(b)
+			backupRecs = append(backupRecs, loadedRecord{key, value})
 		case kindMeta:
 			s.meta[key] = string(value)
 		case kindSubnet:
@@ -197,6 +194,20 @@ func New(opts Options) (*Service, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
+	}
+	clusters, err := decodeAll(clusterRecs, "cluster", decodeOwnedCluster)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	backups, err := decodeAll(backupRecs, "backup", decodeOwnedBackup)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	for _, c := range clusters {
+		s.loadCluster(c)
+	}
+	for _, b := range backups {
+		s.loadBackup(b)
 	}
 	// Records load in key order; the listing order is creation order.
 	for _, ts := range s.tenants {
@@ -331,6 +342,35 @@ func (s *Service) tenant(t Tenant) *tenantState {
 }
 
 func (s *Service) lookupTenant(t Tenant) *tenantState { return s.tenants[t] }
+
+type loadedRecord struct {
+	key   string
+	value []byte
+}
+
+// decodeAll decodes records on every core, keeping their order.
+func decodeAll[T any](recs []loadedRecord, what string, decode func([]byte) (T, error)) ([]T, error) {
+	out := make([]T, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), 1+len(recs)/1000)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(recs); i += workers {
+				v, err := decode(recs[i].value)
+				if err != nil {
+					errs[w] = fmt.Errorf("decode %s %s: %w", what, recs[i].key, err)
+					return
+				}
+				out[i] = v
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
 
 // loadCluster adds a cluster read from the store; New sorts the order once
 // every record is loaded.
