@@ -12,7 +12,7 @@ import (
 // clusters is answered by copying bytes. It is bounded: when full it starts
 // over.
 type clusterCache struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	max     int
 	entries map[string]cachedCluster
 }
@@ -29,9 +29,9 @@ func newClusterCache(max int) *clusterCache {
 
 // encode returns c's JSON, from the cache when c has not changed.
 func (cc *clusterCache) encode(c *cloudhsm.Cluster) ([]byte, error) {
-	cc.mu.Lock()
+	cc.mu.RLock()
 	e, ok := cc.entries[c.ID]
-	cc.mu.Unlock()
+	cc.mu.RUnlock()
 	if ok && e.version == c.Version && e.tenant == c.Tenant {
 		return e.json, nil
 	}

@@ -15,7 +15,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
@@ -291,7 +290,18 @@ func (s *Server) Close() error {
 	return s.store.Close()
 }
 
-var accountID = regexp.MustCompile(`^[0-9]{12}$`)
+// isAccountID reports whether an access key id is a 12-digit account id.
+func isAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // authenticate identifies the caller. In strict mode the signature must
 // verify against a known key, whose account is the caller's.
@@ -328,7 +338,7 @@ func (s *Server) permissive(r *http.Request) (any, error) {
 		return nil, awsjson.Errorf(awsjson.CodeUnrecognizedClient, "The security token included in the request is invalid: region '%s' in the credential scope is not an AWS region.", scope.Region)
 	}
 	account := s.cfg.DefaultAccount
-	if accountID.MatchString(scope.AccessKeyID) {
+	if isAccountID(scope.AccessKeyID) {
 		account = scope.AccessKeyID
 	}
 	return &api.Caller{Tenant: cloudhsm.Tenant{Account: account, Region: scope.Region}, AccessKeyID: scope.AccessKeyID}, nil

@@ -32,6 +32,9 @@ type Scope struct {
 // not verify anything.
 func ParseScope(r *http.Request) (Scope, error) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
+		if sc, ok := quickScope(auth); ok {
+			return sc, nil
+		}
 		a, err := ParseAuthorization(auth)
 		if err != nil {
 			return Scope{}, err
@@ -42,6 +45,63 @@ func ParseScope(r *http.Request) (Scope, error) {
 		return parseCredential(cred)
 	}
 	return Scope{}, ErrNoCredentials
+}
+
+// quickScope reads the credential scope of a well-formed header the way
+// every SDK writes it ("AWS4-HMAC-SHA256 Credential=K/D/R/S/aws4_request,
+// SignedHeaders=..., Signature=..."), without splitting the whole header:
+// this runs on every request in permissive mode. Anything else is left to
+// ParseAuthorization and its exact error messages.
+func quickScope(h string) (Scope, bool) {
+	rest, ok := strings.CutPrefix(h, Algorithm+" Credential=")
+	if !ok {
+		return Scope{}, false
+	}
+	end := strings.IndexByte(rest, ',')
+	if end < 0 {
+		return Scope{}, false
+	}
+	cred, tail := rest[:end], rest[end+1:]
+	// The tail must be exactly " SignedHeaders=<list>, Signature=<hex>"
+	// (the space after each comma optional).
+	tail, ok = strings.CutPrefix(strings.TrimPrefix(tail, " "), "SignedHeaders=")
+	if !ok {
+		return Scope{}, false
+	}
+	comma := strings.IndexByte(tail, ',')
+	if comma <= 0 || !plainToken(tail[:comma]) {
+		return Scope{}, false
+	}
+	sig, ok := strings.CutPrefix(strings.TrimPrefix(tail[comma+1:], " "), "Signature=")
+	if !ok || sig == "" || strings.Trim(sig, "0123456789abcdef") != "" {
+		return Scope{}, false
+	}
+	if !plainToken(cred) {
+		return Scope{}, false
+	}
+	var parts [5]string
+	for i := 0; i < 4; i++ {
+		j := strings.IndexByte(cred, '/')
+		if j <= 0 {
+			return Scope{}, false
+		}
+		parts[i], cred = cred[:j], cred[j+1:]
+	}
+	if cred != Terminator {
+		return Scope{}, false
+	}
+	return Scope{AccessKeyID: parts[0], Date: parts[1], Region: parts[2], Service: parts[3]}, true
+}
+
+// plainToken reports whether s has only printable, non-space ASCII other
+// than '=' and ','.
+func plainToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '=' || c == ',' {
+			return false
+		}
+	}
+	return true
 }
 
 // Authorization is a parsed SigV4 Authorization header.
