@@ -63,10 +63,13 @@ type Option func(*options)
 func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
 
 // WithRealClock makes the server's clock follow real time (it still can be advanced).
-// By default the clock is frozen and moves only with Advance.
+// By default the clock is frozen at the time Start was called and moves
+// only with Advance.
 func WithRealClock() Option { return func(o *options) { o.realClock = true } }
 
-// WithStartTime sets the frozen clock's starting time.
+// WithStartTime sets the frozen clock's starting time (default: now).
+// Certificates given to InitializeCluster are checked against the server's
+// clock, so a CA made by the test should be valid at this time.
 func WithStartTime(t time.Time) Option { return func(o *options) { o.start = t } }
 
 // WithManualActivation keeps INITIALIZED clusters there until Activate.
@@ -133,7 +136,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 // New starts a server without a testing.TB; call Close when done.
 func New(opts ...Option) (*Server, error) {
-	o := options{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), logger: slog.New(slog.DiscardHandler)}
+	o := options{start: time.Now().UTC().Truncate(time.Millisecond), logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}

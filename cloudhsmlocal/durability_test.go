@@ -156,7 +156,7 @@ func TestDurabilityRestartSameClock(t *testing.T) {
 	dir := t.TempDir()
 	f := buildDurableState(t, dir)
 
-	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir))
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(firstStart))
 	// The new clock starts at 2026-01-01 00:00:00 again; c5 is due at
 	// +1.5s and c4's deletion at +1.5s.
 	checkRestored(t, srv, f, map[string]types.ClusterState{
@@ -237,7 +237,7 @@ func TestDurabilityNextTokenAcrossRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	f := buildDurableState(t, dir)
-	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir))
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(firstStart))
 	out, err := client(srv).DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{MaxResults: aws.Int32(2), NextToken: aws.String(f.token)})
 	if err != nil {
 		t.Fatalf("token from before the restart: %v", err)
@@ -261,6 +261,7 @@ func TestManyServersSideBySide(t *testing.T) {
 				opts = append(opts, cloudhsmlocal.WithDataDir(t.TempDir()))
 			}
 			srv := cloudhsmlocal.Start(t, opts...)
+			started := srv.Now()
 			c := client(srv)
 			n := i%4 + 1
 			var want []string
@@ -289,9 +290,9 @@ func TestManyServersSideBySide(t *testing.T) {
 					t.Errorf("server %d: tags %s", i, tagString(cl.TagList))
 				}
 			}
-			wantNow := firstStart
+			wantNow := started
 			if i%2 == 0 {
-				wantNow = firstStart.Add(time.Duration(i+1) * time.Second)
+				wantNow = started.Add(time.Duration(i+1) * time.Second)
 			}
 			if !srv.Now().Equal(wantNow) {
 				t.Errorf("server %d clock %v, want %v", i, srv.Now(), wantNow)

@@ -361,7 +361,7 @@ func TestWireErrorStatusFromSDKOperations(t *testing.T) {
 // {}, the retention value a JSON string, timestamps JSON numbers.
 func TestWireCreateAndDescribeJSON(t *testing.T) {
 	t.Parallel()
-	srv := cloudhsmlocal.Start(t)
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithStartTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 	sns := subnets(2)
 
 	// An empty account: Clusters is [], not null or absent.
