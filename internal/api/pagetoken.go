@@ -42,7 +42,7 @@ func (t tokens) make(query string, tenant cloudhsm.Tenant, pos []byte) string {
 // by make for the same query and tenant.
 func (t tokens) read(token, query string, tenant cloudhsm.Tenant) ([]byte, error) {
 	bad := invalid("The NextToken is not valid for this request: pass back the NextToken exactly as the previous response gave it, with the same filters, account and region.")
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) < 1+16 || b[0] != tokenVersion {
 		return nil, bad
 	}
