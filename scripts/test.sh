@@ -16,3 +16,22 @@ fi
 
 go vet ./...
 go test -race -count=1 -timeout 40m ./...
+
+# Every fuzz target runs for a short while on top of its kept corpus
+# (testdata/fuzz/ in each package). FUZZTIME=0 skips this step.
+FUZZTIME="${FUZZTIME:-5s}"
+if [ "$FUZZTIME" != "0" ]; then
+  while read -r pkg target; do
+    echo "fuzz: $target in $pkg for $FUZZTIME"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+  done <<'TARGETS'
+./internal/model FuzzCheck
+./internal/model FuzzPatternMatch
+./internal/cloudhsm FuzzDecodeCluster
+./internal/api FuzzPageToken
+./internal/pki FuzzVerifyInitialization
+./internal/sigv4 FuzzParseAuthorization
+./internal/sigv4 FuzzVerify
+./internal/sigv4 FuzzQuickScope
+TARGETS
+fi

@@ -24,7 +24,7 @@ type cachedCluster struct {
 }
 
 func newClusterCache(max int) *clusterCache {
-	return &clusterCache{max: max, entries: make(map[string]cachedCluster, 64)}
+	return &clusterCache{max: max, entries: make(map[string]cachedCluster)}
 }
 
 // encode returns c's JSON, from the cache when c has not changed.
@@ -41,7 +41,7 @@ func (cc *clusterCache) encode(c *cloudhsm.Cluster) ([]byte, error) {
 	}
 	cc.mu.Lock()
 	if len(cc.entries) >= cc.max {
-		cc.entries = make(map[string]cachedCluster, 64)
+		cc.entries = make(map[string]cachedCluster)
 	}
 	cc.entries[c.ID] = cachedCluster{version: c.Version, tenant: c.Tenant, json: b}
 	cc.mu.Unlock()

@@ -8,6 +8,7 @@ package metrics
 import (
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,14 +66,21 @@ func New(stats func() cloudhsm.Stats) *Metrics {
 			Help:      "Faults injected by the admin API's rules, by operation and error code (latency for delay-only rules).",
 		}, []string{"operation", "error"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.faults,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	m.reg.MustRegister(m.requests, m.duration, m.faults)
 	if stats != nil {
 		m.reg.MustRegister(&resourceCollector{stats: stats})
 	}
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	// The Go and process collectors are registered at the first scrape:
+	// building them is most of what a new in-process server costs, and
+	// most test servers are never scraped.
+	var once sync.Once
+	exposition := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	m.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() {
+			m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		})
+		exposition.ServeHTTP(w, r)
+	})
 	return m
 }
 
