@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -237,6 +238,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	// Hand the memory that loading the store used and no longer needs back
+	// to the system, once serving has started.
+	go debug.FreeOSMemory()
 	select {
 	case err := <-errc:
 		return err

@@ -114,7 +114,7 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 			State:         ClusterCreateInProgress,
 			Created:       now,
 			RetentionDays: in.RetentionDays,
-			Subnets:       subnets,
+			Subnets:       s.internSubnets(subnets),
 			VpcID:         vpc,
 			SecurityGroup: sg,
 			Tags:          sortTags(in.Tags),

@@ -95,8 +95,12 @@ type Service struct {
 	nextDue atomic.Int64
 	// loading is set while scheduleAll queues the loaded resources' events.
 	loading bool
-	seq     uint64
-	meta    map[string]string
+	// subnetSets holds one shared, never-mutated copy of each distinct set
+	// of subnets: clusters often share their subnets, and 100,000 clusters
+	// would otherwise hold 100,000 copies.
+	subnetSets map[string][][]network.Subnet
+	seq        uint64
+	meta       map[string]string
 
 	keyPoolOnce sync.Once
 	keyPool     *pki.KeyPool
@@ -343,6 +347,26 @@ func (s *Service) tenant(t Tenant) *tenantState {
 
 func (s *Service) lookupTenant(t Tenant) *tenantState { return s.tenants[t] }
 
+// internSubnets returns the shared copy of a set of subnets (callers hold
+// the write lock, or are loading).
+func (s *Service) internSubnets(sns []network.Subnet) []network.Subnet {
+	if len(sns) == 0 {
+		return sns
+	}
+	// Keyed by the first subnet's id (no allocation); the candidates are
+	// compared whole.
+	for _, shared := range s.subnetSets[sns[0].ID] {
+		if slices.Equal(shared, sns) {
+			return shared
+		}
+	}
+	if s.subnetSets == nil {
+		s.subnetSets = map[string][][]network.Subnet{}
+	}
+	s.subnetSets[sns[0].ID] = append(s.subnetSets[sns[0].ID], sns)
+	return sns
+}
+
 type loadedRecord struct {
 	key   string
 	value []byte
@@ -375,6 +399,7 @@ func decodeAll[T any](recs []loadedRecord, what string, decode func([]byte) (T, 
 // loadCluster adds a cluster read from the store; New sorts the order once
 // every record is loaded.
 func (s *Service) loadCluster(c *Cluster) {
+	c.Subnets = s.internSubnets(c.Subnets)
 	ts := s.tenant(c.Tenant)
 	ts.clusters[c.ID] = c
 	ts.clusterOrder = append(ts.clusterOrder, c)
@@ -581,11 +606,11 @@ func (h *eventHeap) Pop() any {
 // schedule queues an event unless the same one is already queued: marker
 // is the resource's record of the time it last queued for this kind of
 // event (apply clears it when the event fires).
-func (s *Service) schedule(e event, marker *time.Time) {
-	if e.at.IsZero() || marker.Equal(e.at) {
+func (s *Service) schedule(e event, marker *int64) {
+	if e.at.IsZero() || *marker == e.at.UnixNano() {
 		return
 	}
-	*marker = e.at
+	*marker = e.at.UnixNano()
 	if s.loading {
 		s.events = append(s.events, e) // scheduleAll heapifies once
 		return
@@ -697,9 +722,9 @@ func (s *Service) apply(e event, p *pending) {
 	if ts == nil {
 		return
 	}
-	fired := func(marker *time.Time) {
-		if marker.Equal(e.at) {
-			*marker = time.Time{}
+	fired := func(marker *int64) {
+		if *marker == e.at.UnixNano() {
+			*marker = 0
 		}
 	}
 	switch e.kind {

@@ -125,8 +125,10 @@ type Cluster struct {
 	// StateBeforeDegraded is the state to return to when healed.
 	StateBeforeDegraded string
 
-	// The times for which events are queued (see Service.schedule).
-	queuedDue, queuedBackup time.Time
+	// The times (Unix nanoseconds) for which events are queued (see
+	// Service.schedule); int64 rather than time.Time keeps a Cluster in a
+	// smaller allocation class, which 100,000 clusters notice.
+	queuedDue, queuedBackup int64
 }
 
 // SubnetMapping returns the cluster's map from Availability Zone to subnet.
@@ -153,7 +155,7 @@ type Hsm struct {
 	Due          time.Time
 	Identity     *pki.HSMIdentity
 
-	queuedDue time.Time
+	queuedDue int64
 }
 
 // Backup is a CloudHSM backup.
@@ -189,7 +191,7 @@ type Backup struct {
 	// ExpireAt is when retention next considers this backup (zero: never).
 	ExpireAt time.Time
 
-	queuedDue, queuedExpire time.Time
+	queuedDue, queuedExpire int64
 }
 
 // ARN returns the backup's ARN.
