@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is a cloudhsm-local binary running as a subprocess.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	name string
+	// startup is the time from just before exec to the first answered
+	// DescribeClusters; listening is the time to the "listening on" line.
+	startup, listening time.Duration
+	done               chan error
+	logf               *os.File
+}
+
+// startServer runs bin with args plus --listen 127.0.0.1:0 (a free port the
+// kernel picks; the binary prints it in its first line), waits for the first
+// answered DescribeClusters of account, and returns the running server.
+// The server's stdout and stderr go to a log file in logDir.
+func startServer(ctx context.Context, bin, logDir, name string, args []string) (*server, error) {
+	logf, err := os.Create(filepath.Join(logDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	s := &server{cmd: cmd, name: name, done: make(chan error, 1), logf: logf}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	lines := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(out)
+		line, _ := br.ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(logf, br)
+	}()
+	const prefix = "cloudhsm-local listening on "
+	select {
+	case line := <-lines:
+		s.listening = time.Since(t0)
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, prefix) {
+			s.kill()
+			return nil, fmt.Errorf("%s: first line is %q, want %q...; log in %s", name, line, prefix, logf.Name())
+		}
+		s.url = strings.TrimPrefix(line, prefix)
+	case err := <-s.done:
+		s.done <- err
+		return nil, fmt.Errorf("%s exited before listening: %v; log in %s", name, err, logf.Name())
+	case <-time.After(5 * time.Minute):
+		s.kill()
+		return nil, fmt.Errorf("%s: no listening line after 5 minutes", name)
+	}
+	// Poll until a request is answered: the listener is bound before the
+	// line is printed, so the first attempt normally waits in the backlog.
+	c := newClient(s.url, 1)
+	defer c.close()
+	probe := newRequest(benchAccount, "DescribeClusters", []byte(`{"MaxResults": 25}`))
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err := c.send(rctx, probe)
+		cancel()
+		if err == nil {
+			break
+		}
+		var ae *apiError
+		if errors.As(err, &ae) {
+			s.kill()
+			return nil, fmt.Errorf("%s: first request: %w", name, err)
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return nil, fmt.Errorf("%s exited: %v; log in %s", name, err, logf.Name())
+		case <-time.After(200 * time.Microsecond):
+		}
+		if time.Since(t0) > 5*time.Minute {
+			s.kill()
+			return nil, fmt.Errorf("%s: no answer after 5 minutes: %v", name, err)
+		}
+	}
+	s.startup = time.Since(t0)
+	return s, nil
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits (SIGKILL after 30 s).
+func (s *server) stop() error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		s.done <- err
+	case <-time.After(30 * time.Second):
+		s.kill()
+		return fmt.Errorf("%s did not stop within 30s of SIGTERM", s.name)
+	}
+	s.logf.Close()
+	return nil
+}
+
+// kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (s *server) kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-s.done
+	s.done <- err
+	s.logf.Close()
+}
+
+// memory is a process's resident memory, from /proc/PID/status, in bytes.
+type memory struct{ rss, anon, file int64 }
+
+func readMemory(pid int) (memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memory{}, err
+	}
+	var m memory
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			m.rss = kb << 10
+		case "RssAnon:":
+			m.anon = kb << 10
+		case "RssFile:":
+			m.file = kb << 10
+		}
+	}
+	if m.rss == 0 {
+		return m, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	return m, nil
+}
+
+func mb(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) }

@@ -1,0 +1,341 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+)
+
+// BenchmarkStartInProcess measures starting (and closing) an in-process
+// server of the public package, as a Go test that wants a fresh server per
+// test does. Target: well under a millisecond per server.
+func BenchmarkStartInProcess(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := cloudhsmlocal.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkNewInProcess measures cloudhsmlocal.New alone; the servers are
+// closed outside the timer.
+func BenchmarkNewInProcess(b *testing.B) {
+	b.ReportAllocs()
+	var open []*cloudhsmlocal.Server
+	for b.Loop() {
+		s, err := cloudhsmlocal.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		open = append(open, s)
+		if len(open) == 64 {
+			b.StopTimer()
+			for _, s := range open {
+				s.Close()
+			}
+			open = open[:0]
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	for _, s := range open {
+		s.Close()
+	}
+}
+
+const account = "555555555555"
+
+func post(c *http.Client, url, op string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header["Content-Type"] = []string{"application/x-amz-json-1.1"}
+	req.Header["X-Amz-Target"] = []string{"BaldrApiService." + op}
+	req.Header["X-Amz-Date"] = []string{"20261126T000000Z"}
+	req.Header["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=" + account + "/20261126/us-east-1/cloudhsm/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000"}
+	return c.Do(req)
+}
+
+// seed25 creates 25 clusters as shared/bench/seed.py does (two new
+// subnets and one tag each).
+func seed25(tb testing.TB, c *http.Client, url string) {
+	tb.Helper()
+	for i := range 25 {
+		body, _ := json.Marshal(map[string]any{
+			"HsmType":   "hsm2m.medium",
+			"SubnetIds": []string{fmt.Sprintf("subnet-%08x%09x", i, 0), fmt.Sprintf("subnet-%08x%09x", i, 1)},
+			"TagList":   []map[string]string{{"Key": "bench", "Value": fmt.Sprint(i)}},
+		})
+		resp, err := post(c, url, "CreateCluster", body)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			tb.Fatalf("CreateCluster: %d %s", resp.StatusCode, b)
+		}
+	}
+}
+
+// BenchmarkDescribeClusters drives the read path of an in-process server
+// over HTTP: DescribeClusters of a 25-cluster page, from parallel clients
+// with keep-alive connections. Profile it with
+//
+//	go test -run '^$' -bench DescribeClusters -cpuprofile cpu.out ./bench/
+//
+// log=info mirrors the binary's default (one JSON log line per request,
+// written here to io.Discard); log=off is the package's default.
+func BenchmarkDescribeClusters(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []cloudhsmlocal.Option
+	}{
+		{"log=off", nil},
+		{"log=info", []cloudhsmlocal.Option{cloudhsmlocal.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil)))}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, err := cloudhsmlocal.New(tc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+			seed25(b, c, s.URL)
+			body := []byte(`{"MaxResults": 25}`)
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := post(c, s.URL, "DescribeClusters", body)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("DescribeClusters: HTTP %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkOpenDataDir measures opening an existing data directory (set
+// CHLBENCH_DATA_DIR, e.g. to the estate that `chlbench --estate DIR` seeded)
+// the way the binary does at start-up: open the bbolt file, load every
+// record, rebuild the in-memory state and the scheduler. Profile it with
+//
+//	CHLBENCH_DATA_DIR=/tmp/estate go test -run '^$' -bench OpenDataDir -benchtime 5x -cpuprofile open.out ./bench/
+//
+// With CHLBENCH_HEAPPROFILE=FILE it also writes the live heap of the opened
+// server (after a GC) to FILE, for `go tool pprof -sample_index=inuse_space`.
+func BenchmarkOpenDataDir(b *testing.B) {
+	dir := os.Getenv("CHLBENCH_DATA_DIR")
+	if dir == "" {
+		b.Skip("set CHLBENCH_DATA_DIR to a data directory to open")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := server.New(server.Config{DataDir: dir, Domain: cloudhsm.DefaultConfig()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if path := os.Getenv("CHLBENCH_HEAPPROFILE"); path != "" {
+			// The live heap of an opened server: what each resource costs.
+			b.StopTimer()
+			runtime.GC()
+			f, err := os.Create(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapAlloc), "heap-bytes")
+			b.StartTimer()
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCreateCluster drives durable CreateCluster calls (embedded bbolt
+// store in a temporary directory, real clock as in the binary, so each
+// cluster's CREATE_IN_PROGRESS -> UNINITIALIZED transition is written too)
+// from 32 parallel clients, all on the same two subnets. Profile with
+//
+//	go test -run '^$' -bench CreateCluster -benchtime 10000x -cpuprofile w.out -blockprofile wb.out ./bench/
+func BenchmarkCreateCluster(b *testing.B) {
+	s, err := cloudhsmlocal.New(cloudhsmlocal.WithDataDir(b.TempDir()), cloudhsmlocal.WithRealClock())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	body := []byte(`{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0b0000000000000b1","subnet-0b0000000000000b2"],"TagList":[{"Key":"bench","Value":"1"}]}`)
+	b.ReportAllocs()
+	b.SetParallelism(16) // 32 clients on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := post(c, s.URL, "CreateCluster", body)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("CreateCluster: HTTP %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+}
+
+// BenchmarkDescribeClustersDuringCreateHsm measures DescribeClusters (a
+// 25-cluster page) while 4 clients create HSMs back to back, each needing
+// fresh RSA keys. It reports the readers' p99 in read-p99-ms. Profile where
+// readers wait with
+//
+//	go test -run '^$' -bench DuringCreateHsm -benchtime 3s -blockprofile b.out -mutexprofile m.out ./bench/
+func BenchmarkDescribeClustersDuringCreateHsm(b *testing.B) {
+	s, err := cloudhsmlocal.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	seed25(b, c, s.URL)
+	// Clusters that will receive an HSM, in another account.
+	const n = 400
+	type target struct{ id, az string }
+	targets := make([]target, 0, n)
+	for range n {
+		body := []byte(`{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0b0000000000000b1","subnet-0b0000000000000b2"]}`)
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/", bytes.NewReader(body))
+		req.Header["Content-Type"] = []string{"application/x-amz-json-1.1"}
+		req.Header["X-Amz-Target"] = []string{"BaldrApiService.CreateCluster"}
+		req.Header["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=666666666666/20261126/us-east-1/cloudhsm/aws4_request, SignedHeaders=host, Signature=00"}
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out struct {
+			Cluster struct {
+				ClusterId     string
+				SubnetMapping map[string]string
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("CreateCluster: %d %v", resp.StatusCode, err)
+		}
+		az := ""
+		for k := range out.Cluster.SubnetMapping {
+			if az == "" || k < az {
+				az = k
+			}
+		}
+		targets = append(targets, target{out.Cluster.ClusterId, az})
+	}
+	s.Advance(time.Second) // CREATE_IN_PROGRESS -> UNINITIALIZED
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := int(next.Add(1)) - 1
+				if i >= len(targets) {
+					return
+				}
+				body, _ := json.Marshal(map[string]string{"ClusterId": targets[i].id, "AvailabilityZone": targets[i].az})
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/", bytes.NewReader(body))
+				req.Header["Content-Type"] = []string{"application/x-amz-json-1.1"}
+				req.Header["X-Amz-Target"] = []string{"BaldrApiService.CreateHsm"}
+				req.Header["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=666666666666/20261126/us-east-1/cloudhsm/aws4_request, SignedHeaders=host, Signature=00"}
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Errorf("CreateHsm: HTTP %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	body := []byte(`{"MaxResults": 25}`)
+	b.SetParallelism(2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t := time.Now()
+			resp, err := post(c, s.URL, "DescribeClusters", body)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mine = append(mine, time.Since(t))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "read-p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1])/1e6, "read-max-ms")
+	}
+	b.ReportMetric(float64(min(next.Load(), int64(len(targets)))), "hsms")
+}
