@@ -24,11 +24,11 @@ func (a *API) describeBackups(ctx context.Context, c *Caller, body []byte) (any,
 		return nil, err
 	}
 	in.Filters = presentFilters(in.Filters)
-	query, err := filterQuery("DescribeBackups", in.Filters, backupFilterKeys,
-		"shared="+strconv.FormatBool(in.Shared), "asc="+strconv.FormatBool(in.SortAscending))
-	if err != nil {
+	if err := checkFilterKeys("DescribeBackups", in.Filters, backupFilterKeys); err != nil {
 		return nil, err
 	}
+	query := filterQuery("DescribeBackups", in.Filters,
+		"shared="+strconv.FormatBool(in.Shared), "asc="+strconv.FormatBool(in.SortAscending))
 	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.BackupStates); err != nil {
 		return nil, err
 	}
@@ -47,6 +47,7 @@ func (a *API) describeBackups(ctx context.Context, c *Caller, body []byte) (any,
 	}
 	var after uint64
 	if in.NextToken != "" {
+		var err error
 		if after, err = a.tokens.readSeq(in.NextToken, query, c.Tenant); err != nil {
 			return nil, err
 		}

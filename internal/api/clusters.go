@@ -72,10 +72,21 @@ const DefaultClustersPerPage = 25
 
 var clusterFilterKeys = []string{"clusterIds", "states", "vpcIds"}
 
-// filterQuery checks filter keys against the allowed set and returns a
-// canonical, unambiguous encoding of the operation and its filters (JSON of
-// the sorted keys and values), which pagination tokens are bound to.
-func filterQuery(op string, filters map[string][]string, allowed []string, extra ...string) (string, error) {
+// checkFilterKeys refuses filter keys outside the allowed set.
+func checkFilterKeys(op string, filters map[string][]string, allowed []string) error {
+	for k := range filters {
+		if !slices.Contains(allowed, k) {
+			return invalid("Invalid filter key '%s' for %s. Valid filter keys are: %s.", k, op, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+// filterQuery returns a canonical, unambiguous encoding of the operation
+// and its (checked) filters (JSON of the sorted keys and values), which
+// pagination tokens are bound to. It is computed only when a token is read
+// or made.
+func filterQuery(op string, filters map[string][]string, extra ...string) string {
 	type kv struct {
 		K string
 		V []string
@@ -86,9 +97,6 @@ func filterQuery(op string, filters map[string][]string, allowed []string, extra
 		Extra []string
 	}{Op: op, Extra: extra}
 	for k, v := range filters {
-		if !slices.Contains(allowed, k) {
-			return "", invalid("Invalid filter key '%s' for %s. Valid filter keys are: %s.", k, op, strings.Join(allowed, ", "))
-		}
 		if v == nil {
 			continue
 		}
@@ -97,11 +105,8 @@ func filterQuery(op string, filters map[string][]string, allowed []string, extra
 		canon.F = append(canon.F, kv{k, slices.Compact(vals)})
 	}
 	slices.SortFunc(canon.F, func(a, b kv) int { return strings.Compare(a.K, b.K) })
-	b, err := json.Marshal(canon)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
+	b, _ := json.Marshal(canon) // strings and slices of strings always marshal
+	return string(b)
 }
 
 func checkEnumFilter(key string, vals, allowed []string) error {
@@ -130,16 +135,17 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 		return nil, err
 	}
 	in.Filters = presentFilters(in.Filters)
-	query, err := filterQuery("DescribeClusters", in.Filters, clusterFilterKeys)
-	if err != nil {
+	if err := checkFilterKeys("DescribeClusters", in.Filters, clusterFilterKeys); err != nil {
 		return nil, err
 	}
+	query := func() string { return filterQuery("DescribeClusters", in.Filters) }
 	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.ClusterStates); err != nil {
 		return nil, err
 	}
 	var after uint64
 	if in.NextToken != "" {
-		if after, err = a.tokens.readSeq(in.NextToken, query, c.Tenant); err != nil {
+		var err error
+		if after, err = a.tokens.readSeq(in.NextToken, query(), c.Tenant); err != nil {
 			return nil, err
 		}
 	}
@@ -172,7 +178,7 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 	buf = append(buf, ']')
 	if next != 0 {
 		buf = append(buf, `,"NextToken":"`...)
-		buf = append(buf, a.tokens.makeSeq(query, c.Tenant, next)...)
+		buf = append(buf, a.tokens.makeSeq(query(), c.Tenant, next)...)
 		buf = append(buf, '"')
 	}
 	buf = append(buf, '}')
