@@ -72,10 +72,10 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 	if err := s.read(func(time.Time) error { _, err := s.checkCanAddHsm(t, in); return err }); err != nil {
 		return nil, err
 	}
-	var mode, hsmType string
+	var mode, hsmType, state string
 	_ = s.read(func(time.Time) error {
 		if c, err := s.getCluster(t, in.ClusterID); err == nil {
-			mode, hsmType = c.Mode, c.HsmType
+			mode, hsmType, state = c.Mode, c.HsmType, c.State
 		}
 		return nil
 	})
@@ -96,6 +96,16 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 	if err != nil {
 		s.releaseHsmID(id)
 		return nil, errorf("generate HSM identity: %w", err)
+	}
+	// The first HSM's key signs the cluster CSR when it becomes ACTIVE; the
+	// signature is made here, outside the lock, for that moment.
+	var csr string
+	if state == ClusterUninitialized {
+		csr, err = pki.ClusterCSR(identity, 1, mode == ModeNonFIPS, hsmType == HsmTypeHsm1)
+		if err != nil {
+			s.releaseHsmID(id)
+			return nil, errorf("generate cluster CSR: %w", err)
+		}
 	}
 	var out *Hsm
 	err = s.commit(func(now time.Time, p *pending) error {
@@ -120,6 +130,7 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			Created:  now,
 			Due:      now.Add(s.cfg.Delays.HsmCreate),
 			Identity: identity,
+			csr:      csr,
 		}
 		if c.NetworkType == NetworkDual {
 			ip6, err := network.AllocateIPv6(sn, func(a netip.Addr) bool { return used[a] })
@@ -202,7 +213,11 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 		h.StateMessage = msgHsmCreated
 		if c.State == ClusterUninitialized && c.Csr == "" {
 			c.Partition = 1
-			csr, err := pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
+			csr, err := h.csr, error(nil)
+			if csr == "" { // made before a restart, or in another state
+				csr, err = pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
+			}
+			h.csr = ""
 			if err != nil {
 				s.log.Error("generate cluster CSR", "cluster", c.ID, "err", err)
 			} else {

@@ -156,6 +156,9 @@ type Hsm struct {
 	Identity     *pki.HSMIdentity
 
 	queuedDue int64
+	// csr is the cluster CSR this HSM's key signed when it was created, kept
+	// (in memory only) for when it becomes ACTIVE.
+	csr string
 }
 
 // Backup is a CloudHSM backup.
