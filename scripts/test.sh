@@ -27,7 +27,7 @@ if [ "$FUZZTIME" != "0" ]; then
   done <<'TARGETS'
 ./internal/model FuzzCheck
 ./internal/model FuzzPatternMatch
-./internal/cloudhsm FuzzDecodeCluster
+./internal/records FuzzDecodeCluster
 ./internal/api FuzzPageToken
 ./internal/pki FuzzVerifyInitialization
 ./internal/sigv4 FuzzParseAuthorization

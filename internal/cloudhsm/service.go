@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +80,7 @@ type Service struct {
 	cfg    Config
 	clock  *clock.Clock
 	store  store.Store
+	codec  Codec
 	net    network.Provider
 	authMu sync.Mutex
 	auth   *pki.Authority // see Authority
@@ -134,8 +134,21 @@ type tenantState struct {
 	backupOrder  []*Backup // by Seq
 }
 
+// Codec turns clusters and backups into the store's records and back; the
+// domain does not know the format. DecodeOwned* may keep the bytes given.
+type Codec interface {
+	EncodeCluster(*Cluster) []byte
+	DecodeOwnedCluster([]byte) (*Cluster, error)
+	EncodeBackup(*Backup) []byte
+	DecodeOwnedBackup([]byte) (*Backup, error)
+	EncodeSubnet(Tenant, network.Subnet) ([]byte, error)
+	DecodeSubnet([]byte) (Tenant, network.Subnet, error)
+}
+
 // Options are the collaborators of a Service.
 type Options struct {
+	// Codec encodes records for the store.
+	Codec   Codec
 	Config  Config
 	Clock   *clock.Clock
 	Store   store.Store
@@ -158,6 +171,7 @@ func New(opts Options) (*Service, error) {
 		cfg:     opts.Config,
 		clock:   opts.Clock,
 		store:   opts.Store,
+		codec:   opts.Codec,
 		net:     opts.Network,
 		log:     opts.Logger,
 		tenants: map[Tenant]*tenantState{},
@@ -169,6 +183,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.codec == nil {
+		return nil, errors.New("cloudhsm: Options.Codec is required")
 	}
 	if s.cfg.BackupInterval <= 0 {
 		s.cfg.BackupInterval = 24 * time.Hour
@@ -186,12 +203,12 @@ func New(opts Options) (*Service, error) {
 		case kindMeta:
 			s.meta[key] = string(value)
 		case kindSubnet:
-			var r subnetRecord
-			if err := json.Unmarshal(value, &r); err != nil {
+			t, sn, err := s.codec.DecodeSubnet(value)
+			if err != nil {
 				return fmt.Errorf("decode subnet %s: %w", key, err)
 			}
 			if learned != nil {
-				learned.Restore(network.Tenant(r.Tenant), r.Subnet)
+				learned.Restore(network.Tenant(t), sn)
 			}
 		}
 		return nil
@@ -199,11 +216,11 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
-	clusters, err := decodeAll(clusterRecs, "cluster", decodeOwnedCluster)
+	clusters, err := decodeAll(clusterRecs, "cluster", s.codec.DecodeOwnedCluster)
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
-	backups, err := decodeAll(backupRecs, "backup", decodeOwnedBackup)
+	backups, err := decodeAll(backupRecs, "backup", s.codec.DecodeOwnedBackup)
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
@@ -321,19 +338,14 @@ func (s *Service) Config() Config { return s.cfg }
 
 // PersistSubnet is the network.Learned persistence hook: it makes a learned
 // subnet durable.
-func PersistSubnet(st store.Store) func(network.Tenant, network.Subnet) error {
+func PersistSubnet(st store.Store, codec Codec) func(network.Tenant, network.Subnet) error {
 	return func(t network.Tenant, sn network.Subnet) error {
-		b, err := json.Marshal(subnetRecord{Tenant: Tenant(t), Subnet: sn})
+		b, err := codec.EncodeSubnet(Tenant(t), sn)
 		if err != nil {
 			return fmt.Errorf("encode subnet: %w", err)
 		}
 		return st.Submit([]store.Mutation{{Kind: kindSubnet, Key: t.Account + "/" + t.Region + "/" + sn.ID, Value: b}})()
 	}
-}
-
-type subnetRecord struct {
-	Tenant Tenant
-	Subnet network.Subnet
 }
 
 func (s *Service) tenant(t Tenant) *tenantState {
@@ -499,11 +511,14 @@ func newID(prefix string) string {
 // ---- persistence ----
 
 // pending collects the mutations of one operation.
-type pending struct{ muts []store.Mutation }
+type pending struct {
+	codec Codec
+	muts  []store.Mutation
+}
 
 func (p *pending) cluster(c *Cluster) {
 	c.Version++
-	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq), Value: encodeCluster(c)})
+	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq), Value: p.codec.EncodeCluster(c)})
 }
 
 func (p *pending) dropCluster(c *Cluster) {
@@ -511,7 +526,7 @@ func (p *pending) dropCluster(c *Cluster) {
 }
 
 func (p *pending) backup(b *Backup) {
-	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq), Value: encodeBackup(b)})
+	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq), Value: p.codec.EncodeBackup(b)})
 }
 
 func (p *pending) dropBackup(b *Backup) {
@@ -539,7 +554,7 @@ func (s *Service) submit(p *pending) func() error {
 func (s *Service) commit(fn func(now time.Time, p *pending) error) error {
 	s.mu.Lock()
 	now := s.clock.Now()
-	p := &pending{}
+	p := &pending{codec: s.codec}
 	s.catchUpLocked(now, p)
 	err := fn(now, p)
 	wait := s.submit(p)
@@ -555,7 +570,7 @@ func (s *Service) read(fn func(now time.Time) error) error {
 	now := s.clock.Now()
 	if now.UnixNano() >= s.nextDue.Load() {
 		s.mu.Lock()
-		p := &pending{}
+		p := &pending{codec: s.codec}
 		now = s.clock.Now()
 		s.catchUpLocked(now, p)
 		wait := s.submit(p)
@@ -689,7 +704,7 @@ func (s *Service) run() {
 		}
 		if s.clock.Now().UnixNano() >= s.nextDue.Load() {
 			s.mu.Lock()
-			p := &pending{}
+			p := &pending{codec: s.codec}
 			s.catchUpLocked(s.clock.Now(), p)
 			w := s.submit(p)
 			s.mu.Unlock()

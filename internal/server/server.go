@@ -25,6 +25,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/metrics"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/records"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
@@ -142,9 +143,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		net = topo
 	} else {
-		net = network.NewLearned(cloudhsm.PersistSubnet(st))
+		net = network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{}))
 	}
-	svc, err := cloudhsm.New(cloudhsm.Options{Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger})
+	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger})
 	if err != nil {
 		st.Close()
 		return nil, err

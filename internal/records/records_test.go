@@ -1,7 +1,8 @@
-package cloudhsm
+package records
 
 import (
 	"encoding/json"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -57,10 +58,10 @@ func fill(t *testing.T, v reflect.Value, n *int) {
 }
 
 func TestClusterCodecRoundTrip(t *testing.T) {
-	var c Cluster
+	var c cloudhsm.Cluster
 	n := 0
 	fill(t, reflect.ValueOf(&c).Elem(), &n)
-	got, err := decodeCluster(encodeCluster(&c))
+	got, err := DecodeCluster(EncodeCluster(&c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +73,10 @@ func TestClusterCodecRoundTrip(t *testing.T) {
 }
 
 func TestBackupCodecRoundTrip(t *testing.T) {
-	var b Backup
+	var b cloudhsm.Backup
 	n := 0
 	fill(t, reflect.ValueOf(&b).Elem(), &n)
-	got, err := decodeBackup(encodeBackup(&b))
+	got, err := DecodeBackup(EncodeBackup(&b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,50 +86,50 @@ func TestBackupCodecRoundTrip(t *testing.T) {
 }
 
 func TestCodecReadsJSONRecords(t *testing.T) {
-	c := &Cluster{ID: "cluster-aaaaaaaaaaa", Tenant: Tenant{"111122223333", "us-east-1"}, State: ClusterActive}
+	c := &cloudhsm.Cluster{ID: "cluster-aaaaaaaaaaa", Tenant: cloudhsm.Tenant{Account: "111122223333", Region: "us-east-1"}, State: cloudhsm.ClusterActive}
 	b, _ := json.Marshal(c)
-	got, err := decodeCluster(b)
-	if err != nil || got.ID != c.ID || got.State != ClusterActive {
+	got, err := DecodeCluster(b)
+	if err != nil || got.ID != c.ID || got.State != cloudhsm.ClusterActive {
 		t.Fatalf("%v %+v", err, got)
 	}
 }
 
 func TestCodecRefusesDamagedRecords(t *testing.T) {
-	var c Cluster
+	var c cloudhsm.Cluster
 	n := 0
 	fill(t, reflect.ValueOf(&c).Elem(), &n)
-	enc := encodeCluster(&c)
+	enc := EncodeCluster(&c)
 	for cut := 0; cut < len(enc); cut += 7 {
-		if _, err := decodeCluster(enc[:cut]); err == nil {
+		if _, err := DecodeCluster(enc[:cut]); err == nil {
 			t.Fatalf("a record cut at %d of %d bytes decoded", cut, len(enc))
 		}
 	}
-	if _, err := decodeCluster(append(enc, 0)); err == nil {
+	if _, err := DecodeCluster(append(enc, 0)); err == nil {
 		t.Fatal("trailing bytes accepted")
 	}
 }
 
 func FuzzDecodeCluster(f *testing.F) {
-	var c Cluster
+	var c cloudhsm.Cluster
 	n := 0
 	fill(&testing.T{}, reflect.ValueOf(&c).Elem(), &n)
-	f.Add(encodeCluster(&c))
+	f.Add(EncodeCluster(&c))
 	f.Add([]byte{formatCluster1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeCluster(b)
-		_, _ = decodeBackup(b)
+		_, _ = DecodeCluster(b)
+		_, _ = DecodeBackup(b)
 	})
 }
 
 func BenchmarkDecodeCluster(b *testing.B) {
-	var c Cluster
+	var c cloudhsm.Cluster
 	n := 0
 	fill(&testing.T{}, reflect.ValueOf(&c).Elem(), &n)
 	c.Hsms = nil
-	data := encodeCluster(&c)
+	data := EncodeCluster(&c)
 	b.ReportMetric(float64(len(data)), "bytes/record")
 	for b.Loop() {
-		if _, err := decodeCluster(data); err != nil {
+		if _, err := DecodeCluster(data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,8 @@
-package cloudhsm
+// Package records owns how cloudhsm-local stores clusters and backups: a
+// compact binary record per resource, versioned by its first byte, and the
+// JSON records of earlier versions, which still load. The domain hands
+// records to the store without knowing their format.
+package records
 
 import (
 	"encoding/binary"
@@ -9,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 )
@@ -55,7 +60,7 @@ func (e *encoder) prefix(p netip.Prefix) {
 	}
 	e.str(p.String())
 }
-func (e *encoder) tags(tags []Tag) {
+func (e *encoder) tags(tags []cloudhsm.Tag) {
 	e.uint(uint64(len(tags)))
 	for _, t := range tags {
 		e.str(t.Key)
@@ -167,19 +172,20 @@ func (d *decoder) count() int {
 	}
 	return int(n)
 }
-func (d *decoder) tags() []Tag {
+func (d *decoder) tags() []cloudhsm.Tag {
 	n := d.count()
 	if n == 0 {
 		return nil
 	}
-	out := make([]Tag, n)
+	out := make([]cloudhsm.Tag, n)
 	for i := range out {
-		out[i] = Tag{Key: d.str(), Value: d.str()}
+		out[i] = cloudhsm.Tag{Key: d.str(), Value: d.str()}
 	}
 	return out
 }
 
-func encodeCluster(c *Cluster) []byte {
+// EncodeCluster encodes a cluster (its exported fields) as a record.
+func EncodeCluster(c *cloudhsm.Cluster) []byte {
 	e := &encoder{b: make([]byte, 0, 512)}
 	e.b = append(e.b, formatCluster1)
 	e.str(c.Tenant.Account)
@@ -243,14 +249,18 @@ func encodeCluster(c *Cluster) []byte {
 	return e.b
 }
 
-func decodeCluster(b []byte) (*Cluster, error) { return decodeClusterWith(b, newDecoder) }
+// DecodeCluster decodes a cluster record; b may be reused afterwards.
+func DecodeCluster(b []byte) (*cloudhsm.Cluster, error) { return decodeClusterWith(b, newDecoder) }
 
-// decodeOwnedCluster decodes a record whose bytes it may keep.
-func decodeOwnedCluster(b []byte) (*Cluster, error) { return decodeClusterWith(b, newOwningDecoder) }
+// DecodeOwnedCluster decodes a record whose bytes it may keep (the caller
+// never changes or reuses them).
+func DecodeOwnedCluster(b []byte) (*cloudhsm.Cluster, error) {
+	return decodeClusterWith(b, newOwningDecoder)
+}
 
-func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*Cluster, error) {
+func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*cloudhsm.Cluster, error) {
 	if len(b) > 0 && b[0] == '{' {
-		var c Cluster
+		var c cloudhsm.Cluster
 		err := json.Unmarshal(b, &c)
 		return &c, err
 	}
@@ -259,7 +269,7 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*Cluster, error)
 	}
 	d := newDec(b)
 	d.advance(1)
-	c := &Cluster{}
+	c := &cloudhsm.Cluster{}
 	c.Tenant.Account = d.str()
 	c.Tenant.Region = d.str()
 	c.ID = d.str()
@@ -288,9 +298,9 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*Cluster, error)
 	c.ClusterCertificate = d.str()
 	c.Tags = d.tags()
 	n := d.count()
-	c.Hsms = make([]*Hsm, n)
+	c.Hsms = make([]*cloudhsm.Hsm, n)
 	for i := range c.Hsms {
-		h := &Hsm{}
+		h := &cloudhsm.Hsm{}
 		h.ID, h.AZ, h.SubnetID = d.str(), d.str(), d.str()
 		h.EniID, h.EniIP, h.EniIPv6 = d.str(), d.str(), d.str()
 		h.HsmType, h.State, h.StateMessage = d.str(), d.str(), d.str()
@@ -317,7 +327,8 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*Cluster, error)
 	return c, d.err
 }
 
-func encodeBackup(b *Backup) []byte {
+// EncodeBackup encodes a backup as a record.
+func EncodeBackup(b *cloudhsm.Backup) []byte {
 	e := &encoder{b: make([]byte, 0, 256)}
 	e.b = append(e.b, formatBackup1)
 	e.str(b.Tenant.Account)
@@ -346,14 +357,17 @@ func encodeBackup(b *Backup) []byte {
 	return e.b
 }
 
-func decodeBackup(data []byte) (*Backup, error) { return decodeBackupWith(data, newDecoder) }
+// DecodeBackup decodes a backup record; data may be reused afterwards.
+func DecodeBackup(data []byte) (*cloudhsm.Backup, error) { return decodeBackupWith(data, newDecoder) }
 
-// decodeOwnedBackup decodes a record whose bytes it may keep.
-func decodeOwnedBackup(data []byte) (*Backup, error) { return decodeBackupWith(data, newOwningDecoder) }
+// DecodeOwnedBackup decodes a record whose bytes it may keep.
+func DecodeOwnedBackup(data []byte) (*cloudhsm.Backup, error) {
+	return decodeBackupWith(data, newOwningDecoder)
+}
 
-func decodeBackupWith(data []byte, newDec func([]byte) *decoder) (*Backup, error) {
+func decodeBackupWith(data []byte, newDec func([]byte) *decoder) (*cloudhsm.Backup, error) {
 	if len(data) > 0 && data[0] == '{' {
-		var b Backup
+		var b cloudhsm.Backup
 		err := json.Unmarshal(data, &b)
 		return &b, err
 	}
@@ -362,7 +376,7 @@ func decodeBackupWith(data []byte, newDec func([]byte) *decoder) (*Backup, error
 	}
 	d := newDec(data)
 	d.advance(1)
-	b := &Backup{}
+	b := &cloudhsm.Backup{}
 	b.Tenant.Account, b.Tenant.Region = d.str(), d.str()
 	b.ID = d.str()
 	b.Seq = d.uint()
@@ -386,4 +400,38 @@ func decodeBackupWith(data []byte, newDec func([]byte) *decoder) (*Backup, error
 		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
 	}
 	return b, d.err
+}
+
+// Codec is the records format as the domain's cloudhsm.Codec.
+type Codec struct{}
+
+// EncodeCluster implements cloudhsm.Codec.
+func (Codec) EncodeCluster(c *cloudhsm.Cluster) []byte { return EncodeCluster(c) }
+
+// DecodeOwnedCluster implements cloudhsm.Codec.
+func (Codec) DecodeOwnedCluster(b []byte) (*cloudhsm.Cluster, error) { return DecodeOwnedCluster(b) }
+
+// EncodeBackup implements cloudhsm.Codec.
+func (Codec) EncodeBackup(b *cloudhsm.Backup) []byte { return EncodeBackup(b) }
+
+// DecodeOwnedBackup implements cloudhsm.Codec.
+func (Codec) DecodeOwnedBackup(b []byte) (*cloudhsm.Backup, error) { return DecodeOwnedBackup(b) }
+
+// subnetRecord is the JSON record of a learned subnet (rare: one per
+// subnet a tenant ever used).
+type subnetRecord struct {
+	Tenant cloudhsm.Tenant
+	Subnet network.Subnet
+}
+
+// EncodeSubnet implements cloudhsm.Codec.
+func (Codec) EncodeSubnet(t cloudhsm.Tenant, sn network.Subnet) ([]byte, error) {
+	return json.Marshal(subnetRecord{Tenant: t, Subnet: sn})
+}
+
+// DecodeSubnet implements cloudhsm.Codec.
+func (Codec) DecodeSubnet(b []byte) (cloudhsm.Tenant, network.Subnet, error) {
+	var r subnetRecord
+	err := json.Unmarshal(b, &r)
+	return r.Tenant, r.Subnet, err
 }
