@@ -68,8 +68,8 @@ func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir 
 func WithRealClock() Option { return func(o *options) { o.realClock = true } }
 
 // WithStartTime sets the frozen clock's starting time (default: now).
-// Certificates given to InitializeCluster are checked against the server's
-// clock, so a CA made by the test should be valid at this time.
+// InitializeCluster checks certificates at the later of this clock and the
+// real time.
 func WithStartTime(t time.Time) Option { return func(o *options) { o.start = t } }
 
 // WithManualActivation keeps INITIALIZED clusters there until Activate.

@@ -320,7 +320,14 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 		if c.Csr == "" {
 			return errf(KindInvalidRequest, "Cluster %s has no CSR yet: create an HSM and wait until it is ACTIVE, then sign the ClusterCsr from DescribeClusters.", c.ID)
 		}
-		if err := pki.VerifyInitialization(c.Csr, signedCert, trustAnchor, now); err != nil {
+		// Certificates are checked at the later of the server's time and the
+		// real time: a clock frozen behind real time would otherwise see a
+		// certificate the user just issued as not yet valid.
+		at := now
+		if wall := time.Now(); wall.After(at) {
+			at = wall
+		}
+		if err := pki.VerifyInitialization(c.Csr, signedCert, trustAnchor, at); err != nil {
 			var ie *pki.InitError
 			if errors.As(err, &ie) && !ie.Internal {
 				return errf(KindInvalidRequest, "%s", ie.Reason)
