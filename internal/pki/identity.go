@@ -55,7 +55,7 @@ func (a *Authority) NewHSMIdentityWithOptions(hsmID string, now time.Time, opts 
 	}
 	newKey := opts.KeySource
 	if newKey == nil {
-		newKey = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, keyBits) }
+		newKey = generateKey
 	}
 	hwKey, err := newKey()
 	if err != nil {

@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"sync"
 )
@@ -36,7 +35,7 @@ func (p *KeyPool) fill() {
 			return
 		default:
 		}
-		k, err := rsa.GenerateKey(rand.Reader, keyBits)
+		k, err := generateKey()
 		if err != nil {
 			continue // crypto/rand does not fail in practice; Get generates inline anyway
 		}
@@ -55,7 +54,7 @@ func (p *KeyPool) Get() (*rsa.PrivateKey, error) {
 	case k := <-p.keys:
 		return k, nil
 	default:
-		return rsa.GenerateKey(rand.Reader, keyBits)
+		return generateKey()
 	}
 }
 
