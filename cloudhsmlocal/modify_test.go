@@ -100,9 +100,10 @@ func TestModifyClusterHsmTypeMigration(t *testing.T) {
 	if ips := sortedIPs(cl); !slices.Equal(ips, ipsBefore) {
 		t.Errorf("HSM addresses changed: %v -> %v", ipsBefore, ips)
 	}
+	// AWS takes a full backup before each HSM is migrated: one per HSM.
 	bs := backupsOf(t, c, id)
-	if len(bs) != backupsBefore+1 || bs[len(bs)-1].BackupState != types.BackupStateReady {
-		t.Errorf("migration backup: %v", states(bs))
+	if len(bs) != backupsBefore+2 || bs[len(bs)-1].BackupState != types.BackupStateReady {
+		t.Errorf("migration backups: %v, want %d more than the %d before", states(bs), 2, backupsBefore)
 	}
 }
 

@@ -393,24 +393,33 @@ func (s *Service) startModify(c *Cluster, target string, now time.Time, p *pendi
 		}
 	}
 	s.takeBackup(c, now, p)
-	n := len(c.Hsms)
-	if n == 0 {
-		n = 1
-	}
 	c.State = ClusterModifyInProgress
 	c.TargetHsmType = target
 	c.HsmTypeRollbackExpiration = now.Add(24 * time.Hour)
-	c.Due = now.Add(time.Duration(n) * s.cfg.Delays.ModifyPerHsm)
+	// One HSM is replaced per delay (see finishModify).
+	c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
 	s.scheduleCluster(c)
 	return nil
 }
 
+// finishModify ends one step of an HsmType migration: AWS replaces the
+// HSMs one at a time (each keeps its IP address), with a backup before
+// each. When every HSM is migrated the cluster is ACTIVE with the new type.
 func (s *Service) finishModify(c *Cluster, at time.Time, p *pending) {
+	for i, h := range c.Hsms {
+		if h.HsmType == c.TargetHsmType {
+			continue
+		}
+		h.HsmType = c.TargetHsmType
+		if slices.ContainsFunc(c.Hsms[i+1:], func(o *Hsm) bool { return o.HsmType != c.TargetHsmType }) {
+			s.takeBackup(c, at, p)
+			c.Due = at.Add(s.cfg.Delays.ModifyPerHsm)
+			return
+		}
+		break
+	}
 	c.HsmType = c.TargetHsmType
 	c.TargetHsmType = ""
-	for _, h := range c.Hsms {
-		h.HsmType = c.HsmType
-	}
 	c.State = ClusterActive
 	c.StateMessage = ""
 }
