@@ -187,3 +187,64 @@ func TestModifyClusterRetentionWithHsmType(t *testing.T) {
 		t.Errorf("HSM type %s", aws.ToString(h.HsmType))
 	}
 }
+
+// TestModifyClusterHsmTypeRollback: within 24 hours of a migration's start,
+// ModifyCluster back to the previous type rolls the HSMs back one by one
+// (ROLLBACK_IN_PROGRESS); once rolled back, or after the window, it is
+// refused.
+func TestModifyClusterHsmTypeRollback(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	cl, _ := activeClusterWith(t, srv, c, hsm1Input())
+	id := *cl.ClusterId
+	mustCreateHsm(t, c, id, sortedAZsOf(cl)[1], "")
+	srv.Advance(2 * stepDelay)
+	ipsBefore := sortedIPs(describe(t, c, id))
+	migrate := func(to string) (*types.Cluster, error) {
+		out, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: &id, HsmType: aws.String(to)})
+		if err != nil {
+			return nil, err
+		}
+		return out.Cluster, nil
+	}
+	if _, err := migrate("hsm2m.medium"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(2 * stepDelay)
+	if got := describe(t, c, id); got.State != types.ClusterStateActive || aws.ToString(got.HsmType) != "hsm2m.medium" {
+		t.Fatalf("after the migration: %s %s", got.State, aws.ToString(got.HsmType))
+	}
+	out, err := migrate("hsm1.medium")
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if out.State != types.ClusterStateRollbackInProgress {
+		t.Fatalf("rollback answered %s, want ROLLBACK_IN_PROGRESS", out.State)
+	}
+	srv.Advance(stepDelay)
+	if st := describe(t, c, id).State; st != types.ClusterStateRollbackInProgress {
+		t.Fatalf("after one delay of two HSMs: %s, want ROLLBACK_IN_PROGRESS", st)
+	}
+	srv.Advance(stepDelay)
+	got := describe(t, c, id)
+	if got.State != types.ClusterStateActive || aws.ToString(got.HsmType) != "hsm1.medium" || got.HsmTypeRollbackExpiration != nil {
+		t.Fatalf("after the rollback: %s %s expiration %v", got.State, aws.ToString(got.HsmType), got.HsmTypeRollbackExpiration)
+	}
+	for _, h := range got.Hsms {
+		if aws.ToString(h.HsmType) != "hsm1.medium" {
+			t.Errorf("HSM %s is %s after the rollback", *h.HsmId, aws.ToString(h.HsmType))
+		}
+	}
+	if ips := sortedIPs(got); !slices.Equal(ips, ipsBefore) {
+		t.Errorf("addresses changed: %v -> %v", ipsBefore, ips)
+	}
+	// Migrate again, and let the 24-hour window pass: no rollback then.
+	if _, err := migrate("hsm2m.medium"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(2 * stepDelay)
+	srv.Advance(24 * time.Hour)
+	_, err = migrate("hsm1.medium")
+	wantAPIError(t, err, codeInvalidRequest, "rollback window")
+}

@@ -204,7 +204,7 @@ func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *p
 		}
 	case ClusterInitialized:
 		s.activate(c, at, p)
-	case ClusterModifyInProgress:
+	case ClusterModifyInProgress, ClusterRollbackInProgress:
 		s.finishModify(c, at, p)
 	case ClusterDeleteInProgress:
 		c.State = ClusterDeleted
@@ -381,6 +381,9 @@ func (s *Service) ModifyCluster(t Tenant, in ModifyClusterInput) (*Cluster, erro
 }
 
 func (s *Service) startModify(c *Cluster, target string, now time.Time, p *pending) error {
+	if c.PreviousHsmType != "" && target == c.PreviousHsmType {
+		return s.startRollback(c, now, p)
+	}
 	if !(c.HsmType == HsmTypeHsm1 && target == HsmTypeHsm2m) {
 		return errf(KindInvalidRequest, "Changing HsmType from %s to %s is not supported: the only supported migration is from %s to %s.", c.HsmType, target, HsmTypeHsm1, HsmTypeHsm2m)
 	}
@@ -394,9 +397,27 @@ func (s *Service) startModify(c *Cluster, target string, now time.Time, p *pendi
 	}
 	s.takeBackup(c, now, p)
 	c.State = ClusterModifyInProgress
+	c.PreviousHsmType = c.HsmType
 	c.TargetHsmType = target
 	c.HsmTypeRollbackExpiration = now.Add(24 * time.Hour)
 	// One HSM is replaced per delay (see finishModify).
+	c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
+	s.scheduleCluster(c)
+	return nil
+}
+
+// startRollback returns a migrated cluster to its previous HsmType, which
+// AWS allows for 24 hours after the migration started.
+func (s *Service) startRollback(c *Cluster, now time.Time, p *pending) error {
+	if c.State != ClusterActive {
+		return errf(KindInvalidRequest, "Cluster %s is %s; a migration can be rolled back only once the cluster is ACTIVE again.", c.ID, c.State)
+	}
+	if !now.Before(c.HsmTypeRollbackExpiration) {
+		return errf(KindInvalidRequest, "The rollback window of cluster %s to %s ended at %s (24 hours after the migration started).", c.ID, c.PreviousHsmType, c.HsmTypeRollbackExpiration.UTC().Format(time.RFC3339))
+	}
+	s.takeBackup(c, now, p)
+	c.State = ClusterRollbackInProgress
+	c.TargetHsmType = c.PreviousHsmType
 	c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
 	s.scheduleCluster(c)
 	return nil
@@ -417,6 +438,11 @@ func (s *Service) finishModify(c *Cluster, at time.Time, p *pending) {
 			return
 		}
 		break
+	}
+	if c.State == ClusterRollbackInProgress {
+		// Rolled back: there is nothing left to roll back to.
+		c.PreviousHsmType = ""
+		c.HsmTypeRollbackExpiration = time.Time{}
 	}
 	c.HsmType = c.TargetHsmType
 	c.TargetHsmType = ""

@@ -124,6 +124,9 @@ type Cluster struct {
 	Partition int
 	// StateBeforeDegraded is the state to return to when healed.
 	StateBeforeDegraded string
+	// PreviousHsmType is the type before the last migration, which a
+	// ModifyCluster can roll back to until HsmTypeRollbackExpiration.
+	PreviousHsmType string
 
 	// The times (Unix nanoseconds) for which events are queued (see
 	// Service.schedule); int64 rather than time.Time keeps a Cluster in a

@@ -27,7 +27,8 @@ import (
 // length-prefixed strings, times as Unix nanoseconds (0 for the zero time).
 // Appending a field means bumping the format byte and decoding the old one.
 const (
-	formatCluster1 byte = 0xC1
+	formatCluster1 byte = 0xC1 // without PreviousHsmType
+	formatCluster2 byte = 0xC2
 	formatBackup1  byte = 0xB1
 )
 
@@ -187,7 +188,7 @@ func (d *decoder) tags() []cloudhsm.Tag {
 // EncodeCluster encodes a cluster (its exported fields) as a record.
 func EncodeCluster(c *cloudhsm.Cluster) []byte {
 	e := &encoder{b: make([]byte, 0, 512)}
-	e.b = append(e.b, formatCluster1)
+	e.b = append(e.b, formatCluster2)
 	e.str(c.Tenant.Account)
 	e.str(c.Tenant.Region)
 	e.str(c.ID)
@@ -246,6 +247,7 @@ func EncodeCluster(c *cloudhsm.Cluster) []byte {
 	e.time(c.Deleted)
 	e.int(int64(c.Partition))
 	e.str(c.StateBeforeDegraded)
+	e.str(c.PreviousHsmType)
 	return e.b
 }
 
@@ -264,7 +266,7 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*cloudhsm.Cluste
 		err := json.Unmarshal(b, &c)
 		return &c, err
 	}
-	if len(b) == 0 || b[0] != formatCluster1 {
+	if len(b) == 0 || (b[0] != formatCluster1 && b[0] != formatCluster2) {
 		return nil, errors.New("unknown cluster record format")
 	}
 	d := newDec(b)
@@ -321,6 +323,9 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*cloudhsm.Cluste
 	c.Deleted = d.time()
 	c.Partition = int(d.int())
 	c.StateBeforeDegraded = d.str()
+	if b[0] >= formatCluster2 {
+		c.PreviousHsmType = d.str()
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
 	}

@@ -134,3 +134,17 @@ func BenchmarkDecodeCluster(b *testing.B) {
 		}
 	}
 }
+
+// Records written before PreviousHsmType existed still load.
+func TestClusterFormat1StillLoads(t *testing.T) {
+	c := &cloudhsm.Cluster{ID: "cluster-aaaaaaaaaaa", State: cloudhsm.ClusterActive, HsmType: "hsm2m.medium"}
+	rec := EncodeCluster(c) // format 2, ending with an empty PreviousHsmType
+	if rec[len(rec)-1] != 0 {
+		t.Fatalf("format 2 should end with an empty string")
+	}
+	old := append([]byte{formatCluster1}, rec[1:len(rec)-1]...)
+	got, err := DecodeCluster(old)
+	if err != nil || got.ID != c.ID || got.HsmType != c.HsmType {
+		t.Fatalf("format 1: %v %+v", err, got)
+	}
+}
