@@ -42,6 +42,14 @@ func (t tokens) make(query string, tenant cloudhsm.Tenant, pos []byte) string {
 // by make for the same query and tenant.
 func (t tokens) read(token, query string, tenant cloudhsm.Tenant) ([]byte, error) {
 	bad := invalid("The NextToken is not valid for this request: pass back the NextToken exactly as the previous response gave it, with the same filters, account and region.")
+	// Only the base64url alphabet: the decoder would skip line breaks, and
+	// a token must be exactly what make produced.
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, bad
+		}
+	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) < 1+16 || b[0] != tokenVersion {
 		return nil, bad
