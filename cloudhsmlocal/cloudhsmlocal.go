@@ -49,6 +49,7 @@ type options struct {
 	topology         string
 	deletedRetention time.Duration
 	delay            time.Duration
+	realistic        bool
 	quotaClusters    int
 	quotaHsms        int
 	credentials      sigv4.StaticCredentials
@@ -83,6 +84,11 @@ func WithTopology(path string) Option { return func(o *options) { o.topology = p
 
 // WithDelay sets how long every in-progress state lasts (default 500ms).
 func WithDelay(d time.Duration) Option { return func(o *options) { o.delay = d } }
+
+// WithRealisticTiming makes in-progress states last about as long as on
+// AWS (minutes; the binary's --profile realistic). Useful for exercising
+// a poller's timeouts with Advance.
+func WithRealisticTiming() Option { return func(o *options) { o.realistic = true } }
 
 // WithDeletedRetention sets how long DELETED clusters and backups stay visible.
 func WithDeletedRetention(d time.Duration) Option {
@@ -145,6 +151,9 @@ func New(opts ...Option) (*Server, error) {
 		ck = clock.New()
 	}
 	dc := cloudhsm.DefaultConfig()
+	if o.realistic {
+		dc.Delays = cloudhsm.RealisticDelays()
+	}
 	if o.delay > 0 {
 		dc.Delays = cloudhsm.UniformDelays(o.delay)
 	}
