@@ -285,7 +285,7 @@ func TestCreateHsmPlacement(t *testing.T) {
 	}
 
 	// More HSMs need an ACTIVE cluster.
-	cl = initializeAndActivate(t, srv, c, cl)
+	initializeAndActivate(t, srv, c, cl)
 	net := slash24(t, *first.EniIp)
 
 	second := mustCreateHsm(t, c, id, az, "")

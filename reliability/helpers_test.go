@@ -213,19 +213,6 @@ func allClusters(ctx context.Context, c *cloudhsmv2.Client) ([]types.Cluster, er
 	return out, nil
 }
 
-func allBackups(ctx context.Context, c *cloudhsmv2.Client) ([]types.Backup, error) {
-	var out []types.Backup
-	p := cloudhsmv2.NewDescribeBackupsPaginator(c, &cloudhsmv2.DescribeBackupsInput{})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, page.Backups...)
-	}
-	return out, nil
-}
-
 // allTags pages through ListTags.
 func allTags(ctx context.Context, c *cloudhsmv2.Client, id string) (map[string]string, error) {
 	out := map[string]string{}
@@ -369,13 +356,6 @@ var build struct {
 	err  error
 }
 
-// moduleRoot is the directory of go.mod.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	buildBinary(t)
-	return build.root
-}
-
 // buildBinary builds cmd/cloudhsm-local once per test run.
 func buildBinary(t testing.TB) string {
 	t.Helper()
@@ -476,18 +456,6 @@ func (p *proc) kill() {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
-}
-
-// signal sends sig and waits up to d for the process to exit; it returns
-// the exit code (-1 when killed by a signal) and whether it exited in time.
-func (p *proc) signalAndWait(sig os.Signal, d time.Duration) (int, bool) {
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode(), true
-	case <-time.After(d):
-		return 0, false
-	}
 }
 
 func (p *proc) stderrTail() string {

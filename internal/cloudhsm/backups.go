@@ -595,17 +595,23 @@ func parsePolicy(doc, backupARN string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// policyProblem is a sentence telling the user what is wrong with a
+// policy's Principal; it becomes part of the refusal's message.
+type policyProblem string
+
+func (p policyProblem) Error() string { return string(p) }
+
 func policyPrincipals(raw json.RawMessage) ([]string, error) {
 	if raw == nil {
-		return nil, fmt.Errorf("Principal is missing; name the AWS accounts to share with, e.g. {\"AWS\": \"111122223333\"}.")
+		return nil, policyProblem(`Principal is missing; name the AWS accounts to share with, e.g. {"AWS": "111122223333"}.`)
 	}
 	var p map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("Principal must be an object such as {\"AWS\": [\"111122223333\"]}; \"*\" is not allowed.")
+		return nil, policyProblem(`Principal must be an object such as {"AWS": ["111122223333"]}; "*" is not allowed.`)
 	}
 	vals, err := stringOrList(p["AWS"])
 	if err != nil || len(vals) == 0 {
-		return nil, fmt.Errorf("Principal must have an \"AWS\" element listing account ids or root ARNs.")
+		return nil, policyProblem(`Principal must have an "AWS" element listing account ids or root ARNs.`)
 	}
 	var out []string
 	for _, v := range vals {
@@ -615,7 +621,7 @@ func policyPrincipals(raw json.RawMessage) ([]string, error) {
 		case rootARNRe.MatchString(v):
 			out = append(out, rootARNRe.FindStringSubmatch(v)[1])
 		default:
-			return nil, fmt.Errorf("principal %q is not a 12-digit account id or an arn:aws:iam::<account>:root ARN.", v)
+			return nil, policyProblem(fmt.Sprintf("principal %q is not a 12-digit account id or an arn:aws:iam::<account>:root ARN.", v))
 		}
 	}
 	return out, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrInUse is returned by OpenBolt when another process (or another Bolt in
@@ -109,7 +110,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		Timeout: opts.LockTimeout,
 		// NoSync stays false: every commit is fsynced before waits return.
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w (no file lock after %s: %w)", path, ErrInUse, opts.LockTimeout, err)
 	}
 	if err != nil {
@@ -178,7 +179,7 @@ func (b *Bolt) Load(fn func(kind, key string, value []byte) error) error {
 			})
 		})
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("store: load: %w", ErrClosed)
 	}
 	return err

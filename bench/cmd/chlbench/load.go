@@ -37,17 +37,6 @@ func (r *result) max() time.Duration {
 	return r.lat[len(r.lat)-1]
 }
 
-func (r *result) mean() time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	var sum time.Duration
-	for _, d := range r.lat {
-		sum += d
-	}
-	return sum / time.Duration(len(r.lat))
-}
-
 func (r *result) err() error {
 	if r.errs == 0 {
 		return nil
