@@ -685,3 +685,27 @@ func tagString(tags []types.Tag) string {
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
+
+// TestEmptyFilterListsFilterNothing: a filter key with an empty list of
+// values is the same as no filter (the README's rule), for clusters and
+// backups alike; the unknown-key check still applies.
+func TestEmptyFilterListsFilterNothing(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	a, b := createCluster(t, c, 1), createCluster(t, c, 1)
+	for _, key := range []string{"clusterIds", "states", "vpcIds"} {
+		out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{key: {}}})
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if ids := clusterIDs(out.Clusters); len(ids) != 2 || ids[0] != *a.ClusterId || ids[1] != *b.ClusterId {
+			t.Fatalf("filter %s=[] listed %v, want both clusters", key, ids)
+		}
+	}
+	if _, err := c.DescribeBackups(ctx, &cloudhsmv2.DescribeBackupsInput{Filters: map[string][]string{"neverExpires": {}, "states": {}}}); err != nil {
+		t.Fatalf("empty backup filters: %v", err)
+	}
+	_, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"bogus": {}}})
+	wantAPIError(t, err, "CloudHsmInvalidRequestException", "bogus")
+}

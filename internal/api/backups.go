@@ -23,10 +23,10 @@ func (a *API) describeBackups(ctx context.Context, c *Caller, body []byte) (any,
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	in.Filters = presentFilters(in.Filters)
 	if err := checkFilterKeys("DescribeBackups", in.Filters, backupFilterKeys); err != nil {
 		return nil, err
 	}
+	in.Filters = presentFilters(in.Filters)
 	query := filterQuery("DescribeBackups", in.Filters,
 		"shared="+strconv.FormatBool(in.Shared), "asc="+strconv.FormatBool(in.SortAscending))
 	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.BackupStates); err != nil {

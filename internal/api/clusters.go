@@ -134,10 +134,10 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	in.Filters = presentFilters(in.Filters)
 	if err := checkFilterKeys("DescribeClusters", in.Filters, clusterFilterKeys); err != nil {
 		return nil, err
 	}
+	in.Filters = presentFilters(in.Filters)
 	query := func() string { return filterQuery("DescribeClusters", in.Filters) }
 	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.ClusterStates); err != nil {
 		return nil, err
@@ -281,14 +281,15 @@ func (a *API) deleteHsm(ctx context.Context, c *Caller, body []byte) (any, error
 	}{id}, nil
 }
 
-// presentFilters drops null filter values (and null elements of them).
+// presentFilters drops null elements of filter values, and the keys left
+// with no value at all: an empty list filters nothing, like an absent key.
 func presentFilters(f map[string][]string) map[string][]string {
 	for k, v := range f {
-		if v == nil {
+		if v = present(v); len(v) == 0 {
 			delete(f, k)
 			continue
 		}
-		f[k] = present(v)
+		f[k] = v
 	}
 	return f
 }

@@ -104,9 +104,7 @@ func (s *Service) advanceBackup(ts *tenantState, b *Backup, at time.Time, p *pen
 	case BackupPendingDeletion:
 		b.State = BackupDeleted
 		b.Due = at.Add(s.cfg.DeletedRetention)
-		s.unshare(b)
 	case BackupDeleted:
-		s.unshare(b)
 		s.removeBackup(b)
 		p.dropBackup(b)
 		return
@@ -140,7 +138,6 @@ func (s *Service) expireBackup(ts *tenantState, b *Backup, at time.Time, p *pend
 	b.PurgedByService = true
 	b.DeleteTimestamp = at.Add(PendingDeletionWindow)
 	b.Due = b.DeleteTimestamp
-	s.unshare(b)
 	s.scheduleBackup(b)
 	p.backup(b)
 }
@@ -279,7 +276,6 @@ func (s *Service) DeleteBackup(t Tenant, id string) (*Backup, error) {
 		b.DeleteTimestamp = now.Add(PendingDeletionWindow)
 		b.Due = b.DeleteTimestamp
 		b.ExpireAt = time.Time{}
-		s.unshare(b)
 		return nil
 	})
 }
@@ -339,8 +335,6 @@ type CopyResult struct {
 	SourceRegion    string
 	SourceBackup    string
 	SourceCluster   string
-	// DestinationBackupID is the id of the copy (not sent by AWS).
-	DestinationBackupID string
 }
 
 // CopyBackupToRegion copies a READY backup to another region of the same account.
@@ -392,7 +386,7 @@ func (s *Service) CopyBackupToRegion(t Tenant, id, dest string, tags []Tag, tags
 		s.insertBackup(cp)
 		s.scheduleBackup(cp)
 		p.backup(cp)
-		out = &CopyResult{CreateTimestamp: src.Created, SourceRegion: t.Region, SourceBackup: src.ID, SourceCluster: src.ClusterID, DestinationBackupID: cp.ID}
+		out = &CopyResult{CreateTimestamp: src.Created, SourceRegion: t.Region, SourceBackup: src.ID, SourceCluster: src.ClusterID}
 		return nil
 	})
 	return out, err
@@ -462,9 +456,7 @@ func (s *Service) PutResourcePolicy(t Tenant, arn, policy string) (string, error
 		if _, err := parsePolicy(policy, b.ARN()); err != nil {
 			return err
 		}
-		s.unshare(b)
 		b.Policy = policy
-		s.share(b)
 		p.backup(b)
 		out = policy
 		return nil
@@ -481,7 +473,6 @@ func (s *Service) DeleteResourcePolicy(t Tenant, arn string) (string, error) {
 			return err
 		}
 		out = b.Policy
-		s.unshare(b)
 		b.Policy = ""
 		p.backup(b)
 		return nil
@@ -497,9 +488,6 @@ func (s *Service) sharedWith(b *Backup, account string) bool {
 	accts, err := parsePolicy(b.Policy, b.ARN())
 	return err == nil && slices.Contains(accts, account)
 }
-
-func (s *Service) share(b *Backup)   {}
-func (s *Service) unshare(b *Backup) {}
 
 // sharedBackups lists, in Seq order, the backups of other accounts in t's
 // region that are shared with t.

@@ -212,10 +212,13 @@ func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *p
 		c.Deleted = at
 		c.NextBackup = time.Time{}
 		c.Due = at.Add(s.cfg.DeletedRetention)
-		if c.SecurityGroup != "" {
-			if err := s.net.DeleteSecurityGroup(ctxTODO, network.Tenant(c.Tenant), c.SecurityGroup); err != nil {
-				s.log.Warn("delete cluster security group", "cluster", c.ID, "sg", c.SecurityGroup, "err", err)
-			}
+		if sg, t, id := c.SecurityGroup, c.Tenant, c.ID; sg != "" {
+			// EC2 may be remote: the group is deleted after the lock is released.
+			p.after = append(p.after, func() {
+				if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg); err != nil {
+					s.log.Warn("delete cluster security group", "cluster", id, "sg", sg, "err", err)
+				}
+			})
 		}
 	case ClusterDeleted:
 		s.removeCluster(c)
@@ -513,5 +516,3 @@ func (c *Cluster) Certificates() CertificatesView {
 // ShowSecurityGroup reports whether the security group is visible yet (AWS
 // omits it from the CreateCluster response).
 func (c *Cluster) ShowSecurityGroup() bool { return c.State != ClusterCreateInProgress }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -2,6 +2,7 @@ package cloudhsm
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -95,16 +96,16 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 	})
 	if err != nil {
 		s.releaseHsmID(id)
-		return nil, errorf("generate HSM identity: %w", err)
+		return nil, fmt.Errorf("generate HSM identity: %w", err)
 	}
 	// The first HSM's key signs the cluster CSR when it becomes ACTIVE; the
 	// signature is made here, outside the lock, for that moment.
 	var csr string
 	if state == ClusterUninitialized {
-		csr, err = pki.ClusterCSR(identity, 1, mode == ModeNonFIPS, hsmType == HsmTypeHsm1)
+		csr, err = clusterCSR(identity, 1, mode, hsmType)
 		if err != nil {
 			s.releaseHsmID(id)
-			return nil, errorf("generate cluster CSR: %w", err)
+			return nil, fmt.Errorf("generate cluster CSR: %w", err)
 		}
 	}
 	var out *Hsm
@@ -215,7 +216,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 			c.Partition = 1
 			csr, err := h.csr, error(nil)
 			if csr == "" { // made before a restart, or in another state
-				csr, err = pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
+				csr, err = clusterCSR(h.Identity, c.Partition, c.Mode, c.HsmType)
 			}
 			h.csr = ""
 			if err != nil {
@@ -332,7 +333,7 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 			if errors.As(err, &ie) && !ie.Internal {
 				return errf(KindInvalidRequest, "%s", ie.Reason)
 			}
-			return errorf("verify cluster certificate: %w", err)
+			return fmt.Errorf("verify cluster certificate: %w", err)
 		}
 		c.ClusterCertificate = signedCert
 		c.State = ClusterInitializeInProgress
@@ -346,6 +347,7 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 	return out, err
 }
 
-func pkiClusterCSR(h *Hsm, c *Cluster) (string, error) {
-	return pki.ClusterCSR(h.Identity, c.Partition, c.Mode == ModeNonFIPS, c.HsmType == HsmTypeHsm1)
+// clusterCSR is the CSR an HSM's key signs for a cluster of this mode and type.
+func clusterCSR(id *pki.HSMIdentity, partition int, mode, hsmType string) (string, error) {
+	return pki.ClusterCSR(id, partition, mode == ModeNonFIPS, hsmType == HsmTypeHsm1)
 }

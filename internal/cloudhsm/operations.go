@@ -247,7 +247,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 		for _, h := range c.Hsms {
 			if h.State == HsmActive {
 				c.Partition = 1
-				csr, err := pkiClusterCSR(h, c)
+				csr, err := clusterCSR(h.Identity, c.Partition, c.Mode, c.HsmType)
 				if err != nil {
 					return err
 				}

@@ -2,7 +2,6 @@ package cloudhsm
 
 import (
 	"container/heap"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base32"
@@ -514,6 +513,17 @@ func newID(prefix string) string {
 type pending struct {
 	codec Codec
 	muts  []store.Mutation
+	// after holds work that must not run under the lock (calls to the
+	// network provider, which may be a remote EC2); it runs once the lock
+	// is released.
+	after []func()
+}
+
+// finish runs the work deferred until after the lock.
+func (p *pending) finish() {
+	for _, f := range p.after {
+		f()
+	}
 }
 
 func (p *pending) cluster(c *Cluster) {
@@ -559,6 +569,7 @@ func (s *Service) commit(fn func(now time.Time, p *pending) error) error {
 	err := fn(now, p)
 	wait := s.submit(p)
 	s.mu.Unlock()
+	p.finish()
 	if werr := wait(); werr != nil {
 		return fmt.Errorf("persist: %w", werr)
 	}
@@ -575,6 +586,7 @@ func (s *Service) read(fn func(now time.Time) error) error {
 		s.catchUpLocked(now, p)
 		wait := s.submit(p)
 		s.mu.Unlock()
+		p.finish()
 		if err := wait(); err != nil {
 			return fmt.Errorf("persist: %w", err)
 		}
@@ -708,6 +720,7 @@ func (s *Service) run() {
 			s.catchUpLocked(s.clock.Now(), p)
 			w := s.submit(p)
 			s.mu.Unlock()
+			p.finish()
 			if err := w(); err != nil {
 				s.log.Error("persist scheduled transitions", "err", err)
 			}
@@ -785,9 +798,6 @@ func (s *Service) apply(e event, p *pending) {
 		}
 	}
 }
-
-// ctxTODO is used for provider calls made while applying transitions.
-var ctxTODO = context.Background()
 
 // UniformDelays returns Delays where every in-progress state lasts d.
 func UniformDelays(d time.Duration) Delays {
