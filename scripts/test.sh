@@ -23,7 +23,20 @@ FUZZTIME="${FUZZTIME:-5s}"
 if [ "$FUZZTIME" != "0" ]; then
   while read -r pkg target; do
     echo "fuzz: $target in $pkg for $FUZZTIME"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+    out=$(mktemp)
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$out"; then
+      # The Go fuzzing engine sometimes ends a run with "context deadline
+      # exceeded" when the time limit falls while it minimizes a new input
+      # (golang/go#48127). That is not a finding: a finding writes its input
+      # under testdata/fuzz and says "Failing input". Anything else fails.
+      if grep -q "context deadline exceeded" "$out" && ! grep -q "Failing input" "$out"; then
+        echo "fuzz: $target: the fuzzing engine hit its deadline while minimizing (golang/go#48127); no failing input was found"
+      else
+        rm -f "$out"
+        exit 1
+      fi
+    fi
+    rm -f "$out"
   done <<'TARGETS'
 ./internal/model FuzzCheck
 ./internal/model FuzzPatternMatch
