@@ -50,6 +50,7 @@ type options struct {
 	auth, credentials                                                 string
 	ec2Endpoint, ec2AccessKey, ec2SecretKey                           string
 	ec2CacheTTL                                                       time.Duration
+	keygen                                                            string
 }
 
 func defaultDataDir() string {
@@ -62,6 +63,9 @@ func defaultDataDir() string {
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "admin" {
 		return runAdmin(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == keyHelperCommand {
+		return runKeyHelper()
 	}
 	fs := flag.NewFlagSet("cloudhsm-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.deletedRetention, "deleted-retention", time.Hour, "how long DELETED clusters and backups stay visible")
 	fs.IntVar(&o.quotaClusters, "quota-clusters", 0, "clusters per account and region (AWS default 4); 0 disables")
 	fs.IntVar(&o.quotaHsms, "quota-hsms", 0, "HSMs per account and region (AWS default 6); 0 disables")
+	fs.StringVar(&o.keygen, "keygen", "process", "where HSM keys are generated: process (a helper process at the lowest CPU priority, so requests never wait behind key generation) or inline (in the server)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
@@ -138,6 +143,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("--activation must be auto or manual, got %q", o.activation)
 	}
+	if o.keygen != "process" && o.keygen != "inline" {
+		return fmt.Errorf("--keygen must be process or inline, got %q", o.keygen)
+	}
 	dc.DeletedRetention = o.deletedRetention
 	dc.ClustersPerRegion = o.quotaClusters
 	dc.HsmsPerRegion = o.quotaHsms
@@ -183,6 +191,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		AdminToken:     o.adminToken,
 		SeedFile:       o.seed,
 		Pprof:          o.pprof,
+		KeyHelper:      keyHelper(o.keygen, logger),
 	})
 	if err != nil {
 		return err

@@ -101,8 +101,9 @@ type Service struct {
 	seq        uint64
 	meta       map[string]string
 
+	newKeys     func() pki.KeySource
 	keyPoolOnce sync.Once
-	keyPool     *pki.KeyPool
+	keyPool     pki.KeySource
 	// keygen lets one request at a time generate keys, so that concurrent
 	// CreateHsm calls leave a core free for every other request.
 	keygen chan struct{}
@@ -119,10 +120,16 @@ func (s *Service) newKey() (*rsa.PrivateKey, error) {
 	return s.keys().Get()
 }
 
-// keys returns the pool of pre-generated HSM keys, started on first use so
-// that servers which never create an HSM spend no CPU on keys.
-func (s *Service) keys() *pki.KeyPool {
-	s.keyPoolOnce.Do(func() { s.keyPool = pki.NewKeyPool(2) })
+// keys returns the source of HSM keys, started on first use so that
+// servers which never create an HSM spend no CPU on keys.
+func (s *Service) keys() pki.KeySource {
+	s.keyPoolOnce.Do(func() {
+		if s.newKeys != nil {
+			s.keyPool = s.newKeys()
+		} else {
+			s.keyPool = pki.NewKeyPool(2)
+		}
+	})
 	return s.keyPool
 }
 
@@ -153,6 +160,10 @@ type Options struct {
 	Store   store.Store
 	Network network.Provider
 	Logger  *slog.Logger
+	// Keys, when set, makes the source of HSM keys; it is called on the
+	// first CreateHsm. Default: keys generated in this process
+	// (pki.NewKeyPool).
+	Keys func() pki.KeySource
 }
 
 // Record kinds in the store.
@@ -173,6 +184,7 @@ func New(opts Options) (*Service, error) {
 		codec:   opts.Codec,
 		net:     opts.Network,
 		log:     opts.Logger,
+		newKeys: opts.Keys,
 		tenants: map[Tenant]*tenantState{},
 		hsmIDs:  map[string]bool{},
 		meta:    map[string]string{},

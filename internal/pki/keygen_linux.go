@@ -1,7 +1,10 @@
 package pki
 
 import (
+	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 )
 
@@ -14,4 +17,28 @@ func lowPriority() {
 	runtime.LockOSThread()
 	// On Linux, PRIO_PROCESS with a thread id sets that thread's nice value.
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
+}
+
+// LowerPriority gives every thread of this process the lowest scheduling
+// priority (nice 19). On Linux a priority belongs to a thread, and a new
+// thread takes its creator's, so once every existing thread is lowered all
+// later ones are too; the list is walked twice in case the runtime started
+// a thread meanwhile. For the key helper process (see ServeKeys).
+func LowerPriority() error {
+	for range 2 {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("lower priority: %w", err)
+		}
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, 19); err != nil && err != syscall.ESRCH {
+				return fmt.Errorf("lower priority of thread %d: %w", tid, err)
+			}
+		}
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/metrics"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/records"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
@@ -54,6 +55,11 @@ type Config struct {
 	SeedFile string
 	// Pprof mounts net/http/pprof under /debug/pprof/ (admin access rules apply).
 	Pprof bool
+	// KeyHelper, when set, is the command line of a helper process that
+	// generates HSM keys at the lowest CPU priority (one whose main calls
+	// pki.LowerPriority and pki.ServeKeys), started at the first CreateHsm.
+	// Empty: keys are generated in this process.
+	KeyHelper []string
 	// FaultSeed seeds the fault injector's random source (0: random).
 	FaultSeed uint64
 	// Credentials, when set, turns on strict authentication: every request
@@ -67,6 +73,10 @@ type Config struct {
 
 // DefaultAccount is the account used for non-numeric access keys.
 const DefaultAccount = "123456789012"
+
+// keysAhead is how many HSM keys the key helper keeps ready or in the
+// making: two HSMs' worth.
+const keysAhead = 4
 
 // Server is an assembled cloudhsm-local.
 type Server struct {
@@ -145,7 +155,11 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		net = network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{}))
 	}
-	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger})
+	var keys func() pki.KeySource
+	if h := cfg.KeyHelper; len(h) > 0 {
+		keys = func() pki.KeySource { return pki.StartKeyProcess(cfg.Logger, keysAhead, h[0], h[1:]...) }
+	}
+	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Keys: keys})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+)
+
+// keyHelperCommand is the hidden subcommand that runs this executable as the
+// server's key helper process (see pki.KeyProcess).
+const keyHelperCommand = "__keygen-helper"
+
+// runKeyHelper serves RSA keys on stdout, one per byte read on stdin, at the
+// lowest CPU priority, until stdin ends.
+func runKeyHelper() error {
+	if err := pki.LowerPriority(); err != nil {
+		return err
+	}
+	return pki.ServeKeys(os.Stdin, os.Stdout)
+}
+
+// keyHelper returns the command line of the key helper for --keygen mode, or
+// nil to generate keys in the server (mode inline, or when this executable
+// cannot be found).
+func keyHelper(mode string, log *slog.Logger) []string {
+	if mode != "process" {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Warn("HSM keys will be generated in the server process: cannot find this executable", "err", err)
+		return nil
+	}
+	return []string{exe, keyHelperCommand}
+}
