@@ -497,7 +497,7 @@ func (e *EC2) findGroup(ctx context.Context, t Tenant, vpcID, name string) (stri
 // this provider created it there; other ids (derived ones, or groups created
 // before a restart) are left alone. A group EC2 no longer knows counts as
 // deleted. Failures are logged and returned.
-func (e *EC2) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID string) error {
+func (e *EC2) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -294,19 +294,19 @@ func TestEC2Moto(t *testing.T) {
 		}
 
 		// Another tenant cannot delete it.
-		if err := e.DeleteSecurityGroup(ctx, tenantB, id); err != nil {
+		if err := e.DeleteSecurityGroup(ctx, tenantB, id, cluster); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := describeGroup(e, region, id); err != nil {
 			t.Fatalf("group deleted through another account: %v", err)
 		}
 
-		if err := e.DeleteSecurityGroup(ctx, tenantA, id); err != nil {
+		if err := e.DeleteSecurityGroup(ctx, tenantA, id, cluster); err != nil {
 			t.Fatal(err)
 		}
 		_, err = describeGroup(e, region, id)
 		wantAPIError(t, err, "InvalidGroup.NotFound")
-		if err := e.DeleteSecurityGroup(ctx, tenantA, id); err != nil {
+		if err := e.DeleteSecurityGroup(ctx, tenantA, id, cluster); err != nil {
 			t.Fatalf("deleting again: %v", err)
 		}
 		if strings.Contains(logs.String(), "level=WARN") {
@@ -644,7 +644,7 @@ func TestEC2CreateSecurityGroupFallback(t *testing.T) {
 		t.Errorf("log does not name the reason and the derived id:\n%s", l)
 	}
 	// The derived group is not deleted through EC2.
-	if err := e.DeleteSecurityGroup(context.Background(), tenantA, id); err != nil {
+	if err := e.DeleteSecurityGroup(context.Background(), tenantA, id, "cluster-abcdefghijk"); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.hits.Load(); n != 1 {
@@ -689,16 +689,16 @@ func TestEC2DeleteSecurityGroup(t *testing.T) {
 		}
 	}
 
-	err = e.DeleteSecurityGroup(ctx, tenantA, sg)
+	err = e.DeleteSecurityGroup(ctx, tenantA, sg, "cluster-abcdefghijk")
 	wantKind(t, err, ErrUnavailable, "refused DeleteSecurityGroup: DependencyViolation", f.URL)
 	if !strings.Contains(logs.String(), "did not delete") {
 		t.Errorf("failure not logged:\n%s", logs)
 	}
 	// Still ours: a later attempt calls EC2 again; NotFound counts as deleted.
-	if err := e.DeleteSecurityGroup(ctx, tenantA, sg); err != nil {
+	if err := e.DeleteSecurityGroup(ctx, tenantA, sg, "cluster-abcdefghijk"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteSecurityGroup(ctx, tenantA, sg); err != nil {
+	if err := e.DeleteSecurityGroup(ctx, tenantA, sg, "cluster-abcdefghijk"); err != nil {
 		t.Fatal(err)
 	}
 	if n := deletes.Load(); n != 2 {
