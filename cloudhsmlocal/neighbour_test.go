@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -461,5 +462,106 @@ func TestNeighbourMoto(t *testing.T) {
 		}
 	} else {
 		t.Logf("not checking the subnet cache: the subnets were looked up %s ago", since.Round(time.Millisecond))
+	}
+}
+
+// TestNeighbourMotoRestart: a server restarted on the same data directory
+// (and the same moto) still deletes, in moto, the security groups the server
+// before it created there, and a made-up group id in a cluster record (from
+// a server without --ec2-endpoint) is deleted without a warning and without
+// touching moto.
+func TestNeighbourMotoRestart(t *testing.T) {
+	moto := neighbourStartMoto(t)
+	vpc := moto.createVPC(t, "10.40.0.0/16")
+	subA := moto.createSubnet(t, vpc, "us-east-1a", "10.40.1.0/24")
+	subB := moto.createSubnet(t, vpc, "us-east-1b", "10.40.2.0/24")
+	dir := t.TempDir()
+	ec2 := cloudhsmlocal.WithEC2Endpoint(moto.URL, "test", "test")
+	create := func(c *cloudhsmv2.Client, subnetIDs []string) string {
+		t.Helper()
+		out, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: subnetIDs})
+		if err != nil {
+			t.Fatalf("CreateCluster(%v): %v", subnetIDs, err)
+		}
+		return aws.ToString(out.Cluster.ClusterId)
+	}
+	deleteCluster := func(c *cloudhsmv2.Client, id string) {
+		t.Helper()
+		if _, err := c.DeleteCluster(ctx, &cloudhsmv2.DeleteClusterInput{ClusterId: aws.String(id)}); err != nil {
+			t.Fatalf("DeleteCluster %s: %v", id, err)
+		}
+	}
+	wantGroupGone := func(sg, why string) {
+		t.Helper()
+		_, err := moto.describeGroup(sg)
+		var ec2Err *neighbourEC2Error
+		if !errors.As(err, &ec2Err) || ec2Err.Code != "InvalidGroup.NotFound" {
+			t.Errorf("%s, moto's group %s: %v, want InvalidGroup.NotFound", why, sg, err)
+		}
+	}
+
+	// ---- a server without --ec2-endpoint: a made-up group id ------------
+	srv0 := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(firstStart))
+	learned := create(client(srv0), subnets(1))
+	srv0.Advance(time.Minute)
+	madeUp := aws.ToString(describe(t, client(srv0), learned).SecurityGroup)
+	srv0.Close()
+
+	// ---- the first server with moto: two groups in moto ------------------
+	srv1 := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), ec2, cloudhsmlocal.WithStartTime(firstStart.Add(time.Hour)))
+	c1 := client(srv1)
+	kept, deleting := create(c1, []string{subA, subB}), create(c1, []string{subA})
+	srv1.Advance(time.Minute)
+	groups := map[string]string{} // cluster id -> security group
+	for _, id := range []string{kept, deleting} {
+		sg := aws.ToString(describe(t, c1, id).SecurityGroup)
+		g, err := moto.describeGroup(sg)
+		if err != nil || g.GroupName != "cloudhsm-cluster-"+id+"-sg" {
+			t.Fatalf("cluster %s's security group %s in moto: %+v, %v", id, sg, g, err)
+		}
+		groups[id] = sg
+	}
+	// Stopped while a deletion is in progress.
+	deleteCluster(c1, deleting)
+	srv1.Close()
+	if _, err := moto.describeGroup(groups[deleting]); err != nil {
+		t.Fatalf("the group %s of cluster %s, still DELETE_IN_PROGRESS, is already gone: %v", groups[deleting], deleting, err)
+	}
+
+	// ---- restarted on the same directory and moto ------------------------
+	var logs strictBuffer
+	srv2 := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), ec2, cloudhsmlocal.WithStartTime(firstStart.Add(2*time.Hour)),
+		cloudhsmlocal.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	c2 := client(srv2)
+	for id, sg := range groups {
+		if got := aws.ToString(describe(t, c2, id).SecurityGroup); got != sg {
+			t.Fatalf("after the restart, cluster %s has SecurityGroup %q, want %s", id, got, sg)
+		}
+	}
+	deleteCluster(c2, kept)
+	deleteCluster(c2, learned)
+	all := []string{kept, deleting, learned}
+	for i := 0; ; i++ {
+		done := 0
+		for _, id := range all {
+			if describe(t, c2, id).State == types.ClusterStateDeleted {
+				done++
+			}
+		}
+		if done == len(all) {
+			break
+		}
+		if i == 10 {
+			t.Fatalf("%d of clusters %v DELETED after 10 minutes", done, all)
+		}
+		srv2.Advance(time.Minute)
+	}
+	wantGroupGone(groups[kept], "cluster "+kept+" deleted after the restart")
+	wantGroupGone(groups[deleting], "cluster "+deleting+" deleting across the restart")
+	if _, err := moto.describeGroup(madeUp); err == nil {
+		t.Errorf("moto knows the made-up group %s", madeUp)
+	}
+	if l := logs.String(); strings.Contains(l, "level=WARN") {
+		t.Errorf("warnings after the restart:\n%s", l)
 	}
 }

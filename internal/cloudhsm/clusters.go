@@ -145,7 +145,7 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 		return nil
 	})
 	if err != nil {
-		_ = s.net.DeleteSecurityGroup(ctx, network.Tenant(t), sg)
+		_ = s.net.DeleteSecurityGroup(ctx, network.Tenant(t), sg, id)
 		return nil, err
 	}
 	return out, nil
@@ -215,7 +215,7 @@ func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *p
 		if sg, t, id := c.SecurityGroup, c.Tenant, c.ID; sg != "" {
 			// EC2 may be remote: the group is deleted after the lock is released.
 			p.after = append(p.after, func() {
-				if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg); err != nil {
+				if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg, id); err != nil {
 					s.log.Warn("delete cluster security group", "cluster", id, "sg", sg, "err", err)
 				}
 			})

@@ -45,7 +45,8 @@ type EC2Config struct {
 	// http.DefaultTransport (per-attempt deadlines come from Timeout).
 	HTTPClient *http.Client
 	// Logger receives warnings (a refused CreateSecurityGroup, a failed
-	// DeleteSecurityGroup). Default slog.Default().
+	// DeleteSecurityGroup, a group left alone because EC2 names it after
+	// something else). Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -73,7 +74,7 @@ type EC2 struct {
 
 	mu     sync.Mutex
 	cache  map[ec2Key]ec2CachedSubnet
-	groups map[ec2Key]struct{} // security groups this provider created in EC2
+	groups map[string]ec2Group // security group id -> what this provider made it for
 }
 
 var _ Provider = (*EC2)(nil)
@@ -86,6 +87,13 @@ type ec2Key struct {
 type ec2CachedSubnet struct {
 	Subnet
 	expires time.Time
+}
+
+// ec2Group is a security group id this provider returned since it started.
+type ec2Group struct {
+	Tenant
+	ClusterID string
+	InEC2     bool // created in EC2; false for a derived id
 }
 
 // ec2APIVersion is the EC2 Query API version spoken.
@@ -115,7 +123,7 @@ func NewEC2(cfg EC2Config) *EC2 {
 		now:      time.Now,
 		backoff:  ec2Backoff,
 		cache:    make(map[ec2Key]ec2CachedSubnet),
-		groups:   make(map[ec2Key]struct{}),
+		groups:   make(map[string]ec2Group),
 	}
 	if e.creds.AccessKeyID == "" {
 		e.creds.AccessKeyID = "test"
@@ -408,13 +416,16 @@ func (e *EC2) CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, clusterI
 			return "", ctx.Err()
 		}
 		derived := NewSecurityGroupID()
+		e.mu.Lock()
+		e.groups[derived] = ec2Group{Tenant: t, ClusterID: clusterID}
+		e.mu.Unlock()
 		e.log.Warn("EC2 did not create the cluster security group; using a derived id that exists only in cloudhsm-local",
 			"endpoint", e.endpoint, "region", t.Region, "vpc", vpcID, "cluster", clusterID,
 			"securityGroup", derived, "reason", err)
 		return derived, nil
 	}
 	e.mu.Lock()
-	e.groups[ec2Key{t, id}] = struct{}{}
+	e.groups[id] = ec2Group{Tenant: t, ClusterID: clusterID, InEC2: true}
 	e.mu.Unlock()
 
 	ingress := url.Values{
@@ -493,36 +504,102 @@ func (e *EC2) findGroup(ctx context.Context, t Tenant, vpcID, name string) (stri
 		"The EC2 endpoint %s says security group %s already exists in %s but does not list it.", e.endpoint, name, vpcID)}
 }
 
-// DeleteSecurityGroup implements Provider: it deletes groupID through EC2 if
-// this provider created it there; other ids (derived ones, or groups created
-// before a restart) are left alone. A group EC2 no longer knows counts as
-// deleted. Failures are logged and returned.
-func (e *EC2) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID string) error {
+// DeleteSecurityGroup implements Provider: it deletes groupID through EC2
+// if it is clusterID's group there, and leaves any other group alone.
+//
+// A group this provider returned since it started is deleted only if it was
+// created in EC2 for the same tenant and cluster; a derived id is never sent
+// to EC2. Any other id (a group created before a restart, a derived or
+// made-up id from an earlier run or another provider) is looked up with
+// DescribeSecurityGroups in the tenant's region and deleted only if EC2
+// names it "cloudhsm-cluster-<clusterID>-sg". A group EC2 does not know
+// counts as deleted. Failures are logged and returned.
+func (e *EC2) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	key := ec2Key{t, groupID}
 	e.mu.Lock()
-	_, ours := e.groups[key]
+	g, known := e.groups[groupID]
 	e.mu.Unlock()
-	if !ours {
+	switch {
+	case known && (g.Tenant != t || g.ClusterID != clusterID):
+		return nil // made for another tenant or cluster
+	case known && !g.InEC2:
+		e.forgetGroup(groupID)
 		return nil
+	case !known:
+		ours, err := e.clusterGroupInEC2(ctx, t, groupID, clusterID)
+		if err != nil {
+			e.log.Warn("EC2 did not say whether it holds the cluster security group; it is not deleted",
+				"endpoint", e.endpoint, "region", t.Region, "securityGroup", groupID, "cluster", clusterID, "reason", err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if !ours {
+			return nil
+		}
 	}
 	const action = "DeleteSecurityGroup"
 	err := e.call(ctx, t.Region, action, url.Values{"GroupId": {groupID}}, nil)
 	var apiErr *ec2APIError
 	if err != nil && !(errors.As(err, &apiErr) && apiErr.Code == "InvalidGroup.NotFound") {
 		e.log.Warn("EC2 did not delete the cluster security group",
-			"endpoint", e.endpoint, "region", t.Region, "securityGroup", groupID, "reason", err)
+			"endpoint", e.endpoint, "region", t.Region, "securityGroup", groupID, "cluster", clusterID, "reason", err)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return e.failure(action, "to delete cluster security groups", err)
 	}
-	e.mu.Lock()
-	delete(e.groups, key)
-	e.mu.Unlock()
+	e.forgetGroup(groupID)
 	return nil
+}
+
+func (e *EC2) forgetGroup(groupID string) {
+	e.mu.Lock()
+	delete(e.groups, groupID)
+	e.mu.Unlock()
+}
+
+// clusterGroupInEC2 reports whether EC2 holds groupID in t's region under
+// clusterID's group name. An id EC2 does not know, or does not accept as a
+// group id, is not the cluster's group (it may be a derived id, or already
+// deleted). A group with another name is logged and left alone.
+func (e *EC2) clusterGroupInEC2(ctx context.Context, t Tenant, groupID, clusterID string) (bool, error) {
+	if !ValidSecurityGroupID(groupID) {
+		return false, nil
+	}
+	const action = "DescribeSecurityGroups"
+	var resp ec2DescribeSecurityGroupsResponse
+	// The group-id filter rather than GroupId.N: an unknown id is then an
+	// empty answer rather than an error.
+	err := e.call(ctx, t.Region, action, url.Values{
+		"Filter.1.Name":    {"group-id"},
+		"Filter.1.Value.1": {groupID},
+	}, &resp)
+	var apiErr *ec2APIError
+	switch {
+	case err == nil:
+	case errors.As(err, &apiErr) && (apiErr.Code == "InvalidGroup.NotFound" || apiErr.Code == "InvalidGroupId.Malformed"):
+		return false, nil
+	default:
+		return false, e.failure(action, "to delete cluster security groups", err)
+	}
+	want := ec2GroupName(clusterID)
+	for _, g := range resp.Groups {
+		if g.GroupID != groupID {
+			continue
+		}
+		if g.GroupName == want {
+			return true, nil
+		}
+		e.log.Warn("EC2 holds a security group with the cluster's security group id but another name; it is not deleted",
+			"endpoint", e.endpoint, "region", t.Region, "securityGroup", groupID, "groupName", g.GroupName,
+			"cluster", clusterID, "wantName", want)
+		return false, nil
+	}
+	return false, nil
 }
 
 // ec2APIError is an error document EC2 answered with.

@@ -294,19 +294,19 @@ func TestEC2Moto(t *testing.T) {
 		}
 
 		// Another tenant cannot delete it.
-		if err := e.DeleteSecurityGroup(ctx, tenantB, id); err != nil {
+		if err := e.DeleteSecurityGroup(ctx, tenantB, id, cluster); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := describeGroup(e, region, id); err != nil {
 			t.Fatalf("group deleted through another account: %v", err)
 		}
 
-		if err := e.DeleteSecurityGroup(ctx, tenantA, id); err != nil {
+		if err := e.DeleteSecurityGroup(ctx, tenantA, id, cluster); err != nil {
 			t.Fatal(err)
 		}
 		_, err = describeGroup(e, region, id)
 		wantAPIError(t, err, "InvalidGroup.NotFound")
-		if err := e.DeleteSecurityGroup(ctx, tenantA, id); err != nil {
+		if err := e.DeleteSecurityGroup(ctx, tenantA, id, cluster); err != nil {
 			t.Fatalf("deleting again: %v", err)
 		}
 		if strings.Contains(logs.String(), "level=WARN") {
@@ -314,6 +314,63 @@ func TestEC2Moto(t *testing.T) {
 		}
 	})
 
+	t.Run("security group after a restart", func(t *testing.T) {
+		const cluster, otherCluster = "cluster-bcdefghijkl", "cluster-cdefghijklm"
+		id, err := e.CreateSecurityGroup(ctx, tenantA, vpc1.ID, cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A group of the user's own, not made by cloudhsm-local.
+		var own struct {
+			GroupID string `xml:"groupId"`
+		}
+		if err := e.call(ctx, region, "CreateSecurityGroup", url.Values{
+			"GroupName": {"app-servers"}, "GroupDescription": {"not cloudhsm-local's"}, "VpcId": {vpc1.ID},
+		}, &own); err != nil || !ValidSecurityGroupID(own.GroupID) {
+			t.Fatalf("CreateSecurityGroup app-servers = %q, %v", own.GroupID, err)
+		}
+
+		// A new provider, as after a restart: it has not seen either group.
+		logger2, logs2 := testLogger()
+		e2 := NewEC2(EC2Config{Endpoint: moto.Endpoint, Logger: logger2})
+		for _, tc := range []struct{ what, group, cluster string }{
+			{"the user's group", own.GroupID, cluster},
+			{"the cluster's group for another cluster", id, otherCluster},
+		} {
+			if err := e2.DeleteSecurityGroup(ctx, tenantA, tc.group, tc.cluster); err != nil {
+				t.Errorf("deleting %s: %v", tc.what, err)
+			}
+		}
+		if _, err := describeGroup(e, region, own.GroupID); err != nil {
+			t.Errorf("the user's group %s was deleted: %v", own.GroupID, err)
+		}
+		if _, err := describeGroup(e, region, id); err != nil {
+			t.Errorf("cluster %s's group %s was deleted for %s: %v", cluster, id, otherCluster, err)
+		}
+		if l := logs2.String(); !strings.Contains(l, own.GroupID) || !strings.Contains(l, "app-servers") {
+			t.Errorf("leaving the user's group alone is not logged:\n%s", l)
+		}
+
+		// A made-up id (a derived one, or from the Learned provider) is
+		// not in EC2: nothing to delete, nothing to warn about.
+		before := logs2.String()
+		if err := e2.DeleteSecurityGroup(ctx, tenantA, NewSecurityGroupID(), cluster); err != nil {
+			t.Errorf("deleting a made-up id: %v", err)
+		}
+		if l := logs2.String(); l != before {
+			t.Errorf("deleting a made-up id logged:\n%s", strings.TrimPrefix(l, before))
+		}
+
+		// The cluster's own group is deleted.
+		if err := e2.DeleteSecurityGroup(ctx, tenantA, id, cluster); err != nil {
+			t.Fatal(err)
+		}
+		_, err = describeGroup(e, region, id)
+		wantAPIError(t, err, "InvalidGroup.NotFound")
+		if err := e2.DeleteSecurityGroup(ctx, tenantA, id, cluster); err != nil {
+			t.Errorf("deleting again: %v", err)
+		}
+	})
 }
 
 // TestEC2MotoOutage: resolved subnets stay usable from the cache while EC2 is
@@ -644,7 +701,7 @@ func TestEC2CreateSecurityGroupFallback(t *testing.T) {
 		t.Errorf("log does not name the reason and the derived id:\n%s", l)
 	}
 	// The derived group is not deleted through EC2.
-	if err := e.DeleteSecurityGroup(context.Background(), tenantA, id); err != nil {
+	if err := e.DeleteSecurityGroup(context.Background(), tenantA, id, "cluster-abcdefghijk"); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.hits.Load(); n != 1 {
@@ -654,13 +711,17 @@ func TestEC2CreateSecurityGroupFallback(t *testing.T) {
 
 func TestEC2DeleteSecurityGroup(t *testing.T) {
 	const sg = "sg-0123456789abcdef0"
-	var deletes atomic.Int32
+	var deletes, describes atomic.Int32
 	f := newFakeEC2(t, func(w http.ResponseWriter, r *http.Request, form url.Values) {
 		switch form.Get("Action") {
 		case "CreateSecurityGroup":
 			io.WriteString(w, `<CreateSecurityGroupResponse><groupId>`+sg+`</groupId></CreateSecurityGroupResponse>`)
 		case "AuthorizeSecurityGroupIngress":
 			io.WriteString(w, `<AuthorizeSecurityGroupIngressResponse><return>true</return></AuthorizeSecurityGroupIngressResponse>`)
+		case "DescribeSecurityGroups":
+			// Asked once the group is forgotten: it is gone.
+			describes.Add(1)
+			io.WriteString(w, `<DescribeSecurityGroupsResponse><securityGroupInfo/></DescribeSecurityGroupsResponse>`)
 		case "DeleteSecurityGroup":
 			code := "DependencyViolation"
 			if deletes.Add(1) > 1 {
@@ -689,19 +750,115 @@ func TestEC2DeleteSecurityGroup(t *testing.T) {
 		}
 	}
 
-	err = e.DeleteSecurityGroup(ctx, tenantA, sg)
+	err = e.DeleteSecurityGroup(ctx, tenantA, sg, "cluster-abcdefghijk")
 	wantKind(t, err, ErrUnavailable, "refused DeleteSecurityGroup: DependencyViolation", f.URL)
 	if !strings.Contains(logs.String(), "did not delete") {
 		t.Errorf("failure not logged:\n%s", logs)
 	}
 	// Still ours: a later attempt calls EC2 again; NotFound counts as deleted.
-	if err := e.DeleteSecurityGroup(ctx, tenantA, sg); err != nil {
+	if err := e.DeleteSecurityGroup(ctx, tenantA, sg, "cluster-abcdefghijk"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteSecurityGroup(ctx, tenantA, sg); err != nil {
+	if err := e.DeleteSecurityGroup(ctx, tenantA, sg, "cluster-abcdefghijk"); err != nil {
 		t.Fatal(err)
 	}
 	if n := deletes.Load(); n != 2 {
 		t.Errorf("%d DeleteSecurityGroup calls, want 2", n)
+	}
+	if n := describes.Load(); n != 1 {
+		t.Errorf("%d DescribeSecurityGroups calls, want 1 (for the forgotten group)", n)
+	}
+}
+
+// TestEC2DeleteSecurityGroupNotCreatedHere: a provider that did not create a
+// group (it restarted, or another provider made the id) asks EC2 and deletes
+// only the group named after the cluster.
+func TestEC2DeleteSecurityGroupNotCreatedHere(t *testing.T) {
+	const (
+		cluster      = "cluster-abcdefghijk"
+		sgCluster    = "sg-0c0c0c0c0c0c0c0c0" // cloudhsm-cluster-cluster-abcdefghijk-sg
+		sgUser       = "sg-0a0a0a0a0a0a0a0a0" // the user's "web"
+		sgNeighbour  = "sg-0b0b0b0b0b0b0b0b0" // another cluster's
+		sgUnknown    = "sg-0d0d0d0d0d0d0d0d0" // EC2 answers an empty set
+		sgNotFound   = "sg-0e0e0e0e0e0e0e0e0" // EC2 answers InvalidGroup.NotFound
+		sgBroken     = "sg-0f0f0f0f0f0f0f0f0" // EC2 fails
+		neighbourSG  = "cloudhsm-cluster-cluster-zyxwvutsrqp-sg"
+		groupItemFmt = `<item><ownerId>123456789012</ownerId><groupId>%s</groupId><groupName>%s</groupName><vpcId>vpc-0ee975135d0e0a0a0</vpcId></item>`
+	)
+	names := map[string]string{sgCluster: "cloudhsm-cluster-" + cluster + "-sg", sgUser: "web", sgNeighbour: neighbourSG}
+	var mu sync.Mutex
+	var deleted []string
+	f := newFakeEC2(t, func(w http.ResponseWriter, r *http.Request, form url.Values) {
+		switch form.Get("Action") {
+		case "DescribeSecurityGroups":
+			id := form.Get("Filter.1.Value.1")
+			if form.Get("Filter.1.Name") != "group-id" || len(form) != 4 {
+				w.WriteHeader(400)
+				return
+			}
+			switch id {
+			case sgBroken:
+				w.WriteHeader(503)
+				return
+			case sgNotFound:
+				w.WriteHeader(400)
+				fmt.Fprintf(w, `<Response><Errors><Error><Code>InvalidGroup.NotFound</Code><Message>The security group '%s' does not exist</Message></Error></Errors></Response>`, id)
+				return
+			}
+			items := ""
+			if name, ok := names[id]; ok {
+				items = fmt.Sprintf(groupItemFmt, id, name)
+			}
+			io.WriteString(w, `<DescribeSecurityGroupsResponse><securityGroupInfo>`+items+`</securityGroupInfo></DescribeSecurityGroupsResponse>`)
+		case "DeleteSecurityGroup":
+			mu.Lock()
+			deleted = append(deleted, form.Get("GroupId"))
+			mu.Unlock()
+			io.WriteString(w, `<DeleteSecurityGroupResponse><return>true</return></DeleteSecurityGroupResponse>`)
+		default:
+			w.WriteHeader(400)
+		}
+	})
+	logger, logs := testLogger()
+	e := NewEC2(EC2Config{Endpoint: f.URL, Logger: logger, Attempts: 2})
+	e.backoff = func(int) time.Duration { return time.Millisecond }
+	ctx := context.Background()
+
+	for _, sg := range []string{sgUser, sgNeighbour, sgUnknown, sgNotFound, "sg-xyz", ""} {
+		if err := e.DeleteSecurityGroup(ctx, tenantC, sg, cluster); err != nil {
+			t.Errorf("DeleteSecurityGroup(%q) = %v, want nil", sg, err)
+		}
+	}
+	if len(deleted) != 0 {
+		t.Fatalf("deleted %v, none of which is cluster %s's group", deleted, cluster)
+	}
+	if l := logs.String(); !strings.Contains(l, sgUser) || !strings.Contains(l, "groupName=web") || !strings.Contains(l, neighbourSG) {
+		t.Errorf("leaving the groups of others alone is not logged:\n%s", l)
+	}
+	// Malformed ids are not even looked up.
+	if n := f.hits.Load(); n != 4 {
+		t.Errorf("%d calls, want 4 DescribeSecurityGroups", n)
+	}
+	f.mu.Lock()
+	for _, r := range f.reqs {
+		if auth := r.Header.Get("Authorization"); !strings.Contains(auth, "/eu-west-2/ec2/aws4_request") {
+			t.Errorf("not signed for the tenant's region eu-west-2: %q", auth)
+		}
+	}
+	f.mu.Unlock()
+
+	// EC2 cannot say: an error, and nothing deleted.
+	err := e.DeleteSecurityGroup(ctx, tenantC, sgBroken, cluster)
+	wantKind(t, err, ErrUnavailable, "did not answer DescribeSecurityGroups", "HTTP 503", f.URL)
+	if len(deleted) != 0 || !strings.Contains(logs.String(), "not deleted") {
+		t.Errorf("after a failed lookup: deleted %v, log:\n%s", deleted, logs)
+	}
+
+	// The cluster's own group is deleted.
+	if err := e.DeleteSecurityGroup(ctx, tenantC, sgCluster, cluster); err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 1 || deleted[0] != sgCluster {
+		t.Errorf("deleted %v, want [%s]", deleted, sgCluster)
 	}
 }

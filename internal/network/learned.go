@@ -327,6 +327,6 @@ func (l *Learned) CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, clus
 }
 
 // DeleteSecurityGroup implements Provider: it does nothing.
-func (l *Learned) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID string) error {
+func (l *Learned) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error {
 	return ctx.Err()
 }

@@ -39,7 +39,13 @@ type Provider interface {
 	Resolve(ctx context.Context, t Tenant, ids []string) ([]Subnet, error)
 	// CreateSecurityGroup returns the id of a new security group for the cluster in vpcID.
 	CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, clusterID string) (string, error)
-	DeleteSecurityGroup(ctx context.Context, t Tenant, groupID string) error
+	// DeleteSecurityGroup deletes groupID, the security group of clusterID,
+	// wherever the provider made it. groupID may come from an earlier run
+	// of the server (the cluster records persist), from another provider,
+	// or be an id that never existed outside cloudhsm-local: a provider
+	// deletes only a group it can tell is clusterID's, and an id it does not
+	// know counts as deleted.
+	DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error
 }
 
 // ErrorKind classifies a refusal; it maps to an AWS error code upstream.

@@ -436,7 +436,7 @@ func TestLearnedSecurityGroups(t *testing.T) {
 	if !regexp.MustCompile(`^sg-[0-9a-f]{17}$`).MatchString(g1) || g1 == g2 {
 		t.Errorf("security group ids %q %q", g1, g2)
 	}
-	if err := l.DeleteSecurityGroup(ctx, tenantA, g1); err != nil {
+	if err := l.DeleteSecurityGroup(ctx, tenantA, g1, "cluster-abcdefghijk"); err != nil {
 		t.Errorf("delete: %v", err)
 	}
 }
@@ -538,7 +538,7 @@ func TestTopologyLookups(t *testing.T) {
 	if err != nil || !ValidSecurityGroupID(g) {
 		t.Errorf("CreateSecurityGroup = %q, %v", g, err)
 	}
-	if err := tp.DeleteSecurityGroup(context.Background(), tenantA, g); err != nil {
+	if err := tp.DeleteSecurityGroup(context.Background(), tenantA, g, "cluster-abcdefghijk"); err != nil {
 		t.Errorf("DeleteSecurityGroup: %v", err)
 	}
 }

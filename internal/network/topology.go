@@ -296,6 +296,6 @@ func (tp *Topology) CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, cl
 }
 
 // DeleteSecurityGroup implements Provider: it does nothing.
-func (tp *Topology) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID string) error {
+func (tp *Topology) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error {
 	return ctx.Err()
 }
