@@ -38,7 +38,7 @@ func New(svc *cloudhsm.Service) (*API, error) {
 	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}, clusters: newClusterCache(20000), pages: &pagePool{}}, nil
 }
 
-type handlerFunc func(a *API, ctx context.Context, c *Caller, body []byte) (any, error)
+type handlerFunc func(a *API, ctx context.Context, c *Caller, body input) (any, error)
 
 // routes is the routing table: every operation of the API and its handler.
 var routes = map[string]handlerFunc{
@@ -68,14 +68,15 @@ func (a *API) Operations() awsjson.Operations {
 	ops := awsjson.Operations{}
 	for name, h := range routes {
 		ops[name] = func(ctx context.Context, req *awsjson.Request) (any, error) {
-			if err := a.model.Check(name, req.Body); err != nil {
+			known, err := a.model.Validate(name, req.Body)
+			if err != nil {
 				return nil, wireError(name, err)
 			}
 			caller, ok := req.Caller.(*Caller)
 			if !ok {
 				return nil, fmt.Errorf("%s: request has no caller", name)
 			}
-			out, err := h(a, ctx, caller, req.Body)
+			out, err := h(a, ctx, caller, input{body: req.Body, knownMembers: known})
 			if err != nil {
 				return nil, wireError(name, err)
 			}

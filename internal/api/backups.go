@@ -12,7 +12,7 @@ const DefaultBackupsPerPage = 50
 
 var backupFilterKeys = []string{"backupIds", "clusterIds", "neverExpires", "sourceBackupIds", "states"}
 
-func (a *API) describeBackups(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) describeBackups(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		NextToken     string
 		MaxResults    *int32
@@ -75,7 +75,7 @@ type backupOut struct {
 	Backup backupJSON `json:"Backup"`
 }
 
-func (a *API) deleteBackup(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) deleteBackup(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct{ BackupId string }
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func (a *API) deleteBackup(ctx context.Context, c *Caller, body []byte) (any, er
 	return backupOut{backupToJSON(b)}, nil
 }
 
-func (a *API) restoreBackup(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) restoreBackup(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct{ BackupId string }
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (a *API) restoreBackup(ctx context.Context, c *Caller, body []byte) (any, e
 	return backupOut{backupToJSON(b)}, nil
 }
 
-func (a *API) modifyBackupAttributes(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) modifyBackupAttributes(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		BackupId     string
 		NeverExpires bool
@@ -114,7 +114,7 @@ func (a *API) modifyBackupAttributes(ctx context.Context, c *Caller, body []byte
 	return backupOut{backupToJSON(b)}, nil
 }
 
-func (a *API) copyBackupToRegion(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) copyBackupToRegion(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		DestinationRegion string
 		BackupId          string
@@ -143,7 +143,7 @@ type policyIn struct {
 	Policy      string
 }
 
-func (a *API) getResourcePolicy(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) getResourcePolicy(ctx context.Context, c *Caller, body input) (any, error) {
 	var in policyIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -162,7 +162,7 @@ type policyOut struct {
 	Policy      string `json:"Policy,omitempty"`
 }
 
-func (a *API) putResourcePolicy(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) putResourcePolicy(ctx context.Context, c *Caller, body input) (any, error) {
 	var in policyIn
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -177,7 +177,7 @@ func (a *API) putResourcePolicy(ctx context.Context, c *Caller, body []byte) (an
 	return policyOut{in.ResourceArn, p}, nil
 }
 
-func (a *API) deleteResourcePolicy(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) deleteResourcePolicy(ctx context.Context, c *Caller, body input) (any, error) {
 	var in policyIn
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func retentionDays(p *retentionIn) (int, error) {
 	return n, nil
 }
 
-func (a *API) createCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) createCluster(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		BackupRetentionPolicy *retentionIn
 		HsmType               string
@@ -125,7 +125,7 @@ func pageSize(p *int32, def int) int {
 	return int(*p)
 }
 
-func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) describeClusters(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		Filters    map[string][]string
 		NextToken  string
@@ -186,7 +186,7 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body []byte) (any
 	return page, nil
 }
 
-func (a *API) modifyCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) modifyCluster(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		HsmType               string
 		BackupRetentionPolicy *retentionIn
@@ -211,7 +211,7 @@ func (a *API) modifyCluster(ctx context.Context, c *Caller, body []byte) (any, e
 	}{clusterToJSON(cl)}, nil
 }
 
-func (a *API) deleteCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) deleteCluster(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct{ ClusterId string }
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -225,7 +225,7 @@ func (a *API) deleteCluster(ctx context.Context, c *Caller, body []byte) (any, e
 	}{clusterToJSON(cl)}, nil
 }
 
-func (a *API) initializeCluster(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) initializeCluster(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		ClusterId   string
 		SignedCert  string
@@ -244,7 +244,7 @@ func (a *API) initializeCluster(ctx context.Context, c *Caller, body []byte) (an
 	}{cl.State, cl.StateMessage}, nil
 }
 
-func (a *API) createHsm(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) createHsm(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		ClusterId        string
 		AvailabilityZone string
@@ -262,7 +262,7 @@ func (a *API) createHsm(ctx context.Context, c *Caller, body []byte) (any, error
 	}{hsmToJSON(in.ClusterId, h)}, nil
 }
 
-func (a *API) deleteHsm(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) deleteHsm(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		ClusterId string
 		HsmId     string

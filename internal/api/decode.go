@@ -7,17 +7,33 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
 )
 
-// decode reads a body that model.Check accepted into v, a pointer to a
-// struct whose field names are the operation's member names.
+// input is a request body that the model's check accepted.
+type input struct {
+	body []byte
+	// knownMembers: every member name in body is declared by the model.
+	knownMembers bool
+}
+
+// decode reads a checked body into v, a pointer to a struct whose field
+// names are the operation's member names.
 //
 // Member names are matched exactly, as AWS does (encoding/json alone would
 // match "clusterid" to ClusterId, letting a value bypass validation, which
-// checked only the exact name). Null members are absent.
-func decode(body []byte, v any) error {
-	if len(body) == 0 {
+// checked only the exact name). When the check saw only declared names,
+// encoding/json is exact already and reads the body in one pass; otherwise
+// decodeExact picks the members by exact name first. Null members are
+// absent either way.
+func decode(in input, v any) error {
+	if len(in.body) == 0 {
 		return nil
 	}
-	if err := decodeExact(body, v); err != nil {
+	var err error
+	if in.knownMembers {
+		err = json.Unmarshal(in.body, v)
+	} else {
+		err = decodeExact(in.body, v)
+	}
+	if err != nil {
 		return &awsjson.Error{Code: awsjson.CodeSerialization, Message: "Could not decode the request body: " + err.Error()}
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 // DefaultTagsPerPage is ListTags' page size when MaxResults is absent.
 const DefaultTagsPerPage = 100
 
-func (a *API) tagResource(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) tagResource(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		ResourceId string
 		TagList    []tagIn
@@ -21,7 +21,7 @@ func (a *API) tagResource(ctx context.Context, c *Caller, body []byte) (any, err
 	return nil, a.svc.TagResource(c.Tenant, in.ResourceId, tagsIn(in.TagList))
 }
 
-func (a *API) untagResource(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) untagResource(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		ResourceId string
 		TagKeyList []string
@@ -47,7 +47,7 @@ func tagPosition(key string) []byte {
 	return append(sum[:8], prefix...)
 }
 
-func (a *API) listTags(ctx context.Context, c *Caller, body []byte) (any, error) {
+func (a *API) listTags(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
 		ResourceId string
 		NextToken  string

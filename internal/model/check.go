@@ -74,26 +74,56 @@ func (e *UnknownOperationError) Error() string {
 // but must still be well-formed JSON. An empty body is {}.
 // Serialization errors take precedence over validation errors.
 func (m *Model) Check(op string, body []byte) error {
+	_, err := m.Validate(op, body)
+	return err
+}
+
+// Validate is Check that also reports whether every member name in the
+// body is one the model declares (exactly, case included). When it is, a
+// case-insensitive decoder such as encoding/json reads the body the way
+// the check did; otherwise an unknown name such as "clusterid" could reach
+// a field the check never saw under that name.
+func (m *Model) Validate(op string, body []byte) (knownMembers bool, err error) {
 	in, ok := m.inputs[op]
 	if !ok {
-		return &UnknownOperationError{Operation: op}
+		return false, &UnknownOperationError{Operation: op}
 	}
 	var c checker
-	c.p = parser{data: body, tape: make([]node, 0, tapeCapacity(len(body)))}
+	tape := m.getTape(len(body))
+	c.p = parser{data: body, tape: (*tape)[:0]}
+	defer func() { *tape = c.p.tape; m.putTape(tape) }()
 	root, serr := c.p.parse()
 	if serr != nil {
-		return serr
+		return false, serr
 	}
 	if in == nil {
-		return nil
+		return true, nil
 	}
 	if serr := c.structure(in, root); serr != nil {
-		return serr
+		return false, serr
 	}
 	if len(c.violations) > 0 {
-		return &ValidationError{Violations: c.violations}
+		return false, &ValidationError{Violations: c.violations}
 	}
-	return nil
+	return !c.unknown, nil
+}
+
+// getTape returns a tape with room for a body of n bytes, reused from an
+// earlier check when one is free.
+func (m *Model) getTape(n int) *[]node {
+	want := tapeCapacity(n)
+	if t, ok := m.tapes.Get().(*[]node); ok && cap(*t) >= want {
+		return t
+	}
+	t := make([]node, 0, want)
+	return &t
+}
+
+// putTape keeps a tape of ordinary size for the next check.
+func (m *Model) putTape(t *[]node) {
+	if cap(*t) <= 4096 {
+		m.tapes.Put(t)
+	}
 }
 
 // tapeCapacity guesses the number of tape nodes for a body of n bytes, so
@@ -167,6 +197,8 @@ type checker struct {
 	nseg int
 	// violations found so far, in declaration order.
 	violations []Violation
+	// unknown is set when an object holds a member the model does not declare.
+	unknown bool
 }
 
 func (c *checker) push(sg segment) { c.segs[c.nseg] = sg; c.nseg++ }
@@ -462,7 +494,11 @@ func (c *checker) structure(s *shape, i int32) *SerializationError {
 		if c.p.tape[v].typ != nodeNull {
 			if mi := s.memberIndex(c.p.text(k)); mi >= 0 {
 				vals[mi] = v
+			} else {
+				c.unknown = true
 			}
+		} else if s.memberIndex(c.p.text(k)) < 0 {
+			c.unknown = true
 		}
 		k = c.p.tape[v].next
 	}

@@ -39,6 +39,7 @@ type Model struct {
 	ops          []string          // sorted operation names
 	inputs       map[string]*shape // operation name -> input shape (nil: no input)
 	shapes       map[string]*shape // shape name -> compiled shape
+	tapes        sync.Pool         // of *[]node: parse tapes reused across checks
 }
 
 // Operations returns the names of all operations in the model, sorted. The

@@ -751,3 +751,37 @@ func BenchmarkCheckCreateClusterInvalid(b *testing.B) {
 		}
 	}
 }
+
+// TestValidateKnownMembers checks the report that lets handlers decode with
+// encoding/json: only bodies whose every member name is declared, exactly,
+// at every depth, are reported as such.
+func TestValidateKnownMembers(t *testing.T) {
+	m := mustLoad(t)
+	for _, tc := range []struct {
+		op, body string
+		known    bool
+	}{
+		{"DescribeClusters", ``, true},
+		{"DescribeClusters", `{}`, true},
+		{"DescribeClusters", `{"MaxResults": 25, "Filters": {"anything-goes": ["x"]}}`, true},
+		{"DescribeClusters", `{"maxresults": 25}`, false},
+		{"DescribeClusters", `{"MaxResults": 25, "Extra": null}`, false},
+		{"DescribeClusters", `{"MaxResults": null}`, true},
+		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b"}]}`, true},
+		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b", "value": "c"}]}`, false},
+		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [null, {"Key": "a", "Value": "b"}]}`, true},
+	} {
+		known, err := m.Validate(tc.op, []byte(tc.body))
+		if err != nil {
+			t.Errorf("%s %s: %v", tc.op, tc.body, err)
+			continue
+		}
+		if known != tc.known {
+			t.Errorf("%s %s: knownMembers = %v, want %v", tc.op, tc.body, known, tc.known)
+		}
+	}
+	// A refused body reports nothing known.
+	if known, err := m.Validate("DescribeClusters", []byte(`{"MaxResults": 0}`)); err == nil || known {
+		t.Errorf("invalid body: known=%v err=%v", known, err)
+	}
+}
