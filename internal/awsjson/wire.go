@@ -17,6 +17,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,15 @@ const TargetPrefix = "BaldrApiService."
 
 // ContentType is the content type of every response.
 const ContentType = "application/x-amz-json-1.1"
+
+// requestIDHeader is AWS's x-amzn-RequestId in net/http's canonical form
+// (header names are case-insensitive), so that setting it costs no
+// canonicalization.
+const requestIDHeader = "X-Amzn-Requestid"
+
+// contentTypeValue is the Content-Type header value of every response,
+// shared: net/http only reads header values.
+var contentTypeValue = []string{ContentType}
 
 // DefaultMaxBodyBytes bounds a request body. The largest legal CloudHSM
 // request (InitializeCluster with two 20,000-character certificates) is far
@@ -67,8 +77,8 @@ type Hooks struct {
 	Before func(ctx context.Context, req *Request) error
 	// Observe is told about every finished request.
 	Observe func(op string, status int, code string, d time.Duration)
-	// LogAttrs adds attributes to the request's log line.
-	LogAttrs func(caller any) []slog.Attr
+	// LogAttrs appends attributes of the caller to the request's log line.
+	LogAttrs func(caller any, attrs []slog.Attr) []slog.Attr
 }
 
 // Server serves the AWS JSON 1.1 protocol over HTTP.
@@ -117,7 +127,7 @@ type requestLog struct {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := NewRequestID()
-	w.Header().Set("x-amzn-RequestId", reqID)
+	w.Header()[requestIDHeader] = []string{reqID}
 	rl := &requestLog{}
 	defer func() {
 		if p := recover(); p != nil {
@@ -128,17 +138,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.hooks.Observe != nil {
 			s.hooks.Observe(rl.op, rl.status, rl.code, d)
 		}
-		attrs := []slog.Attr{
+		var buf [8]slog.Attr
+		attrs := append(buf[:0],
 			slog.String("request_id", reqID),
 			slog.String("operation", rl.op),
 			slog.Int("status", rl.status),
 			slog.Duration("duration", d),
-		}
+		)
 		if rl.code != "" {
 			attrs = append(attrs, slog.String("error_code", rl.code))
 		}
 		if s.hooks.LogAttrs != nil && rl.caller != nil {
-			attrs = append(attrs, s.hooks.LogAttrs(rl.caller)...)
+			attrs = s.hooks.LogAttrs(rl.caller, attrs)
 		}
 		level := slog.LevelInfo
 		if rl.cause != nil {
@@ -176,7 +187,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 		return
 	}
 	rl.op = op
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != ContentType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !acceptedMediaType(mt) {
 			s.writeError(w, rl, Errorf(CodeUnsupportedMediaType, "Content-Type %q is not supported: send %s.", truncate(ct, 128), ContentType))
@@ -187,7 +198,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 		s.writeError(w, rl, Errorf(CodeRequestTooLarge, "Request body of %d bytes exceeds the limit of %d bytes.", r.ContentLength, s.maxBodyBytes))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBodyBytes))
+	body, err := readBody(w, r, s.maxBodyBytes)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -220,6 +231,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 		return
 	}
 	s.writeJSON(w, rl, http.StatusOK, out)
+}
+
+// readBody reads the whole request body, at most limit bytes. A body whose
+// length was announced is read into one buffer of that size.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 }
 
 func acceptedMediaType(mt string) bool {
@@ -264,7 +288,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, rl *requestLog, status int, v 
 	}
 	rl.status = status
 	h := w.Header()
-	h["Content-Type"] = []string{ContentType}
+	h["Content-Type"] = contentTypeValue
+	// With its length announced, a body larger than net/http's buffers is
+	// sent as is, not chunked: one system call fewer per response (the
+	// chunked encoding's last chunk is a write of its own).
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -197,9 +197,9 @@ func New(cfg Config) (*Server, error) {
 		Authenticate: s.authenticate,
 		Before:       s.before,
 		Observe:      s.metrics.Observe,
-		LogAttrs: func(caller any) []slog.Attr {
+		LogAttrs: func(caller any, attrs []slog.Attr) []slog.Attr {
 			c := caller.(*api.Caller)
-			return []slog.Attr{slog.String("account", c.Tenant.Account), slog.String("region", c.Tenant.Region)}
+			return append(attrs, slog.String("account", c.Tenant.Account), slog.String("region", c.Tenant.Region))
 		},
 	}, cfg.Logger)
 	adm := admin.New(admin.Options{
