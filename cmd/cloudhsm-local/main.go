@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/gctune"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
@@ -51,6 +52,7 @@ type options struct {
 	ec2Endpoint, ec2AccessKey, ec2SecretKey                           string
 	ec2CacheTTL                                                       time.Duration
 	keygen                                                            string
+	gcFloorMB                                                         int
 }
 
 func defaultDataDir() string {
@@ -81,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.quotaClusters, "quota-clusters", 0, "clusters per account and region (AWS default 4); 0 disables")
 	fs.IntVar(&o.quotaHsms, "quota-hsms", 0, "HSMs per account and region (AWS default 6); 0 disables")
 	fs.StringVar(&o.keygen, "keygen", "process", "where HSM keys are generated: process (a helper process at the lowest CPU priority, so requests never wait behind key generation) or inline (in the server)")
+	fs.IntVar(&o.gcFloorMB, "gc-heap-floor-mb", 16, "the garbage collector lets the heap grow to at least this many MB before it runs (fewer collections under load; 0: Go's default pacing; ignored when GOGC is set)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
@@ -142,6 +145,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		dc.ManualActivation = true
 	default:
 		return fmt.Errorf("--activation must be auto or manual, got %q", o.activation)
+	}
+	if o.gcFloorMB < 0 {
+		return fmt.Errorf("--gc-heap-floor-mb must be 0 or more, got %d", o.gcFloorMB)
 	}
 	if o.keygen != "process" && o.keygen != "inline" {
 		return fmt.Errorf("--keygen must be process or inline, got %q", o.keygen)
@@ -248,8 +254,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	// Hand the memory that loading the store used and no longer needs back
-	// to the system, once serving has started.
+	// to the system, once serving has started; from then on the collector
+	// runs with a heap floor.
 	go debug.FreeOSMemory()
+	defer gctune.Floor(uint64(o.gcFloorMB) << 20).Stop()
 	select {
 	case err := <-errc:
 		return err
