@@ -144,6 +144,69 @@ func BenchmarkDescribeClusters(b *testing.B) {
 	}
 }
 
+// BenchmarkDescribeClustersHandler measures the server's own share of a
+// DescribeClusters call, without the HTTP connection: the handler (wire,
+// authentication, check, decode, page, log line) runs on a prepared request
+// and a response writer that discards. Its allocs/op are the server's
+// per-request allocations beyond net/http's request parsing. It runs on
+// every core, so contention between requests shows.
+func BenchmarkDescribeClustersHandler(b *testing.B) {
+	s, err := cloudhsmlocal.New(cloudhsmlocal.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	seed25(b, c, s.URL)
+	body := []byte(`{"MaxResults": 25}`)
+	h := s.Handler()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/", nil)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		req.Header["Content-Type"] = []string{"application/x-amz-json-1.1"}
+		req.Header["X-Amz-Target"] = []string{"BaldrApiService.DescribeClusters"}
+		req.Header["X-Amz-Date"] = []string{"20261126T000000Z"}
+		req.Header["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=" + account + "/20261126/us-east-1/cloudhsm/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000"}
+		req.ContentLength = int64(len(body))
+		r := bytes.NewReader(body)
+		req.Body = io.NopCloser(r)
+		w := &discardWriter{header: http.Header{}}
+		for pb.Next() {
+			r.Reset(body)
+			clear(w.header)
+			w.status = 0
+			h.ServeHTTP(w, req)
+			if w.status != http.StatusOK {
+				b.Errorf("DescribeClusters: HTTP %d", w.status)
+				return
+			}
+		}
+	})
+}
+
+// discardWriter is an http.ResponseWriter that keeps only the status.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.header }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
 // BenchmarkOpenDataDir measures opening an existing data directory (set
 // CHLBENCH_DATA_DIR, e.g. to the estate that `chlbench --estate DIR` seeded)
 // the way the binary does at start-up: open the bbolt file, load every

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -21,9 +22,14 @@ const (
 // shared/bench/describe.lua: a SigV4-shaped Authorization header whose
 // credential scope names the account (a 12-digit access key id) and region.
 // The signature is not valid; the server's default mode does not check it.
+//
+// send, the hot path of the load loops, goes over wireConns; the other
+// calls use net/http.
 type client struct {
-	url string
-	hc  *http.Client
+	url  string
+	host string
+	hc   *http.Client
+	idle chan *wireConn
 }
 
 // newClient returns a client with a keep-alive pool of up to conns
@@ -39,10 +45,25 @@ func newClient(url string, conns int) *client {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	return &client{url: url + "/", hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	return &client{
+		url:  url + "/",
+		host: strings.TrimPrefix(url, "http://"),
+		hc:   &http.Client{Transport: tr, Timeout: 60 * time.Second},
+		idle: make(chan *wireConn, conns+16),
+	}
 }
 
-func (c *client) close() { c.hc.CloseIdleConnections() }
+func (c *client) close() {
+	c.hc.CloseIdleConnections()
+	for {
+		select {
+		case w := <-c.idle:
+			w.close()
+		default:
+			return
+		}
+	}
+}
 
 func authorization(account string) string {
 	return "AWS4-HMAC-SHA256 Credential=" + account + "/20261126/" + region +
@@ -76,10 +97,35 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.op, e.status, e.body)
 }
 
-// send sends r and discards the body; it returns an error for anything but 200.
+// send sends r on an idle wireConn (or a new one) and discards the body;
+// it returns an error for anything but 200.
 func (c *client) send(ctx context.Context, r *request) error {
-	_, err := c.do(ctx, r, false)
-	return err
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var w *wireConn
+	select {
+	case w = <-c.idle:
+	default:
+		var err error
+		if w, err = dialWire(c.host); err != nil {
+			return err
+		}
+	}
+	status, head, err := w.roundTrip(c.host, r)
+	if err != nil {
+		w.close()
+		return fmt.Errorf("%s: %w", r.op, err)
+	}
+	select {
+	case c.idle <- w:
+	default:
+		w.close()
+	}
+	if status != http.StatusOK {
+		return &apiError{op: r.op, status: status, body: string(head)}
+	}
+	return nil
 }
 
 // do sends r and returns the body when keep is set.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -102,22 +103,32 @@ func closedLoop(ctx context.Context, c *client, clients int, dur time.Duration, 
 	return merge(parts, time.Since(start))
 }
 
-// openLoop sends r at a fixed rate (requests per second) for dur, from a
-// pool of workers, whatever the answers' speed. Each latency is measured
-// from the time the request was due, not from when a worker picked it up,
-// so queueing behind slow answers counts (no coordinated omission).
+// openLoop sends r at a fixed rate (requests per second) for dur over
+// workers connections, whatever the answers' speed. As in wrk2, each worker
+// owns a share of the schedule (every workers-th request) and sends each
+// request when it is due, or at once if it is late; each latency is
+// measured from the time the request was due, so queueing behind slow
+// answers counts (no coordinated omission).
 func openLoop(ctx context.Context, c *client, rate float64, dur time.Duration, workers int, r *request) *result {
 	interval := time.Duration(float64(time.Second) / rate)
 	total := int(dur / interval)
-	due := make(chan time.Time, total+1)
 	parts := make([]*result, workers)
+	// The generator's own garbage collector would pause the workers and
+	// count as server latency: the loop allocates nothing, and GC is off
+	// while it runs.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var wg sync.WaitGroup
+	start := time.Now().Add(10 * time.Millisecond)
 	for w := range workers {
 		parts[w] = &result{lat: make([]time.Duration, 0, total/workers+16)}
 		wg.Add(1)
-		go func(p *result) {
+		go func(w int, p *result) {
 			defer wg.Done()
-			for t := range due {
+			for i := w; i < total && ctx.Err() == nil; i += workers {
+				due := start.Add(time.Duration(i) * interval)
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
 				if err := c.send(ctx, r); err != nil {
 					p.errs++
 					if p.firstErr == nil {
@@ -125,24 +136,11 @@ func openLoop(ctx context.Context, c *client, rate float64, dur time.Duration, w
 					}
 					continue
 				}
-				p.lat = append(p.lat, time.Since(t))
+				p.lat = append(p.lat, time.Since(due))
 				p.n++
 			}
-		}(parts[w])
+		}(w, parts[w])
 	}
-	// The dispatcher hands out every request that is due, then sleeps; a
-	// late wake-up (the OS timer's granularity) counts in the latencies.
-	start := time.Now()
-	for i := 0; i < total && ctx.Err() == nil; {
-		now := time.Now()
-		for ; i < total && !start.Add(time.Duration(i)*interval).After(now); i++ {
-			due <- start.Add(time.Duration(i) * interval)
-		}
-		if i < total {
-			time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-		}
-	}
-	close(due)
 	wg.Wait()
 	return merge(parts, time.Since(start))
 }

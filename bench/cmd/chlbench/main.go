@@ -32,18 +32,21 @@ import (
 const benchAccount = "555555555555"
 
 type config struct {
-	bin          string
-	floor        string
-	smoke        bool
-	dur          time.Duration
-	clients      int
-	writeClients int
-	clusters     int
-	startupRuns  int
-	workDir      string
-	estateDir    string
-	serverArgs   []string
-	scenarios    map[string]bool
+	bin           string
+	floor         string
+	smoke         bool
+	dur           time.Duration
+	clients       int
+	openConns     int
+	peak          float64
+	latencyRounds int
+	writeClients  int
+	clusters      int
+	startupRuns   int
+	workDir       string
+	estateDir     string
+	serverArgs    []string
+	scenarios     map[string]bool
 }
 
 var allScenarios = []string{"read", "latency", "createhsm", "write", "startup", "rss", "paging"}
@@ -67,6 +70,9 @@ func run() int {
 	flag.BoolVar(&cfg.smoke, "smoke", false, "run every scenario briefly with tiny sizes (for the test suite)")
 	flag.DurationVar(&cfg.dur, "duration", 10*time.Second, "measuring time of each load phase")
 	flag.IntVar(&cfg.clients, "clients", 16, "concurrent clients of the closed-loop read phases (wrk -c16 in compare.sh)")
+	flag.IntVar(&cfg.openConns, "open-conns", 16, "connections of the open-loop (fixed-rate) phases of latency and createhsm")
+	flag.Float64Var(&cfg.peak, "peak", 0, "take this as the peak rate (requests/s) instead of measuring it: the open loops of latency and createhsm run at a half and a quarter of it (for comparing runs at the same rate)")
+	flag.IntVar(&cfg.latencyRounds, "latency-rounds", 5, "rounds the latency scenario's --duration is cut into, ours and the floor's in turn; the median round's p99 is reported")
 	flag.IntVar(&cfg.writeClients, "write-clients", 32, "concurrent clients of the write scenario and of seeding")
 	flag.IntVar(&cfg.clusters, "clusters", 100000, "clusters in the big account of the startup, rss and paging scenarios")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups measured per case (the median is reported)")
