@@ -185,6 +185,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		ec2 = &network.EC2Config{Endpoint: o.ec2Endpoint, AccessKeyID: o.ec2AccessKey, SecretAccessKey: o.ec2SecretKey, CacheTTL: o.ec2CacheTTL}
 	}
 
+	// Reading the store allocates what stays live: no collections until
+	// it is read (up to 1 GB of heap).
+	loaded := gctune.Loading(1 << 30)
 	srv, err := server.New(server.Config{
 		Credentials:    creds,
 		EC2:            ec2,
@@ -199,6 +202,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Pprof:          o.pprof,
 		KeyHelper:      keyHelper(o.keygen, logger),
 	})
+	loaded()
 	if err != nil {
 		return err
 	}

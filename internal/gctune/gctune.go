@@ -168,3 +168,21 @@ func (t *Tuner) Stop() {
 	<-t.done
 	debug.SetGCPercent(100)
 }
+
+// Loading turns the collector off while a program loads its state, until
+// the returned function is called, unless the heap reaches limit bytes
+// (the runtime then collects as usual). Loading allocates mostly what stays
+// live, so collecting while the heap grows is wasted work: a quarter of
+// the time to read 100,000 clusters. It does nothing when the user set
+// GOGC or GOMEMLIMIT.
+func Loading(limit int64) (done func()) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" || limit <= 0 {
+		return func() {}
+	}
+	oldLimit := debug.SetMemoryLimit(limit)
+	oldPercent := debug.SetGCPercent(-1)
+	return func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	}
+}

@@ -96,3 +96,24 @@ func TestIdleMemoryIsReleased(t *testing.T) {
 		t.Errorf("released %d times in one idle spell, want 1", n)
 	}
 }
+
+func TestLoading(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	done := Loading(1 << 30)
+	if p := debug.SetGCPercent(-1); p != -1 {
+		t.Errorf("GOGC %d while loading, want off (-1)", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l != 1<<30 {
+		t.Errorf("memory limit %d while loading, want 1 GB", l)
+	}
+	done()
+	if p := debug.SetGCPercent(100); p != 100 {
+		t.Errorf("GOGC %d after loading, want 100", p)
+	}
+	t.Setenv("GOGC", "50")
+	Loading(1 << 30)()
+	if p := debug.SetGCPercent(100); p != 100 {
+		t.Errorf("Loading changed GOGC although the user set it: %d", p)
+	}
+}
