@@ -188,3 +188,33 @@ func cpuTime(pid int) (time.Duration, error) {
 	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 	return time.Duration(utime+stime) * tick, nil
 }
+
+// childrenRSS returns the resident memory of pid's child processes (from
+// /proc/PID/task/*/children) and how many there are.
+func childrenRSS(pid int) (int64, int, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	var total int64
+	n := 0
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			child, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			m, err := readMemory(child)
+			if err != nil {
+				continue
+			}
+			total += m.rss
+			n++
+		}
+	}
+	return total, n, nil
+}
