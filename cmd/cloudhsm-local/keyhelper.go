@@ -8,16 +8,16 @@ import (
 )
 
 // keyHelperCommand is the hidden subcommand that runs this executable as the
-// server's key helper process (see pki.KeyProcess).
+// server's key helper process (see pki.IdentityProcess).
 const keyHelperCommand = "__keygen-helper"
 
-// runKeyHelper serves RSA keys on stdout, one per byte read on stdin, at the
-// lowest CPU priority, until stdin ends.
+// runKeyHelper makes HSM identities (keys and certificates) for the server
+// that started it, at the lowest CPU priority, until stdin ends.
 func runKeyHelper() error {
 	if err := pki.LowerPriority(); err != nil {
 		return err
 	}
-	return pki.ServeKeys(os.Stdin, os.Stdout)
+	return pki.ServeIdentities(os.Stdin, os.Stdout)
 }
 
 // keyHelper returns the command line of the key helper for --keygen mode, or
@@ -29,7 +29,7 @@ func keyHelper(mode string, log *slog.Logger) []string {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		log.Warn("HSM keys will be generated in the server process: cannot find this executable", "err", err)
+		log.Warn("HSM keys and certificates will be made in the server process: cannot find this executable", "err", err)
 		return nil
 	}
 	return []string{exe, keyHelperCommand}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 )
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestKeyHelper checks that --keygen process names a command line that
-// serves keys through the hidden subcommand, and inline names none.
+// makes HSM identities through the hidden subcommand, and inline names none.
 func TestKeyHelper(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	if h := keyHelper("inline", log); h != nil {
@@ -33,16 +34,21 @@ func TestKeyHelper(t *testing.T) {
 	if len(h) != 2 || h[1] != keyHelperCommand {
 		t.Fatalf("process mode: helper %q", h)
 	}
-	p := pki.StartKeyProcess(log, 2, h[0], h[1:]...)
+	p := pki.StartIdentityProcess(log, h[0], h[1:]...)
 	defer p.Close()
-	for range 3 {
-		k, err := p.Get()
-		if err != nil || k.N.BitLen() != 2048 {
-			t.Fatalf("Get: %v", err)
-		}
+	auth, err := pki.NewAuthority(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, csr, err := p.NewIdentity(auth, pki.IdentityRequest{HsmID: "hsm-cmdhelper", Now: time.Now(), Partition: 1, CSR: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.HsmCertificate == "" || csr == "" {
+		t.Fatalf("empty identity or CSR: %+v %q", id, csr)
 	}
 	if err := p.Err(); err != nil {
-		t.Fatalf("the helper failed, keys came from the fallback: %v", err)
+		t.Fatalf("the helper failed, the identity came from the fallback: %v", err)
 	}
 }
 

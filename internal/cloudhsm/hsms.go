@@ -81,32 +81,12 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 		return nil
 	})
 	id := s.reserveHsmID()
-	// Key generation is slow (two RSA 2048 keys): it runs outside the lock,
-	// with keys the pool generated ahead of time when it can.
-	auth, err := s.Authority()
+	// The first HSM's key signs the cluster CSR when it becomes ACTIVE; the
+	// signature is made now, outside the lock, for that moment.
+	identity, csr, err := s.newIdentity(id, mode, hsmType, state == ClusterUninitialized)
 	if err != nil {
 		s.releaseHsmID(id)
 		return nil, err
-	}
-	identity, err := auth.NewHSMIdentityWithOptions(id, s.clock.Now(), pki.IdentityOptions{
-		Partition: 1,
-		NonFIPS:   mode == ModeNonFIPS,
-		HSM1:      hsmType == HsmTypeHsm1,
-		KeySource: s.newKey,
-	})
-	if err != nil {
-		s.releaseHsmID(id)
-		return nil, fmt.Errorf("generate HSM identity: %w", err)
-	}
-	// The first HSM's key signs the cluster CSR when it becomes ACTIVE; the
-	// signature is made here, outside the lock, for that moment.
-	var csr string
-	if state == ClusterUninitialized {
-		csr, err = clusterCSR(identity, 1, mode, hsmType)
-		if err != nil {
-			s.releaseHsmID(id)
-			return nil, fmt.Errorf("generate cluster CSR: %w", err)
-		}
 	}
 	var out *Hsm
 	err = s.commit(func(now time.Time, p *pending) error {
@@ -348,6 +328,33 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 }
 
 // clusterCSR is the CSR an HSM's key signs for a cluster of this mode and type.
+// newIdentity makes the keys and certificates of HSM id, and the cluster
+// CSR signed by its key when withCSR is set. It is slow (two RSA keys, four
+// RSA signatures: about 5 ms of a core beyond the keys) and runs outside
+// the lock, one identity at a time, so that concurrent CreateHsm calls
+// leave the other cores to every other request (the binary makes them in
+// a helper process; see pki.IdentityProcess).
+func (s *Service) newIdentity(id, mode, hsmType string, withCSR bool) (*pki.HSMIdentity, string, error) {
+	auth, err := s.Authority()
+	if err != nil {
+		return nil, "", err
+	}
+	s.identities <- struct{}{}
+	defer func() { <-s.identities }()
+	identity, csr, err := s.identitySources().NewIdentity(auth, pki.IdentityRequest{
+		HsmID:     id,
+		Now:       s.clock.Now(),
+		Partition: 1,
+		NonFIPS:   mode == ModeNonFIPS,
+		HSM1:      hsmType == HsmTypeHsm1,
+		CSR:       withCSR,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("generate HSM identity: %w", err)
+	}
+	return identity, csr, nil
+}
+
 func clusterCSR(id *pki.HSMIdentity, partition int, mode, hsmType string) (string, error) {
 	return pki.ClusterCSR(id, partition, mode == ModeNonFIPS, hsmType == HsmTypeHsm1)
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 )
 
 // Reset deletes every cluster and backup, of one account when account is
@@ -82,15 +81,9 @@ func (s *Service) Import(snap *Snapshot) error {
 				h.ID = newID("hsm-")
 			}
 			if h.Identity == nil {
-				auth, err := s.Authority()
+				id, _, err := s.newIdentity(h.ID, c.Mode, c.HsmType, false)
 				if err != nil {
-					return err
-				}
-				id, err := auth.NewHSMIdentityWithOptions(h.ID, s.clock.Now(), pki.IdentityOptions{
-					Partition: 1, NonFIPS: c.Mode == ModeNonFIPS, HSM1: c.HsmType == HsmTypeHsm1, KeySource: s.newKey,
-				})
-				if err != nil {
-					return fmt.Errorf("generate identity of %s: %w", h.ID, err)
+					return fmt.Errorf("identity of %s: %w", h.ID, err)
 				}
 				h.Identity = id
 			}

@@ -3,7 +3,6 @@ package cloudhsm
 import (
 	"container/heap"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -101,36 +100,27 @@ type Service struct {
 	seq        uint64
 	meta       map[string]string
 
-	newKeys     func() pki.KeySource
-	keyPoolOnce sync.Once
-	keyPool     pki.KeySource
-	// keygen lets one request at a time generate keys, so that concurrent
-	// CreateHsm calls leave a core free for every other request.
-	keygen chan struct{}
+	newIdentities  func() pki.IdentitySource
+	identitiesOnce sync.Once
+	identitySource pki.IdentitySource
+	// identities lets one HSM identity at a time be made (see newIdentity).
+	identities chan struct{}
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-// newKey returns an RSA key for an HSM identity: from the pool when one is
-// ready, else generated here, one request at a time.
-func (s *Service) newKey() (*rsa.PrivateKey, error) {
-	s.keygen <- struct{}{}
-	defer func() { <-s.keygen }()
-	return s.keys().Get()
-}
-
-// keys returns the source of HSM keys, started on first use so that
-// servers which never create an HSM spend no CPU on keys.
-func (s *Service) keys() pki.KeySource {
-	s.keyPoolOnce.Do(func() {
-		if s.newKeys != nil {
-			s.keyPool = s.newKeys()
+// identitySources returns the source of HSM identities, started on first
+// use so that servers which never create an HSM spend no CPU on keys.
+func (s *Service) identitySources() pki.IdentitySource {
+	s.identitiesOnce.Do(func() {
+		if s.newIdentities != nil {
+			s.identitySource = s.newIdentities()
 		} else {
-			s.keyPool = pki.NewKeyPool(2)
+			s.identitySource = pki.NewLocalIdentities()
 		}
 	})
-	return s.keyPool
+	return s.identitySource
 }
 
 type tenantState struct {
@@ -160,10 +150,10 @@ type Options struct {
 	Store   store.Store
 	Network network.Provider
 	Logger  *slog.Logger
-	// Keys, when set, makes the source of HSM keys; it is called on the
-	// first CreateHsm. Default: keys generated in this process
-	// (pki.NewKeyPool).
-	Keys func() pki.KeySource
+	// Identities, when set, makes the source of HSM identities (keys and
+	// certificates); it is called on the first CreateHsm. Default: made in
+	// this process (pki.NewLocalIdentities).
+	Identities func() pki.IdentitySource
 }
 
 // Record kinds in the store.
@@ -178,19 +168,19 @@ const (
 // Close to stop its scheduler.
 func New(opts Options) (*Service, error) {
 	s := &Service{
-		cfg:     opts.Config,
-		clock:   opts.Clock,
-		store:   opts.Store,
-		codec:   opts.Codec,
-		net:     opts.Network,
-		log:     opts.Logger,
-		newKeys: opts.Keys,
-		tenants: map[Tenant]*tenantState{},
-		hsmIDs:  map[string]bool{},
-		meta:    map[string]string{},
-		keygen:  make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:           opts.Config,
+		clock:         opts.Clock,
+		store:         opts.Store,
+		codec:         opts.Codec,
+		net:           opts.Network,
+		log:           opts.Logger,
+		newIdentities: opts.Identities,
+		tenants:       map[Tenant]*tenantState{},
+		hsmIDs:        map[string]bool{},
+		meta:          map[string]string{},
+		identities:    make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -294,9 +284,9 @@ func (s *Service) Close() {
 		close(s.stop)
 	}
 	<-s.done
-	s.keyPoolOnce.Do(func() {})
-	if s.keyPool != nil {
-		s.keyPool.Close()
+	s.identitiesOnce.Do(func() {})
+	if s.identitySource != nil {
+		s.identitySource.Close()
 	}
 }
 

@@ -56,9 +56,9 @@ type Config struct {
 	// Pprof mounts net/http/pprof under /debug/pprof/ (admin access rules apply).
 	Pprof bool
 	// KeyHelper, when set, is the command line of a helper process that
-	// generates HSM keys at the lowest CPU priority (one whose main calls
-	// pki.LowerPriority and pki.ServeKeys), started at the first CreateHsm.
-	// Empty: keys are generated in this process.
+	// makes HSM keys and certificates at the lowest CPU priority (one whose
+	// main calls pki.LowerPriority and pki.ServeIdentities), started at the
+	// first CreateHsm. Empty: they are made in this process.
 	KeyHelper []string
 	// FaultSeed seeds the fault injector's random source (0: random).
 	FaultSeed uint64
@@ -73,10 +73,6 @@ type Config struct {
 
 // DefaultAccount is the account used for non-numeric access keys.
 const DefaultAccount = "123456789012"
-
-// keysAhead is how many HSM keys the key helper keeps ready or in the
-// making: two HSMs' worth.
-const keysAhead = 4
 
 // Server is an assembled cloudhsm-local.
 type Server struct {
@@ -155,11 +151,11 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		net = network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{}))
 	}
-	var keys func() pki.KeySource
+	var identities func() pki.IdentitySource
 	if h := cfg.KeyHelper; len(h) > 0 {
-		keys = func() pki.KeySource { return pki.StartKeyProcess(cfg.Logger, keysAhead, h[0], h[1:]...) }
+		identities = func() pki.IdentitySource { return pki.StartIdentityProcess(cfg.Logger, h[0], h[1:]...) }
 	}
-	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Keys: keys})
+	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Identities: identities})
 	if err != nil {
 		st.Close()
 		return nil, err

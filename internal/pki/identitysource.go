@@ -1,0 +1,319 @@
+package pki
+
+import (
+	"bufio"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// IdentityRequest asks for the identity of one HSM.
+type IdentityRequest struct {
+	HsmID     string
+	Now       time.Time
+	Partition int
+	NonFIPS   bool
+	HSM1      bool
+	// CSR asks for the cluster CSR signed by the new HSM's key as well
+	// (see ClusterCSR).
+	CSR bool
+}
+
+// IdentitySource makes HSM identities: two RSA 2048 keys and four RSA
+// signatures each, tens of milliseconds of a core. LocalIdentities and
+// IdentityProcess implement it.
+type IdentitySource interface {
+	// NewIdentity returns the identity asked for, issued by a, and the
+	// cluster CSR when req.CSR is set.
+	NewIdentity(a *Authority, req IdentityRequest) (*HSMIdentity, string, error)
+	// Close releases what the source holds (goroutines, a helper process).
+	Close()
+}
+
+// LocalIdentities makes identities in this process, with keys that a
+// KeyPool generates ahead of time at low priority.
+type LocalIdentities struct {
+	keys *KeyPool
+}
+
+// NewLocalIdentities returns a source that keeps two keys ready.
+func NewLocalIdentities() *LocalIdentities { return &LocalIdentities{keys: NewKeyPool(2)} }
+
+// NewIdentity implements IdentitySource.
+func (l *LocalIdentities) NewIdentity(a *Authority, req IdentityRequest) (*HSMIdentity, string, error) {
+	return makeIdentity(a, req, l.keys.Get)
+}
+
+// Close implements IdentitySource.
+func (l *LocalIdentities) Close() { l.keys.Close() }
+
+func makeIdentity(a *Authority, req IdentityRequest, key func() (*rsa.PrivateKey, error)) (*HSMIdentity, string, error) {
+	id, err := a.NewHSMIdentityWithOptions(req.HsmID, req.Now, IdentityOptions{
+		Partition: req.Partition, NonFIPS: req.NonFIPS, HSM1: req.HSM1, KeySource: key,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if !req.CSR {
+		return id, "", nil
+	}
+	csr, err := ClusterCSR(id, req.Partition, req.NonFIPS, req.HSM1)
+	if err != nil {
+		return nil, "", fmt.Errorf("pki: cluster CSR: %w", err)
+	}
+	return id, csr, nil
+}
+
+// maxFrame bounds one message between the server and its identity helper:
+// an identity is about 8 KB of PEM, an authority about 4 KB.
+const maxFrame = 1 << 20
+
+// helperRequest is one message to the identity helper.
+type helperRequest struct {
+	Authority []byte // Authority.MarshalBinary
+	Request   IdentityRequest
+}
+
+// helperAnswer is the identity helper's answer to one request.
+type helperAnswer struct {
+	Identity *HSMIdentity `json:",omitempty"`
+	CSR      string       `json:",omitempty"`
+	Error    string       `json:",omitempty"`
+}
+
+// IdentityProcess makes identities in a helper process running at the
+// lowest CPU priority. Made in the server's own process, an identity holds
+// one of the Go scheduler's processors for the whole key generation and
+// signing, and requests scheduled behind it wait for a thread the kernel
+// runs last; in another process it only uses CPU the server leaves idle.
+//
+// The helper (ServeIdentities) reads requests on its stdin and writes
+// answers on its stdout, one at a time, each a 4-byte big-endian length and
+// a JSON document. If the helper cannot be started, dies or answers
+// nonsense, identities are made in this process from then on: HSM creation
+// never fails for want of a helper.
+type IdentityProcess struct {
+	mu       sync.Mutex // one request at a time; guards every field below
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	stdout   *bufio.Reader
+	err      error // why the helper is gone; nil while it runs
+	fallback *LocalIdentities
+	log      *slog.Logger
+}
+
+// StartIdentityProcess starts the helper command (typically this program's
+// own executable with a subcommand that calls ServeIdentities). A helper
+// that fails is reported to log (when not nil) once.
+func StartIdentityProcess(log *slog.Logger, name string, args ...string) *IdentityProcess {
+	p := &IdentityProcess{log: log}
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err == nil {
+		var stdout io.ReadCloser
+		if stdout, err = cmd.StdoutPipe(); err == nil {
+			if err = cmd.Start(); err == nil {
+				p.cmd, p.stdin, p.stdout = cmd, stdin, bufio.NewReader(stdout)
+				return p
+			}
+		}
+	}
+	p.fail(fmt.Errorf("start identity helper %s: %w", name, err))
+	return p
+}
+
+// fail stops using the helper; p.mu is held (or p is not shared yet).
+func (p *IdentityProcess) fail(err error) {
+	if p.err != nil {
+		return
+	}
+	p.err = err
+	if p.cmd != nil {
+		_ = p.stdin.Close()
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
+	if p.log != nil && !errors.Is(err, errHelperClosed) {
+		p.log.Warn("HSM identities are made in the server process from now on", "reason", err)
+	}
+}
+
+var errHelperClosed = errors.New("identity helper closed")
+
+// NewIdentity implements IdentitySource.
+func (p *IdentityProcess) NewIdentity(a *Authority, req IdentityRequest) (*HSMIdentity, string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		id, csr, err := p.ask(a, req)
+		if err == nil {
+			return id, csr, nil
+		}
+		var refused *helperRefusal
+		if errors.As(err, &refused) {
+			return nil, "", err // the helper works; the request does not
+		}
+		p.fail(err)
+	}
+	if p.fallback == nil {
+		p.fallback = NewLocalIdentities()
+	}
+	return p.fallback.NewIdentity(a, req)
+}
+
+// helperRefusal is an error the helper answered for one request.
+type helperRefusal struct{ msg string }
+
+func (e *helperRefusal) Error() string { return "identity helper: " + e.msg }
+
+func (p *IdentityProcess) ask(a *Authority, req IdentityRequest) (*HSMIdentity, string, error) {
+	auth, err := a.MarshalBinary()
+	if err != nil {
+		return nil, "", &helperRefusal{err.Error()}
+	}
+	if err := writeFrame(p.stdin, helperRequest{Authority: auth, Request: req}); err != nil {
+		return nil, "", fmt.Errorf("identity helper: send: %w", err)
+	}
+	var ans helperAnswer
+	if err := readFrame(p.stdout, &ans); err != nil {
+		return nil, "", fmt.Errorf("identity helper: answer: %w", err)
+	}
+	if ans.Error != "" {
+		return nil, "", &helperRefusal{ans.Error}
+	}
+	if err := checkIdentity(ans.Identity, req, a); err != nil {
+		return nil, "", fmt.Errorf("identity helper: %w", err)
+	}
+	if req.CSR && ans.CSR == "" {
+		return nil, "", errors.New("identity helper: no CSR in the answer")
+	}
+	return ans.Identity, ans.CSR, nil
+}
+
+// checkIdentity checks that an identity from the helper is one this
+// authority issued, so that a broken helper cannot hand out garbage.
+func checkIdentity(id *HSMIdentity, req IdentityRequest, a *Authority) error {
+	if id == nil {
+		return errors.New("no identity in the answer")
+	}
+	awsHW, err := parseCertPEMString(id.AwsHardwareCertificate)
+	if err != nil {
+		return fmt.Errorf("AWS hardware certificate: %w", err)
+	}
+	if err := awsHW.CheckSignatureFrom(a.aws.cert); err != nil {
+		return fmt.Errorf("AWS hardware certificate not issued by the AWS root: %w", err)
+	}
+	hsm, err := parseCertPEMString(id.HsmCertificate)
+	if err != nil {
+		return fmt.Errorf("HSM certificate: %w", err)
+	}
+	if err := hsm.CheckSignatureFrom(awsHW); err != nil {
+		return fmt.Errorf("HSM certificate not issued by the hardware key: %w", err)
+	}
+	if _, err := parseRSAKeyPEM(id.PartitionKeyPEM); err != nil {
+		return fmt.Errorf("partition key: %w", err)
+	}
+	return nil
+}
+
+// Err reports why the helper is no longer used, or nil while it is.
+func (p *IdentityProcess) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Close implements IdentitySource: it stops the helper.
+func (p *IdentityProcess) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail(errHelperClosed)
+	if p.fallback != nil {
+		p.fallback.Close()
+	}
+}
+
+func writeFrame(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
+	_, err = w.Write(append(frame, b...))
+	return err
+}
+
+func readFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > maxFrame {
+		return fmt.Errorf("bad frame length %d", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// ServeIdentities is the helper process's side of IdentityProcess: it
+// answers each request read from in on out, with keys generated ahead of
+// time, until in ends. Call LowerPriority first.
+func ServeIdentities(in io.Reader, out io.Writer) error {
+	keys := NewKeyPool(4)
+	defer keys.Close()
+	r := bufio.NewReader(in)
+	var lastRaw []byte
+	var last *Authority
+	for {
+		var req helperRequest
+		if err := readFrame(r, &req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		var ans helperAnswer
+		if last == nil || string(req.Authority) != string(lastRaw) {
+			a, err := ParseAuthority(req.Authority)
+			if err != nil {
+				ans.Error = err.Error()
+			} else {
+				last, lastRaw = a, req.Authority
+			}
+		}
+		if ans.Error == "" {
+			id, csr, err := makeIdentity(last, req.Request, keys.Get)
+			if err != nil {
+				ans.Error = err.Error()
+			} else {
+				ans.Identity, ans.CSR = id, csr
+			}
+		}
+		if err := writeFrame(out, ans); err != nil {
+			return err
+		}
+	}
+}
+
+func parseCertPEMString(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
