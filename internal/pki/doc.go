@@ -17,7 +17,10 @@
 // roots with the same subject, and a partition key, certified by the
 // hardware key in the HsmCertificate and used to sign the cluster CSR.
 //
-// The package uses only the standard library and performs no I/O. RSA key
-// generation is slow (tens of milliseconds per key), so callers should
-// create identities outside their locks; KeyPool can pre-generate keys.
+// The package uses only the standard library. RSA key generation is slow
+// (tens of milliseconds per key) and an identity takes four RSA signatures
+// besides, so callers create identities outside their locks through an
+// IdentitySource: LocalIdentities makes them in this process with keys a
+// KeyPool generates ahead, IdentityProcess in a helper process at the
+// lowest CPU priority (its only I/O: the helper's pipes).
 package pki
