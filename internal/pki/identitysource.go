@@ -2,6 +2,7 @@ package pki
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
@@ -80,16 +81,22 @@ const maxFrame = 1 << 20
 
 // helperRequest is one message to the identity helper.
 type helperRequest struct {
+	Seq       uint64 // echoed in the answer
 	Authority []byte // Authority.MarshalBinary
 	Request   IdentityRequest
 }
 
 // helperAnswer is the identity helper's answer to one request.
 type helperAnswer struct {
+	Seq      uint64
 	Identity *HSMIdentity `json:",omitempty"`
 	CSR      string       `json:",omitempty"`
 	Error    string       `json:",omitempty"`
 }
+
+// DefaultHelperTimeout is how long a request waits for the identity helper
+// before the server makes the identity itself.
+const DefaultHelperTimeout = 2 * time.Second
 
 // IdentityProcess makes identities in a helper process running at the
 // lowest CPU priority. Made in the server's own process, an identity holds
@@ -98,25 +105,33 @@ type helperAnswer struct {
 // runs last; in another process it only uses CPU the server leaves idle.
 //
 // The helper (ServeIdentities) reads requests on its stdin and writes
-// answers on its stdout, one at a time, each a 4-byte big-endian length and
-// a JSON document. If the helper cannot be started, dies or answers
-// nonsense, identities are made in this process from then on: HSM creation
-// never fails for want of a helper.
+// answers on its stdout, in order, each a 4-byte big-endian length and a
+// JSON document. A CPU that is never idle would starve the helper, so a
+// request that waits longer than the timeout is made in this process at
+// normal priority (the helper's late answer is dropped). If the helper
+// cannot be started, dies or answers nonsense, identities are made in this
+// process from then on: HSM creation never fails for want of a helper.
 type IdentityProcess struct {
-	mu       sync.Mutex // one request at a time; guards every field below
+	log     *slog.Logger
+	timeout time.Duration
+	dead    chan struct{} // closed when the helper is no longer used
+	stopped chan struct{} // closed when the reader has reaped the helper
+
+	mu       sync.Mutex // guards the fields below and writes to stdin
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
-	stdout   *bufio.Reader
-	err      error // why the helper is gone; nil while it runs
+	seq      uint64
+	waiting  map[uint64]chan helperAnswer // requests in flight, by Seq
+	err      error                        // why the helper is no longer used
 	fallback *LocalIdentities
-	log      *slog.Logger
+	// inline counts identities made here because the helper was late.
+	inline int
 }
 
 // StartIdentityProcess starts the helper command (typically this program's
 // own executable with a subcommand that calls ServeIdentities). A helper
 // that fails is reported to log (when not nil) once.
 func StartIdentityProcess(log *slog.Logger, name string, args ...string) *IdentityProcess {
-	p := &IdentityProcess{log: log}
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -124,13 +139,56 @@ func StartIdentityProcess(log *slog.Logger, name string, args ...string) *Identi
 		var stdout io.ReadCloser
 		if stdout, err = cmd.StdoutPipe(); err == nil {
 			if err = cmd.Start(); err == nil {
-				p.cmd, p.stdin, p.stdout = cmd, stdin, bufio.NewReader(stdout)
-				return p
+				return newIdentityProcess(log, cmd, stdin, stdout)
 			}
 		}
 	}
+	p := newIdentityProcess(log, nil, nil, nil)
+	p.mu.Lock()
 	p.fail(fmt.Errorf("start identity helper %s: %w", name, err))
+	p.mu.Unlock()
 	return p
+}
+
+// newIdentityProcess talks to a helper over stdin and stdout (nil: no
+// helper); cmd, when not nil, is reaped once stdout ends.
+func newIdentityProcess(log *slog.Logger, cmd *exec.Cmd, stdin io.WriteCloser, stdout io.Reader) *IdentityProcess {
+	p := &IdentityProcess{
+		log: log, timeout: DefaultHelperTimeout,
+		dead: make(chan struct{}), stopped: make(chan struct{}),
+		cmd: cmd, stdin: stdin, waiting: map[uint64]chan helperAnswer{},
+	}
+	if stdout == nil {
+		close(p.stopped)
+	} else {
+		go p.receive(bufio.NewReader(stdout))
+	}
+	return p
+}
+
+// receive hands each answer to the request waiting for it, until the
+// helper stops; then it reaps the helper.
+func (p *IdentityProcess) receive(r *bufio.Reader) {
+	defer close(p.stopped)
+	for {
+		var ans helperAnswer
+		if err := readFrame(r, &ans); err != nil {
+			p.mu.Lock()
+			p.fail(fmt.Errorf("identity helper: answer: %w", err))
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Lock()
+		ch := p.waiting[ans.Seq] // nil for a late answer: dropped
+		delete(p.waiting, ans.Seq)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- ans
+		}
+	}
+	if p.cmd != nil {
+		_ = p.cmd.Wait()
+	}
 }
 
 // fail stops using the helper; p.mu is held (or p is not shared yet).
@@ -139,10 +197,12 @@ func (p *IdentityProcess) fail(err error) {
 		return
 	}
 	p.err = err
-	if p.cmd != nil {
+	close(p.dead)
+	if p.stdin != nil {
 		_ = p.stdin.Close()
+	}
+	if p.cmd != nil {
 		_ = p.cmd.Process.Kill()
-		_ = p.cmd.Wait()
 	}
 	if p.log != nil && !errors.Is(err, errHelperClosed) {
 		p.log.Warn("HSM identities are made in the server process from now on", "reason", err)
@@ -153,52 +213,92 @@ var errHelperClosed = errors.New("identity helper closed")
 
 // NewIdentity implements IdentitySource.
 func (p *IdentityProcess) NewIdentity(a *Authority, req IdentityRequest) (*HSMIdentity, string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err == nil {
-		id, csr, err := p.ask(a, req)
-		if err == nil {
-			return id, csr, nil
-		}
-		var refused *helperRefusal
-		if errors.As(err, &refused) {
-			return nil, "", err // the helper works; the request does not
-		}
-		p.fail(err)
+	id, csr, err, answered := p.ask(a, req)
+	if answered {
+		return id, csr, err
 	}
-	if p.fallback == nil {
+	p.mu.Lock()
+	gone := p.err != nil
+	if gone && p.fallback == nil {
 		p.fallback = NewLocalIdentities()
 	}
-	return p.fallback.NewIdentity(a, req)
+	fallback := p.fallback
+	if !gone {
+		p.inline++
+	}
+	p.mu.Unlock()
+	if gone {
+		return fallback.NewIdentity(a, req)
+	}
+	// The helper is late: the caller is waiting, so the keys are made
+	// now at normal priority.
+	return makeIdentity(a, req, generateKeyNow)
 }
+
+// generateKeyNow generates a key on the calling goroutine's thread.
+func generateKeyNow() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, keyBits) }
 
 // helperRefusal is an error the helper answered for one request.
 type helperRefusal struct{ msg string }
 
 func (e *helperRefusal) Error() string { return "identity helper: " + e.msg }
 
-func (p *IdentityProcess) ask(a *Authority, req IdentityRequest) (*HSMIdentity, string, error) {
+// ask sends req to the helper and waits for its answer. answered is false
+// when the helper is gone, failed or late: the caller makes the identity.
+func (p *IdentityProcess) ask(a *Authority, req IdentityRequest) (id *HSMIdentity, csr string, err error, answered bool) {
 	auth, err := a.MarshalBinary()
 	if err != nil {
-		return nil, "", &helperRefusal{err.Error()}
+		return nil, "", err, true
 	}
-	if err := writeFrame(p.stdin, helperRequest{Authority: auth, Request: req}); err != nil {
-		return nil, "", fmt.Errorf("identity helper: send: %w", err)
+	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		return nil, "", nil, false
 	}
-	var ans helperAnswer
-	if err := readFrame(p.stdout, &ans); err != nil {
-		return nil, "", fmt.Errorf("identity helper: answer: %w", err)
+	p.seq++
+	seq := p.seq
+	ch := make(chan helperAnswer, 1)
+	p.waiting[seq] = ch
+	if err := writeFrame(p.stdin, helperRequest{Seq: seq, Authority: auth, Request: req}); err != nil {
+		delete(p.waiting, seq)
+		p.fail(fmt.Errorf("identity helper: send: %w", err))
+		p.mu.Unlock()
+		return nil, "", nil, false
 	}
-	if ans.Error != "" {
-		return nil, "", &helperRefusal{ans.Error}
+	p.mu.Unlock()
+	timer := time.NewTimer(p.timeout)
+	defer timer.Stop()
+	select {
+	case ans := <-ch:
+		if ans.Error != "" {
+			return nil, "", &helperRefusal{ans.Error}, true
+		}
+		if err := checkAnswer(ans, req, a); err != nil {
+			p.mu.Lock()
+			p.fail(fmt.Errorf("identity helper: %w", err))
+			p.mu.Unlock()
+			return nil, "", nil, false
+		}
+		return ans.Identity, ans.CSR, nil, true
+	case <-p.dead:
+		return nil, "", nil, false
+	case <-timer.C:
+		p.mu.Lock()
+		delete(p.waiting, seq)
+		p.mu.Unlock()
+		return nil, "", nil, false
 	}
+}
+
+// checkAnswer checks an answer's identity (see checkIdentity) and CSR.
+func checkAnswer(ans helperAnswer, req IdentityRequest, a *Authority) error {
 	if err := checkIdentity(ans.Identity, req, a); err != nil {
-		return nil, "", fmt.Errorf("identity helper: %w", err)
+		return err
 	}
 	if req.CSR && ans.CSR == "" {
-		return nil, "", errors.New("identity helper: no CSR in the answer")
+		return errors.New("no CSR in the answer")
 	}
-	return ans.Identity, ans.CSR, nil
+	return nil
 }
 
 // checkIdentity checks that an identity from the helper is one this
@@ -237,13 +337,15 @@ func (p *IdentityProcess) Err() error {
 	return p.err
 }
 
-// Close implements IdentitySource: it stops the helper.
+// Close implements IdentitySource: it stops the helper and waits for it.
 func (p *IdentityProcess) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.fail(errHelperClosed)
-	if p.fallback != nil {
-		p.fallback.Close()
+	fallback := p.fallback
+	p.mu.Unlock()
+	<-p.stopped
+	if fallback != nil {
+		fallback.Close()
 	}
 }
 
@@ -290,7 +392,7 @@ func ServeIdentities(in io.Reader, out io.Writer) error {
 			}
 			return err
 		}
-		var ans helperAnswer
+		ans := helperAnswer{Seq: req.Seq}
 		if last == nil || string(req.Authority) != string(lastRaw) {
 			a, err := ParseAuthority(req.Authority)
 			if err != nil {

@@ -44,8 +44,12 @@ func TestMain(m *testing.M) {
 			if err != nil {
 				os.Exit(5)
 			}
-			_ = writeFrame(os.Stdout, helperAnswer{Identity: id, CSR: csr})
+			_ = writeFrame(os.Stdout, helperAnswer{Seq: req.Seq, Identity: id, CSR: csr})
 		}
+		os.Exit(0)
+	case "silent":
+		// Reads requests and never answers, like a helper the CPU starves.
+		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	case "one-then-exit":
 		// Answers one request, then exits as if it crashed.
@@ -189,6 +193,85 @@ func TestIdentityProcessFallsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestIdentityProcessLateHelper(t *testing.T) {
+	f := fixtures(t)
+	t.Run("silent", func(t *testing.T) {
+		p := startHelper(t, "silent")
+		p.timeout = 300 * time.Millisecond
+		id, csr, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: "hsm-silent", Now: f.now, CSR: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkHelperIdentity(t, f, id, csr, true)
+		if p.inline != 1 {
+			t.Errorf("%d identities made in process, want 1", p.inline)
+		}
+		if err := p.Err(); err != nil {
+			t.Errorf("a late helper was dropped: %v", err)
+		}
+	})
+	t.Run("late answer dropped", func(t *testing.T) {
+		// A helper in this test's hands, over pipes: it holds back its
+		// answer to the first request until the second one arrives, then
+		// answers both, the late one first.
+		reqR, reqW := io.Pipe()
+		ansR, ansW := io.Pipe()
+		p := newIdentityProcess(nil, nil, reqW, ansR)
+		t.Cleanup(p.Close)
+		helperDone := make(chan error, 1)
+		go func() {
+			defer ansW.Close()
+			var held []helperRequest
+			for {
+				var req helperRequest
+				if err := readFrame(reqR, &req); err != nil {
+					helperDone <- nil
+					return
+				}
+				if held = append(held, req); len(held) < 2 {
+					continue
+				}
+				for _, r := range held {
+					id, csr, err := makeIdentity(f.auth, r.Request, generateKey)
+					if err != nil {
+						helperDone <- err
+						return
+					}
+					if err := writeFrame(ansW, helperAnswer{Seq: r.Seq, Identity: id, CSR: csr}); err != nil {
+						helperDone <- err
+						return
+					}
+				}
+				held = nil
+			}
+		}()
+		p.timeout = 10 * time.Millisecond // the first request gives up at once
+		first, _, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: "hsm-late1", Now: f.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.timeout = time.Minute
+		second, csr, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: "hsm-late2", Now: f.now, CSR: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkHelperIdentity(t, f, second, csr, true)
+		if first.Serial != hardwareSerial("hsm-late1") || second.Serial != hardwareSerial("hsm-late2") {
+			t.Errorf("identities mixed up: serials %s and %s", first.Serial, second.Serial)
+		}
+		if p.inline != 1 {
+			t.Errorf("%d identities made in process, want 1 (the first)", p.inline)
+		}
+		if err := p.Err(); err != nil {
+			t.Errorf("helper dropped: %v", err)
+		}
+		p.Close()
+		if err := <-helperDone; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestIdentityProcessRefusal(t *testing.T) {
