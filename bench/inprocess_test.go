@@ -64,6 +64,16 @@ func BenchmarkNewInProcess(b *testing.B) {
 const account = "555555555555"
 
 func post(c *http.Client, url, op string, body []byte) (*http.Response, error) {
+	req, err := newAPIRequest(url, op, body)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(req)
+}
+
+// newAPIRequest returns a request for op with the headers of
+// shared/bench/describe.lua.
+func newAPIRequest(url, op string, body []byte) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -72,7 +82,24 @@ func post(c *http.Client, url, op string, body []byte) (*http.Response, error) {
 	req.Header["X-Amz-Target"] = []string{"BaldrApiService." + op}
 	req.Header["X-Amz-Date"] = []string{"20261126T000000Z"}
 	req.Header["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=" + account + "/20261126/us-east-1/cloudhsm/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000"}
-	return c.Do(req)
+	return req, nil
+}
+
+// postOK posts op and discards the answer; it reports a failed call or a
+// status other than 200 as an error of b and returns false.
+func postOK(b *testing.B, c *http.Client, url, op string, body []byte) bool {
+	resp, err := post(c, url, op, body)
+	if err != nil {
+		b.Error(err)
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Errorf("%s: HTTP %d", op, resp.StatusCode)
+		return false
+	}
+	return true
 }
 
 // seed25 creates 25 clusters as shared/bench/seed.py does (two new
@@ -162,16 +189,11 @@ func BenchmarkDescribeClustersHandler(b *testing.B) {
 	h := s.Handler()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		req, err := http.NewRequest(http.MethodPost, s.URL+"/", nil)
+		req, err := newAPIRequest(s.URL, "DescribeClusters", body)
 		if err != nil {
 			b.Error(err)
 			return
 		}
-		req.Header["Content-Type"] = []string{"application/x-amz-json-1.1"}
-		req.Header["X-Amz-Target"] = []string{"BaldrApiService.DescribeClusters"}
-		req.Header["X-Amz-Date"] = []string{"20261126T000000Z"}
-		req.Header["Authorization"] = []string{"AWS4-HMAC-SHA256 Credential=" + account + "/20261126/us-east-1/cloudhsm/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0000000000000000000000000000000000000000000000000000000000000000"}
-		req.ContentLength = int64(len(body))
 		r := bytes.NewReader(body)
 		req.Body = io.NopCloser(r)
 		w := &discardWriter{header: http.Header{}}
@@ -269,15 +291,7 @@ func BenchmarkCreateCluster(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := post(c, s.URL, "CreateCluster", body)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("CreateCluster: HTTP %d", resp.StatusCode)
+			if !postOK(b, c, s.URL, "CreateCluster", body) {
 				return
 			}
 		}
