@@ -134,6 +134,7 @@ type IdentityProcess struct {
 func StartIdentityProcess(log *slog.Logger, name string, args ...string) *IdentityProcess {
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = helperAttr()
 	stdin, err := cmd.StdinPipe()
 	if err == nil {
 		var stdout io.ReadCloser

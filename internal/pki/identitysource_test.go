@@ -142,6 +142,15 @@ func TestIdentityProcessLowPriority(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := strconv.Itoa(p.cmd.Process.Pid)
+	// A process group of its own (field 5 of stat): a terminal's Ctrl-C
+	// reaches the server, which stops the helper.
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgrp := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))[2]; pgrp != pid {
+		t.Errorf("helper %s is in process group %s, want its own", pid, pgrp)
+	}
 	tasks, err := os.ReadDir("/proc/" + pid + "/task")
 	if err != nil {
 		t.Fatal(err)
