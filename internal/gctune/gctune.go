@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,10 +38,12 @@ const idleAllocs = 256 << 10
 
 // Tuner keeps the heap goal at or above its floor. Stop ends it.
 type Tuner struct {
-	floor   uint64
-	stopped atomic.Bool
-	percent atomic.Int64 // the GOGC value last set (for tests and logs)
+	floor uint64
+	// mu orders adjustments (run after each collection) and Stop.
+	mu      sync.Mutex
+	stopped bool
 	sample  []metrics.Sample
+	percent atomic.Int64 // the GOGC value last set (for tests and logs)
 	// released counts the times idle memory was handed back (for tests).
 	released atomic.Int64
 	stop     chan struct{}
@@ -124,11 +127,9 @@ func (t *Tuner) arm() {
 	// objects, which would delay its cleanup.
 	p := &cycleMarker{}
 	runtime.AddCleanup(p, func(t *Tuner) {
-		if t.stopped.Load() {
-			return
+		if t.adjust() {
+			t.arm()
 		}
-		t.adjust()
-		t.arm()
 	}, t)
 }
 
@@ -138,8 +139,13 @@ type cycleMarker struct{ _ *byte }
 // heap is under half of it, and the runtime's default otherwise. The
 // runtime's goal is the larger of live + (live + stacks + globals) x
 // GOGC/100 and its heap minimum, 4 MB x GOGC/100: GOGC is the largest value
-// that keeps both at or under the floor.
-func (t *Tuner) adjust() {
+// that keeps both at or under the floor. It returns false once stopped.
+func (t *Tuner) adjust() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return false
+	}
 	metrics.Read(t.sample)
 	live := t.sample[0].Value.Uint64()
 	roots := live + t.sample[1].Value.Uint64() + t.sample[2].Value.Uint64()
@@ -154,6 +160,7 @@ func (t *Tuner) adjust() {
 		debug.SetGCPercent(int(percent))
 		t.percent.Store(percent)
 	}
+	return true
 }
 
 // Percent returns the GOGC value the tuner set last.
@@ -161,12 +168,19 @@ func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 
 // Stop ends the tuning and restores GOGC=100.
 func (t *Tuner) Stop() {
-	if t == nil || t.stopped.Swap(true) {
+	if t == nil {
 		return
 	}
+	t.mu.Lock()
+	if t.stopped {
+		t.mu.Unlock()
+		return
+	}
+	t.stopped = true
+	debug.SetGCPercent(100)
+	t.mu.Unlock()
 	close(t.stop)
 	<-t.done
-	debug.SetGCPercent(100)
 }
 
 // Loading turns the collector off while a program loads its state, until
