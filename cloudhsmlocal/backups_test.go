@@ -40,7 +40,7 @@ func activeCluster(t *testing.T, srv *cloudhsmlocal.Server, c *cloudhsmv2.Client
 	srv.Advance(time.Second)
 	cl = describe(t, c, *id)
 	ca := newTestCA(t)
-	if _, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{ClusterId: id, SignedCert: aws.String(ca.sign(t, *cl.Certificates.ClusterCsr)), TrustAnchor: aws.String(ca.pem)}); err != nil {
+	if _, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{ClusterId: id, SignedCert: aws.String(ca.MustSign(t, *cl.Certificates.ClusterCsr)), TrustAnchor: aws.String(ca.PEM)}); err != nil {
 		t.Fatal(err)
 	}
 	srv.Advance(2 * time.Second) // INITIALIZED, ACTIVE, activation backup READY

@@ -42,8 +42,8 @@ func TestCeremony(t *testing.T) {
 		t.Fatalf("want one ACTIVE HSM and a CSR: %+v", cl)
 	}
 	ca := newTestCA(t)
-	signed := ca.sign(t, *cl.Certificates.ClusterCsr)
-	ini, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{ClusterId: cl.ClusterId, SignedCert: aws.String(signed), TrustAnchor: aws.String(ca.pem)})
+	signed := ca.MustSign(t, *cl.Certificates.ClusterCsr)
+	ini, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{ClusterId: cl.ClusterId, SignedCert: aws.String(signed), TrustAnchor: aws.String(ca.PEM)})
 	if err != nil {
 		t.Fatal(err)
 	}

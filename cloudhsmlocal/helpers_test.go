@@ -3,14 +3,8 @@ package cloudhsmlocal_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
@@ -18,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 var ctx = context.Background()
@@ -100,59 +95,7 @@ func contains_(s, sub string) bool {
 	})())
 }
 
-// testCA is an organisation's CA, made in the test, that signs cluster CSRs.
-type testCA struct {
-	key  *rsa.PrivateKey
-	cert *x509.Certificate
-	pem  string
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Test Org Root CA", Organization: []string{"Test Org"}},
-		NotBefore:             time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:              time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{key: key, cert: cert, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-// sign issues a certificate for the CSR's public key.
-func (ca *testCA) sign(t *testing.T, csrPEM string) string {
-	t.Helper()
-	block, _ := pem.Decode([]byte(csrPEM))
-	if block == nil {
-		t.Fatalf("CSR is not PEM: %q", csrPEM)
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		t.Fatalf("CSR signature: %v", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      csr.Subject,
-		NotBefore:    time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:     time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+// newTestCA makes an organisation's CA that signs cluster CSRs.
+func newTestCA(t *testing.T) *testkit.CA {
+	return testkit.NewCA(t, "Test Org Root CA", "Test Org")
 }

@@ -9,171 +9,33 @@ package cloudhsmlocal_test
 // same set-up for Terraform.
 
 import (
-	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
 
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 const neighbourRegion = "us-east-1"
 
-// neighbourMoto is a moto_server started for one test, and an EC2 Query API
-// client of it (SigV4, service ec2, test/test: moto takes unsigned requests
-// for S3 ones).
-type neighbourMoto struct {
-	URL    string
-	stop   func()
-	signer *v4.Signer
-	http   *http.Client
-}
+// neighbourMoto is a moto_server started for one test, with an EC2 Query
+// API client of it.
+type neighbourMoto struct{ *testkit.MotoServer }
 
-// Stop kills moto_server (its whole process group) and waits for it to
-// exit; it may be called more than once.
-func (m *neighbourMoto) Stop() { m.stop() }
-
-// neighbourStartMoto starts moto_server on a free 127.0.0.1 port and waits
-// until it answers EC2 calls. Without moto_server on PATH the test fails
-// when CI=true and is skipped (loudly) otherwise.
+// neighbourStartMoto starts moto_server (see testkit.StartMotoServer).
 func neighbourStartMoto(t *testing.T) *neighbourMoto {
 	t.Helper()
-	path, err := exec.LookPath("moto_server")
-	if err != nil {
-		msg := "moto_server is not on PATH (pip install 'moto[server]'): cloudhsm-local is NOT tested beside an EC2 emulator"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-
-	var out strictBuffer
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Its own process group: moto_server may be a shim (pyenv) that
-	// starts Python, and killing the group ends both.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	var once sync.Once
-	m := &neighbourMoto{
-		URL:    fmt.Sprintf("http://127.0.0.1:%d", port),
-		signer: v4.NewSigner(),
-		http:   &http.Client{Timeout: 5 * time.Second},
-		stop: func() {
-			once.Do(func() {
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				_ = cmd.Process.Kill()
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					t.Errorf("moto_server (pid %d) did not exit", cmd.Process.Pid)
-				}
-			})
-		},
-	}
-	t.Cleanup(m.Stop)
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := m.call("DescribeVpcs", url.Values{}, nil)
-		if err == nil {
-			return m
-		}
-		select {
-		case <-exited:
-			t.Fatalf("moto_server exited before answering:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer DescribeVpcs within 30s (last error: %v):\n%s", err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// neighbourEC2Error is an EC2 error document.
-type neighbourEC2Error struct {
-	Status        int
-	Code, Message string
-}
-
-func (e *neighbourEC2Error) Error() string {
-	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
-}
-
-// call performs one EC2 Query API action and decodes the answer into out
-// (may be nil).
-func (m *neighbourMoto) call(action string, params url.Values, out any) error {
-	form := url.Values{}
-	for k, v := range params {
-		form[k] = v
-	}
-	form.Set("Action", action)
-	form.Set("Version", "2016-11-15")
-	body := form.Encode()
-	req, err := http.NewRequest(http.MethodPost, m.URL+"/", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
-	if err := m.signer.SignHTTP(context.Background(), creds, req, strictSHA256([]byte(body)), "ec2", neighbourRegion, time.Now()); err != nil {
-		return err
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var doc struct {
-			Errors []struct{ Code, Message string } `xml:"Errors>Error"`
-		}
-		if xml.Unmarshal(data, &doc) == nil && len(doc.Errors) > 0 {
-			return &neighbourEC2Error{Status: resp.StatusCode, Code: doc.Errors[0].Code, Message: doc.Errors[0].Message}
-		}
-		return fmt.Errorf("%s: HTTP %d %q", action, resp.StatusCode, data)
-	}
-	var root struct{ XMLName xml.Name }
-	if err := xml.Unmarshal(data, &root); err != nil || root.XMLName.Local != action+"Response" {
-		return fmt.Errorf("%s: unexpected answer %.200q", action, data)
-	}
-	if out != nil {
-		return xml.Unmarshal(data, out)
-	}
-	return nil
+	return &neighbourMoto{testkit.StartMotoServer(t, "cloudhsm-local is NOT tested beside an EC2 emulator")}
 }
 
 func (m *neighbourMoto) createVPC(t *testing.T, cidr string) string {
@@ -181,7 +43,7 @@ func (m *neighbourMoto) createVPC(t *testing.T, cidr string) string {
 	var resp struct {
 		VpcID string `xml:"vpc>vpcId"`
 	}
-	if err := m.call("CreateVpc", url.Values{"CidrBlock": {cidr}}, &resp); err != nil {
+	if err := m.Call("CreateVpc", url.Values{"CidrBlock": {cidr}}, &resp); err != nil {
 		t.Fatalf("moto CreateVpc %s: %v", cidr, err)
 	}
 	if !strings.HasPrefix(resp.VpcID, "vpc-") {
@@ -195,7 +57,7 @@ func (m *neighbourMoto) createSubnet(t *testing.T, vpcID, az, cidr string) strin
 	var resp struct {
 		SubnetID string `xml:"subnet>subnetId"`
 	}
-	if err := m.call("CreateSubnet", url.Values{"VpcId": {vpcID}, "AvailabilityZone": {az}, "CidrBlock": {cidr}}, &resp); err != nil {
+	if err := m.Call("CreateSubnet", url.Values{"VpcId": {vpcID}, "AvailabilityZone": {az}, "CidrBlock": {cidr}}, &resp); err != nil {
 		t.Fatalf("moto CreateSubnet %s %s: %v", az, cidr, err)
 	}
 	if !strings.HasPrefix(resp.SubnetID, "subnet-") {
@@ -210,7 +72,7 @@ type neighbourGroup struct {
 	VpcID     string `xml:"vpcId"`
 }
 
-// describeGroup looks a security group up by id; a *neighbourEC2Error
+// describeGroup looks a security group up by id; a *testkit.EC2Error
 // InvalidGroup.NotFound when moto does not know it.
 func (m *neighbourMoto) describeGroup(id string) (neighbourGroup, error) {
 	var resp struct {
@@ -218,11 +80,11 @@ func (m *neighbourMoto) describeGroup(id string) (neighbourGroup, error) {
 	}
 	// The group-id filter rather than GroupId.N: a missing group is then
 	// an empty answer, which is reported as InvalidGroup.NotFound too.
-	if err := m.call("DescribeSecurityGroups", url.Values{"Filter.1.Name": {"group-id"}, "Filter.1.Value.1": {id}}, &resp); err != nil {
+	if err := m.Call("DescribeSecurityGroups", url.Values{"Filter.1.Name": {"group-id"}, "Filter.1.Value.1": {id}}, &resp); err != nil {
 		return neighbourGroup{}, err
 	}
 	if len(resp.Groups) == 0 {
-		return neighbourGroup{}, &neighbourEC2Error{Status: 200, Code: "InvalidGroup.NotFound", Message: "no group " + id}
+		return neighbourGroup{}, &testkit.EC2Error{Status: 200, Code: "InvalidGroup.NotFound", Message: "no group " + id}
 	}
 	if len(resp.Groups) != 1 || resp.Groups[0].GroupID != id {
 		return neighbourGroup{}, fmt.Errorf("DescribeSecurityGroups group-id=%s answered %+v", id, resp.Groups)
@@ -359,7 +221,7 @@ func TestNeighbourMoto(t *testing.T) {
 		t.Fatalf("cluster %s is %s, want DELETED", id, st)
 	}
 	_, err = moto.describeGroup(sg)
-	var ec2Err *neighbourEC2Error
+	var ec2Err *testkit.EC2Error
 	if !errors.As(err, &ec2Err) || ec2Err.Code != "InvalidGroup.NotFound" {
 		t.Errorf("after DeleteCluster, moto's group %s: %v, want InvalidGroup.NotFound", sg, err)
 	}
@@ -411,7 +273,7 @@ func TestNeighbourMoto(t *testing.T) {
 		}
 		waitState(bid, types.ClusterStateDeleted)
 		_, err = moto.describeGroup(bsg)
-		var ec2Err *neighbourEC2Error
+		var ec2Err *testkit.EC2Error
 		if !errors.As(err, &ec2Err) || ec2Err.Code != "InvalidGroup.NotFound" {
 			t.Errorf("through the binary, after DeleteCluster, moto's group %s: %v, want InvalidGroup.NotFound", bsg, err)
 		}
@@ -494,7 +356,7 @@ func TestNeighbourMotoRestart(t *testing.T) {
 	wantGroupGone := func(sg, why string) {
 		t.Helper()
 		_, err := moto.describeGroup(sg)
-		var ec2Err *neighbourEC2Error
+		var ec2Err *testkit.EC2Error
 		if !errors.As(err, &ec2Err) || ec2Err.Code != "InvalidGroup.NotFound" {
 			t.Errorf("%s, moto's group %s: %v, want InvalidGroup.NotFound", why, sg, err)
 		}
@@ -529,7 +391,7 @@ func TestNeighbourMotoRestart(t *testing.T) {
 	}
 
 	// ---- restarted on the same directory and moto ------------------------
-	var logs strictBuffer
+	var logs testkit.LockedBuffer
 	srv2 := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), ec2, cloudhsmlocal.WithStartTime(firstStart.Add(2*time.Hour)),
 		cloudhsmlocal.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	c2 := client(srv2)

@@ -9,8 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,7 +18,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // The keys of the AWS documentation's examples.
@@ -83,20 +81,14 @@ func strictWantStatus(t *testing.T, err error, status int) {
 	}
 }
 
-func strictSHA256(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-// rawCall builds a CloudHSM v2 JSON request of srv, unsigned.
+// strictRawCall builds an unsigned CloudHSM v2 JSON request of the server
+// at endpoint.
 func strictRawCall(t *testing.T, endpoint, operation string, body []byte) *http.Request {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, endpoint+"/", bytes.NewReader(body))
+	req, err := testkit.NewAWSJSONRequest(endpoint, operation, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "BaldrApiService."+operation)
 	return req
 }
 
@@ -235,7 +227,7 @@ func TestStrictAuthSDK(t *testing.T) {
 		req := strictRawCall(t, srv.URL, "DescribeClusters", body)
 		req.URL.RawQuery = "X-Amz-Expires=300"
 		creds := aws.Credentials{AccessKeyID: strictKeyID, SecretAccessKey: strictSecret}
-		signed, hdr, err := v4.NewSigner().PresignHTTP(ctx, creds, req, strictSHA256(body), "cloudhsm", strictRegion, time.Now())
+		signed, hdr, err := v4.NewSigner().PresignHTTP(ctx, creds, req, testkit.PayloadSHA256(body), "cloudhsm", strictRegion, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +276,7 @@ func TestStrictAuthSDK(t *testing.T) {
 		body := []byte(`{"Filters":{"clusterIds":["` + clusterID + `"]}}`)
 		req := strictRawCall(t, srv.URL, "DescribeClusters", body)
 		creds := aws.Credentials{AccessKeyID: strictKeyID, SecretAccessKey: strictSecret}
-		if err := v4.NewSigner().SignHTTP(ctx, creds, req, strictSHA256(body), "cloudhsm", strictRegion, time.Now()); err != nil {
+		if err := v4.NewSigner().SignHTTP(ctx, creds, req, testkit.PayloadSHA256(body), "cloudhsm", strictRegion, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		// Untouched, it is served.
@@ -312,7 +304,7 @@ func TestStrictAuthSignatureExpired(t *testing.T) {
 	// S3 refuses (AccessDeniedException, 403), see sigv4.Verify.
 	req := strictRawCall(t, srv.URL, "DescribeClusters", body)
 	req.URL.RawQuery = "X-Amz-Expires=60"
-	signed, hdr, err := v4.NewSigner().PresignHTTP(ctx, creds, req, strictSHA256(body), "cloudhsm", strictRegion, time.Now().Add(-10*time.Minute))
+	signed, hdr, err := v4.NewSigner().PresignHTTP(ctx, creds, req, testkit.PayloadSHA256(body), "cloudhsm", strictRegion, time.Now().Add(-10*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +318,7 @@ func TestStrictAuthSignatureExpired(t *testing.T) {
 
 	// Signed 20 minutes ahead of the server's clock.
 	req = strictRawCall(t, srv.URL, "DescribeClusters", body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, strictSHA256(body), "cloudhsm", strictRegion, time.Now().Add(20*time.Minute)); err != nil {
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, testkit.PayloadSHA256(body), "cloudhsm", strictRegion, time.Now().Add(20*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	status, b, _ = strictDo(t, http.DefaultClient, req)
@@ -369,22 +361,12 @@ func TestStrictAdminToken(t *testing.T) {
 	}
 }
 
-// buildBinary builds cmd/cloudhsm-local into a temporary directory.
+// strictBuildBinary builds cmd/cloudhsm-local into a temporary directory.
 func strictBuildBinary(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	bin, err := testkit.BuildServerBinary(t.TempDir())
 	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		t.Fatalf("go env GOMOD = %q: not inside the module", gomod)
-	}
-	bin := filepath.Join(t.TempDir(), "cloudhsm-local")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/cloudhsm-local")
-	build.Dir = filepath.Dir(gomod)
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -400,24 +382,6 @@ func strictBinaryEnv() []string {
 	return env
 }
 
-// strictBuffer collects a child process's output; safe for concurrent use.
-type strictBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *strictBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *strictBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // strictStartBinary starts the cloudhsm-local binary with args (and no
 // CLOUDHSM_LOCAL_* environment), reads its startup banner up to the
 // metrics line and returns it with the endpoint it listens on. The process
@@ -426,7 +390,7 @@ func strictStartBinary(t *testing.T, bin string, args ...string) (banner, endpoi
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = strictBinaryEnv()
-	stderr := &strictBuffer{}
+	stderr := &testkit.LockedBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

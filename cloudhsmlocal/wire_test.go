@@ -2,8 +2,6 @@ package cloudhsmlocal_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,15 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // ---- raw HTTP helpers (wire-level cases the SDK cannot produce) ----
 
-const jsonContentType = "application/x-amz-json-1.1"
+const jsonContentType = testkit.AWSJSONContentType
 
 // rawResponse is what came back from a raw HTTP request.
 type rawResponse struct {
@@ -96,11 +92,9 @@ func doRaw(t *testing.T, srv *cloudhsmlocal.Server, rr rawRequest) rawResponse {
 	if !rr.Unsigned {
 		hash := "UNSIGNED-PAYLOAD"
 		if !rr.Chunked {
-			sum := sha256.Sum256(payload)
-			hash = hex.EncodeToString(sum[:])
+			hash = testkit.PayloadSHA256(payload)
 		}
-		creds := aws.Credentials{AccessKeyID: rr.Account, SecretAccessKey: "cloudhsm-local-secret"}
-		if err := v4.NewSigner().SignHTTP(ctx, creds, req, hash, "cloudhsm", rr.Region, time.Now()); err != nil {
+		if err := testkit.SignAsAccount(req, hash, rr.Account, rr.Region); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -28,9 +28,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // scenarios is what every client suite must report, in order.
@@ -99,7 +100,7 @@ func TestCrossClient(t *testing.T) {
 		t.Skip("the cross-client suite runs real clients (about a minute); skipped in -short mode")
 	}
 	root := repoRoot(t)
-	bin := buildServer(t, root)
+	bin := buildServer(t)
 
 	suites := []suite{
 		{
@@ -246,34 +247,14 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-func buildServer(t *testing.T, root string) string {
+// buildServer builds the server as the Docker image does (CGO_ENABLED=0).
+func buildServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cloudhsm-local")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cloudhsm-local")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/cloudhsm-local: %v\n%s", err, out)
+	bin, err := testkit.BuildServerBinary(t.TempDir(), "CGO_ENABLED=0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
-}
-
-// syncBuffer collects a process's output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var listeningRe = regexp.MustCompile(`^cloudhsm-local listening on (http://\S+)`)
@@ -287,7 +268,7 @@ func startServer(t *testing.T, bin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
+	stderr := &testkit.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

@@ -5,20 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,14 +24,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // The tenant that unsigned requests belong to (the server's defaults).
 const (
 	defaultAccount = "123456789012"
 	defaultRegion  = "us-east-1"
-	jsonType       = "application/x-amz-json-1.1"
-	targetPrefix   = "BaldrApiService."
+	jsonType       = testkit.AWSJSONContentType
+	targetPrefix   = testkit.TargetPrefix
 )
 
 // operations are the 18 operations of CloudHSM v2 (API 2017-04-28).
@@ -283,68 +279,9 @@ func newSubnets(n int) []string {
 
 // ---- the organisation's CA that signs cluster CSRs ----
 
-type testCA struct {
-	key  *rsa.PrivateKey
-	cert *x509.Certificate
-	pem  string
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Reliability Root CA", Organization: []string{"Reliability"}},
-		NotBefore:             time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:              time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{key: key, cert: cert, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-var serial struct {
-	sync.Mutex
-	n int64
-}
-
-// sign issues a certificate for the CSR's public key.
-func (ca *testCA) sign(csrPEM string) (string, error) {
-	block, _ := pem.Decode([]byte(csrPEM))
-	if block == nil {
-		return "", fmt.Errorf("CSR is not PEM: %.80q", csrPEM)
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return "", err
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return "", fmt.Errorf("CSR signature: %w", err)
-	}
-	serial.Lock()
-	serial.n++
-	n := serial.n
-	serial.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1000 + n),
-		Subject:      csr.Subject,
-		NotBefore:    time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:     time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.key)
-	if err != nil {
-		return "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
+// newTestCA makes the CA; its Sign is safe for concurrent use.
+func newTestCA(t testing.TB) *testkit.CA {
+	return testkit.NewCA(t, "Reliability Root CA", "Reliability")
 }
 
 // ---- the real binary ----
@@ -352,32 +289,13 @@ func (ca *testCA) sign(csrPEM string) (string, error) {
 var build struct {
 	once sync.Once
 	path string
-	root string
 	err  error
 }
 
 // buildBinary builds cmd/cloudhsm-local once per test run.
 func buildBinary(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			build.err = fmt.Errorf("go env GOMOD: %w", err)
-			return
-		}
-		gomod := strings.TrimSpace(string(out))
-		if gomod == "" || gomod == os.DevNull {
-			build.err = errors.New("not inside a Go module")
-			return
-		}
-		build.root = filepath.Dir(gomod)
-		build.path = filepath.Join(tmpRoot, "chl")
-		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/cloudhsm-local")
-		cmd.Dir = build.root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./cmd/cloudhsm-local: %v\n%s", err, b)
-		}
-	})
+	build.once.Do(func() { build.path, build.err = testkit.BuildServerBinary(tmpRoot) })
 	if build.err != nil {
 		t.Fatal(build.err)
 	}

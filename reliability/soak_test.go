@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
 
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // The soak test: many accounts and regions drive clusters through their
@@ -57,7 +58,7 @@ type soakTenant struct {
 func (t *soakTenant) String() string { return t.account + "/" + t.region }
 
 type soak struct {
-	ca      *testCA
+	ca      *testkit.CA
 	tenants []*soakTenant
 	clients map[*soakTenant]*cloudhsmv2.Client
 
@@ -306,14 +307,14 @@ func (w *soakWorker) step(ctx context.Context, cl *soakCluster) {
 	case "hsm-wait":
 		got := w.describe(ctx, cl)
 		if got != nil && allActive(got) && got.Certificates != nil && got.Certificates.ClusterCsr != nil {
-			signed, err := w.s.ca.sign(*got.Certificates.ClusterCsr)
+			signed, err := w.s.ca.Sign(*got.Certificates.ClusterCsr)
 			if err != nil {
 				w.s.violate("cluster %s: the ClusterCsr cannot be signed: %v", cl.id, err)
 				w.setPhase(cl, "done")
 				return
 			}
 			out, err := w.c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{
-				ClusterId: aws.String(cl.id), SignedCert: aws.String(signed), TrustAnchor: aws.String(w.s.ca.pem),
+				ClusterId: aws.String(cl.id), SignedCert: aws.String(signed), TrustAnchor: aws.String(w.s.ca.PEM),
 			})
 			if w.s.call("InitializeCluster", err) != nil {
 				return

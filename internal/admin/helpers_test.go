@@ -3,8 +3,6 @@ package admin_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 
@@ -27,6 +24,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 var (
@@ -133,15 +131,11 @@ func wantStatus(t *testing.T, gotStatus int, body []byte, want int, contains ...
 func (e *env) awsCall(t *testing.T, account, region, op string, in any) (int, map[string]any) {
 	t.Helper()
 	body, _ := json.Marshal(in)
-	req, err := http.NewRequest(http.MethodPost, e.hs.URL+"/", bytes.NewReader(body))
+	req, err := testkit.NewAWSJSONRequest(e.hs.URL, op, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "BaldrApiService."+op)
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: account, SecretAccessKey: "cloudhsm-local-secret"}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "cloudhsm", region, time.Now()); err != nil {
+	if err := testkit.SignAsAccount(req, testkit.PayloadSHA256(body), account, region); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := e.hs.Client().Do(req)

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,111 +11,27 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // ---- helpers ---------------------------------------------------------------
 
-// logBuffer is an io.Writer safe for concurrent use, for capturing slog output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger() (*slog.Logger, *logBuffer) {
-	var b logBuffer
+// testLogger is a text logger whose output the test reads.
+func testLogger() (*slog.Logger, *testkit.LockedBuffer) {
+	var b testkit.LockedBuffer
 	return slog.New(slog.NewTextHandler(&b, nil)), &b
 }
 
-// motoServer is a moto_server process started for a test.
-type motoServer struct {
-	Endpoint string
-	stop     func()
-}
-
-// Stop kills moto_server and waits for it; it may be called more than once.
-func (m *motoServer) Stop() { m.stop() }
-
-// startMoto starts moto_server on a free port and waits until it answers EC2
-// calls. Without moto_server on PATH the test is skipped, or fails when
-// CI=true.
-func startMoto(t *testing.T) *motoServer {
+// startMoto starts moto_server for the test (see testkit.StartMotoServer).
+func startMoto(t *testing.T) *testkit.MotoServer {
 	t.Helper()
-	path, err := exec.LookPath("moto_server")
-	if err != nil {
-		msg := "moto_server is not on PATH (pip install 'moto[server]'): the EC2 provider is NOT tested against an EC2 emulator"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-
-	var out logBuffer
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	ownProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	var once sync.Once
-	m := &motoServer{
-		Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port),
-		stop: func() {
-			once.Do(func() {
-				killProcessGroup(cmd)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					t.Errorf("moto_server (pid %d) did not exit", cmd.Process.Pid)
-				}
-			})
-		},
-	}
-	t.Cleanup(m.Stop)
-
-	probe := NewEC2(EC2Config{Endpoint: m.Endpoint, Timeout: time.Second, Attempts: 1, Logger: slog.New(slog.DiscardHandler)})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := probe.call(context.Background(), "us-east-1", "DescribeVpcs", url.Values{}, nil)
-		if err == nil {
-			return m
-		}
-		select {
-		case <-exited:
-			t.Fatalf("moto_server exited before answering:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer DescribeVpcs within 30s (last error: %v):\n%s", err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return testkit.StartMotoServer(t, "the EC2 provider is NOT tested against an EC2 emulator")
 }
 
 type testVPC struct {
@@ -214,7 +129,7 @@ func wantAPIError(t *testing.T, err error, code string) {
 func TestEC2Moto(t *testing.T) {
 	moto := startMoto(t)
 	logger, logs := testLogger()
-	e := NewEC2(EC2Config{Endpoint: moto.Endpoint, Logger: logger})
+	e := NewEC2(EC2Config{Endpoint: moto.URL, Logger: logger})
 	const region = "us-east-1"
 
 	vpc1 := createVPC(t, e, region, "10.10.0.0/16", true)
@@ -251,7 +166,7 @@ func TestEC2Moto(t *testing.T) {
 	t.Run("unknown subnet", func(t *testing.T) {
 		const unknown = "subnet-0123456789abcdef0"
 		_, err := e.Resolve(ctx, tenantA, []string{subB, unknown})
-		wantKind(t, err, ErrNotFound, "Subnet "+unknown+" does not exist in us-east-1", moto.Endpoint)
+		wantKind(t, err, ErrNotFound, "Subnet "+unknown+" does not exist in us-east-1", moto.URL)
 		if strings.Contains(err.Error(), subB) {
 			t.Errorf("error %q names the existing subnet %s", err, subB)
 		}
@@ -332,7 +247,7 @@ func TestEC2Moto(t *testing.T) {
 
 		// A new provider, as after a restart: it has not seen either group.
 		logger2, logs2 := testLogger()
-		e2 := NewEC2(EC2Config{Endpoint: moto.Endpoint, Logger: logger2})
+		e2 := NewEC2(EC2Config{Endpoint: moto.URL, Logger: logger2})
 		for _, tc := range []struct{ what, group, cluster string }{
 			{"the user's group", own.GroupID, cluster},
 			{"the cluster's group for another cluster", id, otherCluster},
@@ -379,7 +294,7 @@ func TestEC2MotoOutage(t *testing.T) {
 	moto := startMoto(t)
 	logger, logs := testLogger()
 	const timeout, attempts = time.Second, 3
-	e := NewEC2(EC2Config{Endpoint: moto.Endpoint, Logger: logger, CacheTTL: time.Minute, Timeout: timeout, Attempts: attempts})
+	e := NewEC2(EC2Config{Endpoint: moto.URL, Logger: logger, CacheTTL: time.Minute, Timeout: timeout, Attempts: attempts})
 	const region = "us-east-1"
 	vpc := createVPC(t, e, region, "10.30.0.0/16", false)
 	subA := createSubnet(t, e, region, vpc.ID, "us-east-1a", "10.30.1.0/24", "")
@@ -403,12 +318,12 @@ func TestEC2MotoOutage(t *testing.T) {
 
 	// The same subnet in another account is not cached.
 	_, err = e.Resolve(ctx, tenantB, []string{subA})
-	wantKind(t, err, ErrUnavailable, moto.Endpoint)
+	wantKind(t, err, ErrUnavailable, moto.URL)
 
 	start = time.Now()
 	_, err = e.Resolve(ctx, tenantA, []string{subA, subB})
 	elapsed := time.Since(start)
-	wantKind(t, err, ErrUnavailable, "The EC2 endpoint "+moto.Endpoint+" did not answer DescribeSubnets", "--ec2-endpoint")
+	wantKind(t, err, ErrUnavailable, "The EC2 endpoint "+moto.URL+" did not answer DescribeSubnets", "--ec2-endpoint")
 	t.Logf("moto down: Resolve failed after %v: %v", elapsed, err)
 	if bound := timeout*attempts + 4*time.Second; elapsed > bound {
 		t.Errorf("Resolve took %v, more than %v", elapsed, bound)
@@ -429,7 +344,7 @@ func TestEC2MotoOutage(t *testing.T) {
 	// Once the TTL has passed, the cached subnet is looked up again.
 	e.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	_, err = e.Resolve(ctx, tenantA, []string{subA})
-	wantKind(t, err, ErrUnavailable, moto.Endpoint)
+	wantKind(t, err, ErrUnavailable, moto.URL)
 }
 
 // ---- against httptest servers -------------------------------------------------

@@ -1,32 +1,16 @@
 package server
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogWriterKeepsWholeLines(t *testing.T) {
-	var out lockedBuffer
+	var out testkit.LockedBuffer
 	l := NewLogWriter(&out, time.Millisecond)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {

@@ -162,6 +162,57 @@ func presigned(tb testing.TB, edit ...func(*spec)) (*http.Request, []byte) {
 	return wire(tb, clientRequest(tb, s))
 }
 
+// buildFunc builds a case's request and the body sent with it.
+type buildFunc func(t *testing.T) (*http.Request, []byte)
+
+// signedWith builds the default header-signed request, its spec edited.
+func signedWith(edit ...func(*spec)) buildFunc {
+	return func(t *testing.T) (*http.Request, []byte) { return signed(t, edit...) }
+}
+
+// presignedWith builds the default presigned request, its spec edited.
+func presignedWith(edit ...func(*spec)) buildFunc {
+	return func(t *testing.T) (*http.Request, []byte) { return presigned(t, edit...) }
+}
+
+// edited builds with build, then changes the request after signing, as a
+// client or proxy on the way might.
+func edited(build buildFunc, change ...func(*http.Request)) buildFunc {
+	return func(t *testing.T) (*http.Request, []byte) {
+		r, b := build(t)
+		for _, c := range change {
+			c(r)
+		}
+		return r, b
+	}
+}
+
+// The changes after signing, for edited.
+
+func replaceInAuth(old, new string) func(*http.Request) {
+	return func(r *http.Request) { editAuth(r, old, new) }
+}
+
+func setHeader(name, value string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set(name, value) }
+}
+
+func delHeader(name string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Del(name) }
+}
+
+func setQuery(name, value string) func(*http.Request) {
+	return func(r *http.Request) { editQuery(r, func(q url.Values) { q.Set(name, value) }) }
+}
+
+func delQuery(name string) func(*http.Request) {
+	return func(r *http.Request) { editQuery(r, func(q url.Values) { q.Del(name) }) }
+}
+
+func setRawQuery(raw string) func(*http.Request) {
+	return func(r *http.Request) { r.URL.RawQuery = raw }
+}
+
 func editAuth(r *http.Request, old, new string) {
 	r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), old, new, 1))
 }
@@ -230,74 +281,57 @@ var mismatch = invalidW(MsgSignatureMismatch)
 func TestVerifyHeaderSigned(t *testing.T) {
 	tests := []struct {
 		name  string
-		build func(t *testing.T) (*http.Request, []byte)
+		build buildFunc
 		now   time.Time // zero = t0
 		want  want
 	}{
 		{
 			name:  "valid",
-			build: func(t *testing.T) (*http.Request, []byte) { return signed(t) },
+			build: signedWith(),
 			want:  okScope("us-east-1"),
 		},
 		{
-			name: "region is the caller's choice",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.region = "eu-west-2" })
-			},
-			want: okScope("eu-west-2"),
+			name:  "region is the caller's choice",
+			build: signedWith(func(s *spec) { s.region = "eu-west-2" }),
+			want:  okScope("eu-west-2"),
 		},
 		{
-			name: "second credential",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.keyID, s.secret = otherKeyID, otherSecret })
-			},
-			want: want{scope: Scope{AccessKeyID: otherKeyID, Date: "20260102", Region: "us-east-1", Service: "cloudhsm"}, account: "444455556666"},
+			name:  "second credential",
+			build: signedWith(func(s *spec) { s.keyID, s.secret = otherKeyID, otherSecret }),
+			want:  want{scope: Scope{AccessKeyID: otherKeyID, Date: "20260102", Region: "us-east-1", Service: "cloudhsm"}, account: "444455556666"},
 		},
 		{
 			name: "signed x-amz-content-sha256 matching body",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) {
-					s.headers = append(s.headers, [2]string{"X-Amz-Content-Sha256", hashHex([]byte(testBody))})
-				})
-			},
+			build: signedWith(func(s *spec) {
+				s.headers = append(s.headers, [2]string{"X-Amz-Content-Sha256", hashHex([]byte(testBody))})
+			}),
 			want: okScope("us-east-1"),
 		},
 		{
-			name: "empty body",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.body = "" })
-			},
-			want: okScope("us-east-1"),
+			name:  "empty body",
+			build: signedWith(func(s *spec) { s.body = "" }),
+			want:  okScope("us-east-1"),
 		},
 		{
-			name: "extra unsigned header is allowed",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("X-Forwarded-For", "10.0.0.1")
-				r.Header.Set("User-Agent", "something else")
-				return r, b
-			},
-			want: okScope("us-east-1"),
+			name:  "extra unsigned header is allowed",
+			build: edited(signedWith(), setHeader("X-Forwarded-For", "10.0.0.1"), setHeader("User-Agent", "something else")),
+			want:  okScope("us-east-1"),
 		},
 		{
 			name: "repeated headers and runs of spaces",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) {
-					s.headers = append(s.headers,
-						[2]string{"X-Amz-Meta-Note", "  one   two  "},
-						[2]string{"X-Amz-Meta-Note", "three"},
-						[2]string{"My-Header", "a    b   c"})
-				})
-			},
+			build: signedWith(func(s *spec) {
+				s.headers = append(s.headers,
+					[2]string{"X-Amz-Meta-Note", "  one   two  "},
+					[2]string{"X-Amz-Meta-Note", "three"},
+					[2]string{"My-Header", "a    b   c"})
+			}),
 			want: okScope("us-east-1"),
 		},
 		{
 			name: "query parameters with reserved characters",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) {
-					s.url = "https://" + testHost + "/?b=2&a=x%20y&c=%2B%2F&d=~_.-&a=w&empty="
-				})
-			},
+			build: signedWith(func(s *spec) {
+				s.url = "https://" + testHost + "/?b=2&a=x%20y&c=%2B%2F&d=~_.-&a=w&empty="
+			}),
 			want: okScope("us-east-1"),
 		},
 		{
@@ -312,78 +346,53 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			want: okScope("us-east-1"),
 		},
 		{
-			name: "path with escapes",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.url = "https://" + testHost + "/a%20b/c~d/$e" })
-			},
-			want: okScope("us-east-1"),
+			name:  "path with escapes",
+			build: signedWith(func(s *spec) { s.url = "https://" + testHost + "/a%20b/c~d/$e" }),
+			want:  okScope("us-east-1"),
 		},
 		{
-			name: "host with port",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.url = "http://localhost:8443/" })
-			},
-			want: okScope("us-east-1"),
+			name:  "host with port",
+			build: signedWith(func(s *spec) { s.url = "http://localhost:8443/" }),
+			want:  okScope("us-east-1"),
 		},
 		{
 			name:  "15 minutes late is still current",
-			build: func(t *testing.T) (*http.Request, []byte) { return signed(t) },
+			build: signedWith(),
 			now:   t0.Add(15 * time.Minute),
 			want:  okScope("us-east-1"),
 		},
 		{
 			name:  "15 minutes early is still current",
-			build: func(t *testing.T) (*http.Request, []byte) { return signed(t) },
+			build: signedWith(),
 			now:   t0.Add(-15 * time.Minute),
 			want:  okScope("us-east-1"),
 		},
 
 		// Refusals.
 		{
-			name: "no authentication",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Del("Authorization")
-				return r, b
-			},
-			want: want{code: CodeMissingAuthenticationToken, status: 403, msg: "Missing Authentication Token"},
+			name:  "no authentication",
+			build: edited(signedWith(), delHeader("Authorization")),
+			want:  want{code: CodeMissingAuthenticationToken, status: 403, msg: "Missing Authentication Token"},
 		},
 		{
-			name: "empty Authorization header",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("Authorization", "")
-				return r, b
-			},
-			want: want{code: CodeMissingAuthenticationToken, status: 403, msg: "Missing Authentication Token"},
+			name:  "empty Authorization header",
+			build: edited(signedWith(), setHeader("Authorization", "")),
+			want:  want{code: CodeMissingAuthenticationToken, status: 403, msg: "Missing Authentication Token"},
 		},
 		{
-			name: "bearer token",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("Authorization", "Bearer abc.def")
-				return r, b
-			},
-			want: incompleteW("'abc.def' not a valid key=value pair (missing equal-sign) in Authorization header: 'Bearer abc.def'."),
+			name:  "bearer token",
+			build: edited(signedWith(), setHeader("Authorization", "Bearer abc.def")),
+			want:  incompleteW("'abc.def' not a valid key=value pair (missing equal-sign) in Authorization header: 'Bearer abc.def'."),
 		},
 		{
-			name: "algorithm only",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("Authorization", "AWS4-HMAC-SHA256")
-				return r, b
-			},
-			want: incompleteW("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=AWS4-HMAC-SHA256"),
+			name:  "algorithm only",
+			build: edited(signedWith(), setHeader("Authorization", "AWS4-HMAC-SHA256")),
+			want:  incompleteW("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization=AWS4-HMAC-SHA256"),
 		},
 		{
-			name: "nothing at all, no date",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("Authorization", "Basic dXNlcjpwYXNz==")
-				r.Header.Del("X-Amz-Date")
-				return r, b
-			},
-			want: incompleteW("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=Basic dXNlcjpwYXNz=="),
+			name:  "nothing at all, no date",
+			build: edited(signedWith(), setHeader("Authorization", "Basic dXNlcjpwYXNz=="), delHeader("X-Amz-Date")),
+			want:  incompleteW("Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=Basic dXNlcjpwYXNz=="),
 		},
 		{
 			name: "missing signature",
@@ -396,139 +405,92 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			want: want{code: CodeIncompleteSignature, status: 400, msgPrefix: "Authorization header requires 'Signature' parameter. Authorization=AWS4-HMAC-SHA256 Credential="},
 		},
 		{
-			name: "missing date",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Del("X-Amz-Date")
-				return r, b
-			},
-			want: want{code: CodeIncompleteSignature, status: 400, msgPrefix: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=AWS4-HMAC-SHA256 Credential=" + testKeyID + "/20260102/"},
+			name:  "missing date",
+			build: edited(signedWith(), delHeader("X-Amz-Date")),
+			want:  want{code: CodeIncompleteSignature, status: 400, msgPrefix: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=AWS4-HMAC-SHA256 Credential=" + testKeyID + "/20260102/"},
 		},
 		{
-			name: "date not ISO-8601 basic",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("X-Amz-Date", "2026-01-02T03:04:05Z")
-				return r, b
-			},
-			want: incompleteW("Date must be in ISO-8601 'basic format'. Got '2026-01-02T03:04:05Z'. See http://en.wikipedia.org/wiki/ISO_8601"),
+			name:  "date not ISO-8601 basic",
+			build: edited(signedWith(), setHeader("X-Amz-Date", "2026-01-02T03:04:05Z")),
+			want:  incompleteW("Date must be in ISO-8601 'basic format'. Got '2026-01-02T03:04:05Z'. See http://en.wikipedia.org/wiki/ISO_8601"),
 		},
 		{
 			name:  "signature expired",
-			build: func(t *testing.T) (*http.Request, []byte) { return signed(t) },
+			build: signedWith(),
 			now:   t0.Add(30 * time.Minute),
 			want:  invalidW("Signature expired: 20260102T030405Z is now earlier than 20260102T031905Z (20260102T033405Z - 15 min.)"),
 		},
 		{
 			name:  "signature expired by one second",
-			build: func(t *testing.T) (*http.Request, []byte) { return signed(t) },
+			build: signedWith(),
 			now:   t0.Add(15*time.Minute + time.Second),
 			want:  invalidW("Signature expired: 20260102T030405Z is now earlier than 20260102T030406Z (20260102T031906Z - 15 min.)"),
 		},
 		{
 			name:  "signature not yet current",
-			build: func(t *testing.T) (*http.Request, []byte) { return signed(t) },
+			build: signedWith(),
 			now:   t0.Add(-30 * time.Minute),
 			want:  invalidW("Signature not yet current: 20260102T030405Z is still later than 20260102T024905Z (20260102T023405Z + 15 min.)"),
 		},
 		{
-			name: "host not signed",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				editAuth(r, "SignedHeaders=content-length;content-type;host;", "SignedHeaders=content-length;content-type;")
-				return r, b
-			},
-			want: invalidW("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."),
+			name:  "host not signed",
+			build: edited(signedWith(), replaceInAuth("SignedHeaders=content-length;content-type;host;", "SignedHeaders=content-length;content-type;")),
+			want:  invalidW("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."),
 		},
 		{
-			name: "unsupported algorithm",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				editAuth(r, "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512")
-				return r, b
-			},
-			want: incompleteW("Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512' (only AWS4-HMAC-SHA256 for now). "),
+			name:  "unsupported algorithm",
+			build: edited(signedWith(), replaceInAuth("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512")),
+			want:  incompleteW("Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA512' (only AWS4-HMAC-SHA256 for now). "),
 		},
 		{
-			name: "credential with four elements",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				editAuth(r, "/aws4_request", "")
-				return r, b
-			},
-			want: incompleteW("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + testKeyID + "/20260102/us-east-1/cloudhsm'"),
+			name:  "credential with four elements",
+			build: edited(signedWith(), replaceInAuth("/aws4_request", "")),
+			want:  incompleteW("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + testKeyID + "/20260102/us-east-1/cloudhsm'"),
 		},
 		{
-			name: "credential with six elements",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				editAuth(r, "/aws4_request", "/aws4_request/x")
-				return r, b
-			},
-			want: incompleteW("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + testKeyID + "/20260102/us-east-1/cloudhsm/aws4_request/x'"),
+			name:  "credential with six elements",
+			build: edited(signedWith(), replaceInAuth("/aws4_request", "/aws4_request/x")),
+			want:  incompleteW("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + testKeyID + "/20260102/us-east-1/cloudhsm/aws4_request/x'"),
 		},
 		{
-			name: "wrong terminator",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				editAuth(r, "/aws4_request", "/aws5_request")
-				return r, b
-			},
-			want: invalidW("Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'. "),
+			name:  "wrong terminator",
+			build: edited(signedWith(), replaceInAuth("/aws4_request", "/aws5_request")),
+			want:  invalidW("Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'. "),
 		},
 		{
-			name: "wrong service",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.service = "kms" })
-			},
-			want: invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
+			name:  "wrong service",
+			build: signedWith(func(s *spec) { s.service = "kms" }),
+			want:  invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
 		},
 		{
-			name: "service name is case sensitive",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.service = "CloudHSM" })
-			},
-			want: invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
+			name:  "service name is case sensitive",
+			build: signedWith(func(s *spec) { s.service = "CloudHSM" }),
+			want:  invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
 		},
 		{
-			name: "invalid region",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.region = "US_EAST_1" })
-			},
-			want: invalidW("Credential should be scoped to a valid region, not 'US_EAST_1'. "),
+			name:  "invalid region",
+			build: signedWith(func(s *spec) { s.region = "US_EAST_1" }),
+			want:  invalidW("Credential should be scoped to a valid region, not 'US_EAST_1'. "),
 		},
 		{
-			name: "scope date differs from X-Amz-Date",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				editAuth(r, "/20260102/", "/20260101/")
-				return r, b
-			},
-			want: invalidW("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20260101' != '20260102', from '20260102T030405Z'."),
+			name:  "scope date differs from X-Amz-Date",
+			build: edited(signedWith(), replaceInAuth("/20260102/", "/20260101/")),
+			want:  invalidW("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20260101' != '20260102', from '20260102T030405Z'."),
 		},
 		{
-			name: "every scope problem in one message",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t, func(s *spec) { s.region, s.service = "", "s3" })
-				editAuth(r, "/20260102/", "/20251231/")
-				editAuth(r, "/aws4_request", "/aws4_reqest")
-				return r, b
-			},
-			want: invalidW("Credential should be scoped to a valid region, not ''. Credential should be scoped to correct service: 'cloudhsm'. Credential should be scoped with a valid terminator: 'aws4_request', not 'aws4_reqest'. Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20251231' != '20260102', from '20260102T030405Z'."),
+			name:  "every scope problem in one message",
+			build: edited(signedWith(func(s *spec) { s.region, s.service = "", "s3" }), replaceInAuth("/20260102/", "/20251231/"), replaceInAuth("/aws4_request", "/aws4_reqest")),
+			want:  invalidW("Credential should be scoped to a valid region, not ''. Credential should be scoped to correct service: 'cloudhsm'. Credential should be scoped with a valid terminator: 'aws4_request', not 'aws4_reqest'. Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20251231' != '20260102', from '20260102T030405Z'."),
 		},
 		{
-			name: "unknown access key",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.keyID = "AKIAUNKNOWNKEY000000" })
-			},
-			want: want{code: CodeUnrecognizedClient, status: 400, msg: "The security token included in the request is invalid."},
+			name:  "unknown access key",
+			build: signedWith(func(s *spec) { s.keyID = "AKIAUNKNOWNKEY000000" }),
+			want:  want{code: CodeUnrecognizedClient, status: 400, msg: "The security token included in the request is invalid."},
 		},
 		{
-			name: "wrong secret",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.secret = otherSecret })
-			},
-			want: mismatch,
+			name:  "wrong secret",
+			build: signedWith(func(s *spec) { s.secret = otherSecret }),
+			want:  mismatch,
 		},
 		{
 			name: "tampered body",
@@ -539,22 +501,14 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			want: mismatch,
 		},
 		{
-			name: "tampered signed header",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Set("X-Amz-Target", "BaldrApiService.DeleteCluster")
-				return r, b
-			},
-			want: mismatch,
+			name:  "tampered signed header",
+			build: edited(signedWith(), setHeader("X-Amz-Target", "BaldrApiService.DeleteCluster")),
+			want:  mismatch,
 		},
 		{
-			name: "signed header removed",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.Header.Del("X-Amz-Target")
-				return r, b
-			},
-			want: mismatch,
+			name:  "signed header removed",
+			build: edited(signedWith(), delHeader("X-Amz-Target")),
+			want:  mismatch,
 		},
 		{
 			name: "tampered host",
@@ -575,13 +529,9 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			want: mismatch,
 		},
 		{
-			name: "query parameter added",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.URL.RawQuery = "Action=Delete"
-				return r, b
-			},
-			want: mismatch,
+			name:  "query parameter added",
+			build: edited(signedWith(), setRawQuery("Action=Delete")),
+			want:  mismatch,
 		},
 		{
 			name: "tampered signature",
@@ -611,58 +561,40 @@ func TestVerifyHeaderSigned(t *testing.T) {
 		},
 		{
 			name: "x-amz-content-sha256 not the body's",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) {
-					h := hashHex([]byte("something else"))
-					s.payloadHash = h
-					s.headers = append(s.headers, [2]string{"X-Amz-Content-Sha256", h})
-				})
-			},
+			build: signedWith(func(s *spec) {
+				h := hashHex([]byte("something else"))
+				s.payloadHash = h
+				s.headers = append(s.headers, [2]string{"X-Amz-Content-Sha256", h})
+			}),
 			want: invalidW("The provided 'x-amz-content-sha256' header does not match what was computed."),
 		},
 		{
 			name: "UNSIGNED-PAYLOAD in header form",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) {
-					s.payloadHash = UnsignedPayload
-					s.headers = append(s.headers, [2]string{"X-Amz-Content-Sha256", UnsignedPayload})
-				})
-			},
+			build: signedWith(func(s *spec) {
+				s.payloadHash = UnsignedPayload
+				s.headers = append(s.headers, [2]string{"X-Amz-Content-Sha256", UnsignedPayload})
+			}),
 			want: invalidW(MsgUnsignedPayloadInHeader),
 		},
 		{
-			name: "UNSIGNED-PAYLOAD signed without declaring it",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return signed(t, func(s *spec) { s.payloadHash = UnsignedPayload })
-			},
-			want: mismatch,
+			name:  "UNSIGNED-PAYLOAD signed without declaring it",
+			build: signedWith(func(s *spec) { s.payloadHash = UnsignedPayload }),
+			want:  mismatch,
 		},
 		{
-			name: "header and presigned query together",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.URL.RawQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256"
-				return r, b
-			},
-			want: invalidW("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."),
+			name:  "header and presigned query together",
+			build: edited(signedWith(), setRawQuery("X-Amz-Algorithm=AWS4-HMAC-SHA256")),
+			want:  invalidW("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."),
 		},
 		{
-			name: "malformed query escape",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.URL.RawQuery = "a=%zz"
-				return r, b
-			},
-			want: incompleteW("Illegal hex character in escape % pattern: %zz"),
+			name:  "malformed query escape",
+			build: edited(signedWith(), setRawQuery("a=%zz")),
+			want:  incompleteW("Illegal hex character in escape % pattern: %zz"),
 		},
 		{
-			name: "truncated query escape",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := signed(t)
-				r.URL.RawQuery = "a=%4"
-				return r, b
-			},
-			want: incompleteW("Incomplete trailing escape % sequence"),
+			name:  "truncated query escape",
+			build: edited(signedWith(), setRawQuery("a=%4")),
+			want:  incompleteW("Incomplete trailing escape % sequence"),
 		},
 	}
 	for _, tc := range tests {
@@ -684,49 +616,41 @@ func TestVerifyPresigned(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		build func(t *testing.T) (*http.Request, []byte)
+		build buildFunc
 		now   time.Time
 		want  want
 	}{
 		{
 			name:  "valid, body hash",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t) },
+			build: presignedWith(),
 			want:  okScope("us-east-1"),
 		},
 		{
-			name: "valid, UNSIGNED-PAYLOAD",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) { s.payloadHash = UnsignedPayload })
-			},
-			want: okScope("us-east-1"),
+			name:  "valid, UNSIGNED-PAYLOAD",
+			build: presignedWith(func(s *spec) { s.payloadHash = UnsignedPayload }),
+			want:  okScope("us-east-1"),
 		},
 		{
 			name: "valid, declared UNSIGNED-PAYLOAD in query",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) {
-					s.payloadHash = UnsignedPayload
-					s.url = "https://" + testHost + "/?X-Amz-Content-Sha256=UNSIGNED-PAYLOAD"
-				})
-			},
+			build: presignedWith(func(s *spec) {
+				s.payloadHash = UnsignedPayload
+				s.url = "https://" + testHost + "/?X-Amz-Content-Sha256=UNSIGNED-PAYLOAD"
+			}),
 			want: okScope("us-east-1"),
 		},
 		{
 			name: "valid POST with body and signed headers",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) {
-					d := defaultSpec()
-					s.method, s.body, s.headers = http.MethodPost, d.body, d.headers
-				})
-			},
+			build: presignedWith(func(s *spec) {
+				d := defaultSpec()
+				s.method, s.body, s.headers = http.MethodPost, d.body, d.headers
+			}),
 			want: okScope("us-east-1"),
 		},
 		{
-			name: "valid, other region, X-Amz-Expires honoured",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, withExpires("300"), func(s *spec) { s.region = "ap-southeast-2" })
-			},
-			now:  t0.Add(299 * time.Second),
-			want: okScope("ap-southeast-2"),
+			name:  "valid, other region, X-Amz-Expires honoured",
+			build: presignedWith(withExpires("300"), func(s *spec) { s.region = "ap-southeast-2" }),
+			now:   t0.Add(299 * time.Second),
+			want:  okScope("ap-southeast-2"),
 		},
 		{
 			name: "tampered body of a POST",
@@ -740,84 +664,68 @@ func TestVerifyPresigned(t *testing.T) {
 			want: mismatch,
 		},
 		{
-			name: "tampered query parameter",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := presigned(t, withExpires("300"))
-				editQuery(r, func(q url.Values) { q.Set("X-Amz-Expires", "600") })
-				return r, b
-			},
-			want: mismatch,
+			name:  "tampered query parameter",
+			build: edited(presignedWith(withExpires("300")), setQuery("X-Amz-Expires", "600")),
+			want:  mismatch,
 		},
 		{
-			name: "extra query parameter",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := presigned(t)
-				editQuery(r, func(q url.Values) { q.Set("Action", "DeleteCluster") })
-				return r, b
-			},
-			want: mismatch,
+			name:  "extra query parameter",
+			build: edited(presignedWith(), setQuery("Action", "DeleteCluster")),
+			want:  mismatch,
 		},
 		{
-			name: "wrong secret",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) { s.secret = otherSecret })
-			},
-			want: mismatch,
+			name:  "wrong secret",
+			build: presignedWith(func(s *spec) { s.secret = otherSecret }),
+			want:  mismatch,
 		},
 		{
-			name: "unknown key",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) { s.keyID = "AKIANOBODY" })
-			},
-			want: want{code: CodeUnrecognizedClient, status: 400, msg: MsgUnrecognizedClient},
+			name:  "unknown key",
+			build: presignedWith(func(s *spec) { s.keyID = "AKIANOBODY" }),
+			want:  want{code: CodeUnrecognizedClient, status: 400, msg: MsgUnrecognizedClient},
 		},
 		{
 			name:  "expired by X-Amz-Expires",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t, withExpires("60")) },
+			build: presignedWith(withExpires("60")),
 			now:   t0.Add(2 * time.Minute),
 			want:  want{code: CodeAccessDenied, status: 403, msg: "Request has expired."},
 		},
 		{
 			name:  "X-Amz-Expires beyond the 15-minute window",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t, withExpires("3600")) },
+			build: presignedWith(withExpires("3600")),
 			now:   t0.Add(20 * time.Minute),
 			want:  invalidW("Signature expired: 20260102T030405Z is now earlier than 20260102T030905Z (20260102T032405Z - 15 min.)"),
 		},
 		{
 			name:  "no X-Amz-Expires: 15-minute window",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t) },
+			build: presignedWith(),
 			now:   t0.Add(16 * time.Minute),
 			want:  invalidW("Signature expired: 20260102T030405Z is now earlier than 20260102T030505Z (20260102T032005Z - 15 min.)"),
 		},
 		{
 			name:  "not yet current",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t, withExpires("60")) },
+			build: presignedWith(withExpires("60")),
 			now:   t0.Add(-16 * time.Minute),
 			want:  invalidW("Signature not yet current: 20260102T030405Z is still later than 20260102T030305Z (20260102T024805Z + 15 min.)"),
 		},
 		{
 			name:  "X-Amz-Expires not a number",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t, withExpires("soon")) },
+			build: presignedWith(withExpires("soon")),
 			want:  incompleteW("X-Amz-Expires should be a number"),
 		},
 		{
 			name:  "X-Amz-Expires negative",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t, withExpires("-5")) },
+			build: presignedWith(withExpires("-5")),
 			want:  incompleteW("X-Amz-Expires must be non-negative"),
 		},
 		{
 			name:  "X-Amz-Expires over a week",
-			build: func(t *testing.T) (*http.Request, []byte) { return presigned(t, withExpires("604801")) },
+			build: presignedWith(withExpires("604801")),
 			want:  incompleteW("X-Amz-Expires must be less than a week (in seconds) that is 604800"),
 		},
 		{
-			name: "signature missing",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := presigned(t)
-				editQuery(r, func(q url.Values) { q.Del("X-Amz-Signature") })
-				return r, b
-			},
-			want: incompleteW("AWS query-string parameters must include 'X-Amz-Signature'. Re-examine the query-string parameters."),
+			name:  "signature missing",
+			build: edited(presignedWith(), delQuery("X-Amz-Signature")),
+			want:  incompleteW("AWS query-string parameters must include 'X-Amz-Signature'. Re-examine the query-string parameters."),
 		},
 		{
 			name: "credential alone",
@@ -835,48 +743,32 @@ func TestVerifyPresigned(t *testing.T) {
 			want: incompleteW("AWS query-string parameters must include 'X-Amz-Algorithm'. AWS query-string parameters must include 'X-Amz-Signature'. AWS query-string parameters must include 'X-Amz-SignedHeaders'. AWS query-string parameters must include 'X-Amz-Date'. Re-examine the query-string parameters."),
 		},
 		{
-			name: "bad X-Amz-Date",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := presigned(t)
-				editQuery(r, func(q url.Values) { q.Set("X-Amz-Date", "20260102") })
-				return r, b
-			},
-			want: incompleteW("Date must be in ISO-8601 'basic format'. Got '20260102'. See http://en.wikipedia.org/wiki/ISO_8601"),
+			name:  "bad X-Amz-Date",
+			build: edited(presignedWith(), setQuery("X-Amz-Date", "20260102")),
+			want:  incompleteW("Date must be in ISO-8601 'basic format'. Got '20260102'. See http://en.wikipedia.org/wiki/ISO_8601"),
 		},
 		{
-			name: "host not signed",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := presigned(t)
-				editQuery(r, func(q url.Values) { q.Set("X-Amz-SignedHeaders", "x-amz-date") })
-				return r, b
-			},
-			want: invalidW(MsgHostNotSigned),
+			name:  "host not signed",
+			build: edited(presignedWith(), setQuery("X-Amz-SignedHeaders", "x-amz-date")),
+			want:  invalidW(MsgHostNotSigned),
 		},
 		{
-			name: "unsupported algorithm",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, b := presigned(t)
-				editQuery(r, func(q url.Values) { q.Set("X-Amz-Algorithm", "AWS4-ECDSA-P256-SHA256") })
-				return r, b
-			},
-			want: incompleteW("Unsupported AWS 'algorithm': 'AWS4-ECDSA-P256-SHA256' (only AWS4-HMAC-SHA256 for now). "),
+			name:  "unsupported algorithm",
+			build: edited(presignedWith(), setQuery("X-Amz-Algorithm", "AWS4-ECDSA-P256-SHA256")),
+			want:  incompleteW("Unsupported AWS 'algorithm': 'AWS4-ECDSA-P256-SHA256' (only AWS4-HMAC-SHA256 for now). "),
 		},
 		{
-			name: "wrong service",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) { s.service = "sts" })
-			},
-			want: invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
+			name:  "wrong service",
+			build: presignedWith(func(s *spec) { s.service = "sts" }),
+			want:  invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
 		},
 		{
 			name: "declared content hash not the body's",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				return presigned(t, func(s *spec) {
-					h := hashHex([]byte("x"))
-					s.payloadHash = h
-					s.url = "https://" + testHost + "/?X-Amz-Content-Sha256=" + h
-				})
-			},
+			build: presignedWith(func(s *spec) {
+				h := hashHex([]byte("x"))
+				s.payloadHash = h
+				s.url = "https://" + testHost + "/?X-Amz-Content-Sha256=" + h
+			}),
 			want: invalidW(MsgContentSHA256Mismatch),
 		},
 	}

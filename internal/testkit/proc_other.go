@@ -1,6 +1,6 @@
 //go:build !unix
 
-package network
+package testkit
 
 import "os/exec"
 

@@ -1,6 +1,6 @@
 //go:build unix
 
-package network
+package testkit
 
 import (
 	"os/exec"
@@ -8,12 +8,13 @@ import (
 )
 
 // ownProcessGroup makes cmd the leader of a new process group, so that
-// killProcessGroup also ends whatever it starts (moto_server may be a shim
-// that starts Python).
+// killProcessGroup also ends whatever it starts (moto_server may be a shim,
+// pyenv's, that starts Python).
 func ownProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
+// killProcessGroup kills cmd's process group and cmd itself.
 func killProcessGroup(cmd *exec.Cmd) {
 	if cmd.Process == nil {
 		return
