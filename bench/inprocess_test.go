@@ -102,6 +102,20 @@ func postOK(b *testing.B, c *http.Client, url, op string, body []byte) bool {
 	return true
 }
 
+// seededServer starts an in-process server with opts, closed when b ends,
+// holding the 25 clusters of seed25, and a keep-alive client for it.
+func seededServer(b *testing.B, opts ...cloudhsmlocal.Option) (*cloudhsmlocal.Server, *http.Client) {
+	b.Helper()
+	s, err := cloudhsmlocal.New(opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	seed25(b, c, s.URL)
+	return s, c
+}
+
 // seed25 creates 25 clusters as shared/bench/seed.py does (two new
 // subnets and one tag each).
 func seed25(tb testing.TB, c *http.Client, url string) {
@@ -141,28 +155,14 @@ func BenchmarkDescribeClusters(b *testing.B) {
 		{"log=info", []cloudhsmlocal.Option{cloudhsmlocal.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil)))}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			s, err := cloudhsmlocal.New(tc.opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-			seed25(b, c, s.URL)
+			s, c := seededServer(b, tc.opts...)
 			body := []byte(`{"MaxResults": 25}`)
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := post(c, s.URL, "DescribeClusters", body)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						b.Errorf("DescribeClusters: HTTP %d", resp.StatusCode)
+					if !postOK(b, c, s.URL, "DescribeClusters", body) {
 						return
 					}
 				}
@@ -178,13 +178,7 @@ func BenchmarkDescribeClusters(b *testing.B) {
 // per-request allocations beyond net/http's request parsing. It runs on
 // every core, so contention between requests shows.
 func BenchmarkDescribeClustersHandler(b *testing.B) {
-	s, err := cloudhsmlocal.New(cloudhsmlocal.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-	seed25(b, c, s.URL)
+	s, _ := seededServer(b, cloudhsmlocal.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
 	body := []byte(`{"MaxResults": 25}`)
 	h := s.Handler()
 	b.ReportAllocs()
