@@ -108,21 +108,27 @@ const DefaultHelperTimeout = 2 * time.Second
 // answers on its stdout, in order, each a 4-byte big-endian length and a
 // JSON document. A CPU that is never idle would starve the helper, so a
 // request that waits longer than the timeout is made in this process at
-// normal priority (the helper's late answer is dropped). If the helper
-// cannot be started, dies or answers nonsense, identities are made in this
-// process from then on: HSM creation never fails for want of a helper.
+// normal priority, and so is every request while the helper still owes an
+// answer: requests never queue in the helper, and a write to it never
+// waits for room in the pipe. The late answer is dropped when it comes. If
+// the helper cannot be started, dies or answers nonsense, identities are
+// made in this process from then on: HSM creation never fails for want of
+// a helper.
 type IdentityProcess struct {
 	log     *slog.Logger
 	timeout time.Duration
 	dead    chan struct{} // closed when the helper is no longer used
 	stopped chan struct{} // closed when the reader has reaped the helper
 
-	mu       sync.Mutex // guards the fields below and writes to stdin
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	seq      uint64
-	waiting  map[uint64]chan helperAnswer // requests in flight, by Seq
-	err      error                        // why the helper is no longer used
+	mu      sync.Mutex // guards the fields below and writes to stdin
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	seq     uint64
+	waiting map[uint64]chan helperAnswer // requests waited for, by Seq
+	// owed counts requests sent and not answered yet, waited for or not.
+	owed     int
+	err      error // why the helper is no longer used
+	closed   bool
 	fallback *LocalIdentities
 	// inline counts identities made here because the helper was late.
 	inline int
@@ -135,14 +141,20 @@ func StartIdentityProcess(log *slog.Logger, name string, args ...string) *Identi
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = helperAttr()
-	stdin, err := cmd.StdinPipe()
+	// The helper's stdin is a pipe of ours (cmd.StdinPipe's hides the
+	// *os.File), so that writes to it can have a deadline.
+	helperIn, stdin, err := os.Pipe()
 	if err == nil {
+		cmd.Stdin = helperIn
 		var stdout io.ReadCloser
 		if stdout, err = cmd.StdoutPipe(); err == nil {
 			if err = cmd.Start(); err == nil {
+				_ = helperIn.Close() // the helper holds its own copy
 				return newIdentityProcess(log, cmd, stdin, stdout)
 			}
 		}
+		_ = helperIn.Close()
+		_ = stdin.Close()
 	}
 	p := newIdentityProcess(log, nil, nil, nil)
 	p.mu.Lock()
@@ -182,6 +194,7 @@ func (p *IdentityProcess) receive(r *bufio.Reader) {
 		p.mu.Lock()
 		ch := p.waiting[ans.Seq] // nil for a late answer: dropped
 		delete(p.waiting, ans.Seq)
+		p.owed--
 		p.mu.Unlock()
 		if ch != nil {
 			ch <- ans
@@ -219,7 +232,7 @@ func (p *IdentityProcess) NewIdentity(a *Authority, req IdentityRequest) (*HSMId
 		return id, csr, err
 	}
 	p.mu.Lock()
-	gone := p.err != nil
+	gone := p.err != nil && !p.closed
 	if gone && p.fallback == nil {
 		p.fallback = NewLocalIdentities()
 	}
@@ -231,8 +244,8 @@ func (p *IdentityProcess) NewIdentity(a *Authority, req IdentityRequest) (*HSMId
 	if gone {
 		return fallback.NewIdentity(a, req)
 	}
-	// The helper is late: the caller is waiting, so the keys are made
-	// now at normal priority.
+	// The helper is late, busy or closed: the caller is waiting, so the
+	// keys are made now at normal priority.
 	return makeIdentity(a, req, generateKeyNow)
 }
 
@@ -252,7 +265,7 @@ func (p *IdentityProcess) ask(a *Authority, req IdentityRequest) (id *HSMIdentit
 		return nil, "", err, true
 	}
 	p.mu.Lock()
-	if p.err != nil {
+	if p.err != nil || p.owed > 0 {
 		p.mu.Unlock()
 		return nil, "", nil, false
 	}
@@ -260,6 +273,13 @@ func (p *IdentityProcess) ask(a *Authority, req IdentityRequest) (id *HSMIdentit
 	seq := p.seq
 	ch := make(chan helperAnswer, 1)
 	p.waiting[seq] = ch
+	p.owed++
+	// With nothing owed the pipe is empty and one request fits in it; the
+	// deadline (where the pipe has one) covers a helper that stopped
+	// reading anyway.
+	if d, ok := p.stdin.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		_ = d.SetWriteDeadline(time.Now().Add(p.timeout))
+	}
 	if err := writeFrame(p.stdin, helperRequest{Seq: seq, Authority: auth, Request: req}); err != nil {
 		delete(p.waiting, seq)
 		p.fail(fmt.Errorf("identity helper: send: %w", err))
@@ -342,6 +362,7 @@ func (p *IdentityProcess) Err() error {
 func (p *IdentityProcess) Close() {
 	p.mu.Lock()
 	p.fail(errHelperClosed)
+	p.closed = true
 	fallback := p.fallback
 	p.mu.Unlock()
 	<-p.stopped

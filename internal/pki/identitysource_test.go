@@ -222,56 +222,67 @@ func TestIdentityProcessLateHelper(t *testing.T) {
 		}
 	})
 	t.Run("late answer dropped", func(t *testing.T) {
-		// A helper in this test's hands, over pipes: it holds back its
-		// answer to the first request until the second one arrives, then
-		// answers both, the late one first.
+		// A helper in this test's hands, over pipes: it answers the first
+		// request only when the test says so, the others at once.
 		reqR, reqW := io.Pipe()
 		ansR, ansW := io.Pipe()
 		p := newIdentityProcess(nil, nil, reqW, ansR)
 		t.Cleanup(p.Close)
+		release := make(chan struct{})
 		helperDone := make(chan error, 1)
 		go func() {
 			defer ansW.Close()
-			var held []helperRequest
-			for {
+			for n := 0; ; n++ {
 				var req helperRequest
 				if err := readFrame(reqR, &req); err != nil {
 					helperDone <- nil
 					return
 				}
-				if held = append(held, req); len(held) < 2 {
-					continue
+				if n == 0 {
+					<-release
 				}
-				for _, r := range held {
-					id, csr, err := makeIdentity(f.auth, r.Request, generateKey)
-					if err != nil {
-						helperDone <- err
-						return
-					}
-					if err := writeFrame(ansW, helperAnswer{Seq: r.Seq, Identity: id, CSR: csr}); err != nil {
-						helperDone <- err
-						return
-					}
+				id, csr, err := makeIdentity(f.auth, req.Request, generateKey)
+				if err == nil {
+					err = writeFrame(ansW, helperAnswer{Seq: req.Seq, Identity: id, CSR: csr})
 				}
-				held = nil
+				if err != nil {
+					helperDone <- err
+					return
+				}
 			}
 		}()
-		p.timeout = 10 * time.Millisecond // the first request gives up at once
-		first, _, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: "hsm-late1", Now: f.now})
-		if err != nil {
-			t.Fatal(err)
+		ask := func(name string) *HSMIdentity {
+			t.Helper()
+			id, csr, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: name, Now: f.now, CSR: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkHelperIdentity(t, f, id, csr, true)
+			if id.Serial != hardwareSerial(name) {
+				t.Errorf("%s got the identity of another HSM (serial %s)", name, id.Serial)
+			}
+			return id
+		}
+		p.timeout = 10 * time.Millisecond
+		ask("hsm-late1") // the helper holds it: made here after the timeout
+		ask("hsm-late2") // the helper still owes an answer: made here at once
+		if p.inline != 2 {
+			t.Fatalf("%d identities made in process, want 2", p.inline)
+		}
+		close(release) // the late answer comes, and is dropped
+		deadline := time.Now().Add(30 * time.Second)
+		for owed := 1; owed > 0; runtime.Gosched() {
+			p.mu.Lock()
+			owed = p.owed
+			p.mu.Unlock()
+			if time.Now().After(deadline) {
+				t.Fatal("the late answer never arrived")
+			}
 		}
 		p.timeout = time.Minute
-		second, csr, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: "hsm-late2", Now: f.now, CSR: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkHelperIdentity(t, f, second, csr, true)
-		if first.Serial != hardwareSerial("hsm-late1") || second.Serial != hardwareSerial("hsm-late2") {
-			t.Errorf("identities mixed up: serials %s and %s", first.Serial, second.Serial)
-		}
-		if p.inline != 1 {
-			t.Errorf("%d identities made in process, want 1 (the first)", p.inline)
+		ask("hsm-late3") // answered by the helper
+		if p.inline != 2 {
+			t.Errorf("%d identities made in process, want 2 (the third came from the helper)", p.inline)
 		}
 		if err := p.Err(); err != nil {
 			t.Errorf("helper dropped: %v", err)
@@ -279,6 +290,37 @@ func TestIdentityProcessLateHelper(t *testing.T) {
 		p.Close()
 		if err := <-helperDone; err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("stopped reading", func(t *testing.T) {
+		// A helper whose stdin pipe is full: the write gives up at the
+		// timeout, and the helper is no longer used.
+		in, out, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { in.Close() })
+		chunk := make([]byte, 4096)
+		for {
+			_ = out.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+			if _, err := out.Write(chunk); err != nil {
+				break // full
+			}
+		}
+		ansR, ansW := io.Pipe()
+		p := newIdentityProcess(nil, nil, out, ansR)
+		t.Cleanup(p.Close)
+		// Runs before p.Close: the fake helper's stdout ends as a killed
+		// helper's would.
+		t.Cleanup(func() { ansW.Close() })
+		p.timeout = 50 * time.Millisecond
+		id, csr, err := p.NewIdentity(f.auth, IdentityRequest{HsmID: "hsm-full", Now: f.now, CSR: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkHelperIdentity(t, f, id, csr, true)
+		if p.Err() == nil {
+			t.Error("a helper that stopped reading is still used")
 		}
 	})
 }
