@@ -233,10 +233,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 	s.writeJSON(w, rl, http.StatusOK, out)
 }
 
-// readBody reads the whole request body, at most limit bytes. A body whose
-// length was announced is read into one buffer of that size.
+// exactBodyBytes is the largest announced body read into a buffer of its
+// announced size before any of it arrives; larger ones grow as they come,
+// so that slow clients announcing big bodies cannot pin memory.
+const exactBodyBytes = 64 << 10
+
+// readBody reads the whole request body, at most limit bytes. A small body
+// whose length was announced is read into one buffer of that size.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 && n <= limit {
+	if n := r.ContentLength; n >= 0 && n <= min(limit, exactBodyBytes) {
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, err
