@@ -17,6 +17,7 @@ func heapGoal() uint64 {
 
 func TestFloorSetsTheHeapGoal(t *testing.T) {
 	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
 	const floor = 64 << 20
 	tu := Floor(floor)
 	if tu == nil {
@@ -57,6 +58,12 @@ func TestFloorRespectsGOGC(t *testing.T) {
 	if tu := Floor(64 << 20); tu != nil {
 		tu.Stop()
 		t.Error("Floor tuned although GOGC is set")
+	}
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	if tu := Floor(64 << 20); tu != nil {
+		tu.Stop()
+		t.Error("Floor tuned although GOMEMLIMIT is set")
 	}
 	if tu := Floor(0); tu != nil {
 		t.Error("Floor(0) tuned")
