@@ -27,6 +27,12 @@ func keyHelper(mode string, log *slog.Logger) []string {
 	if mode != "process" {
 		return nil
 	}
+	// On Linux /proc/self/exe is this very binary even if the file was
+	// replaced since it started (a rebuild, an upgrade): the helper must
+	// speak the same protocol.
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		return []string{"/proc/self/exe", keyHelperCommand}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		log.Warn("HSM keys and certificates will be made in the server process: cannot find this executable", "err", err)

@@ -327,7 +327,6 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 	return out, err
 }
 
-// clusterCSR is the CSR an HSM's key signs for a cluster of this mode and type.
 // newIdentity makes the keys and certificates of HSM id, and the cluster
 // CSR signed by its key when withCSR is set. It is slow (two RSA keys, four
 // RSA signatures: about 5 ms of a core beyond the keys) and runs outside
@@ -355,6 +354,7 @@ func (s *Service) newIdentity(id, mode, hsmType string, withCSR bool) (*pki.HSMI
 	return identity, csr, nil
 }
 
+// clusterCSR is the CSR an HSM's key signs for a cluster of this mode and type.
 func clusterCSR(id *pki.HSMIdentity, partition int, mode, hsmType string) (string, error) {
 	return pki.ClusterCSR(id, partition, mode == ModeNonFIPS, hsmType == HsmTypeHsm1)
 }

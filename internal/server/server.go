@@ -57,8 +57,9 @@ type Config struct {
 	Pprof bool
 	// KeyHelper, when set, is the command line of a helper process that
 	// makes HSM keys and certificates at the lowest CPU priority (one whose
-	// main calls pki.LowerPriority and pki.ServeIdentities), started at the
-	// first CreateHsm. Empty: they are made in this process.
+	// main calls pki.LowerPriority and pki.ServeIdentities), started when
+	// the first HSM identity is needed (CreateHsm, or an import or seed
+	// with HSMs). Empty: they are made in this process.
 	KeyHelper []string
 	// FaultSeed seeds the fault injector's random source (0: random).
 	FaultSeed uint64
