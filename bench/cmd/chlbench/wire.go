@@ -47,6 +47,10 @@ func (w *wireConn) roundTrip(host string, r *request) (int, []byte, error) {
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, r.body...)
 	w.buf = b
+	// A server that stops answering fails the run instead of hanging it.
+	if err := w.conn.SetDeadline(time.Now().Add(roundTripTimeout)); err != nil {
+		return 0, nil, err
+	}
 	if _, err := w.conn.Write(b); err != nil {
 		return 0, nil, err
 	}
@@ -54,6 +58,10 @@ func (w *wireConn) roundTrip(host string, r *request) (int, []byte, error) {
 }
 
 var errBadAnswer = errors.New("malformed HTTP answer")
+
+// roundTripTimeout bounds one request on a wireConn, as the net/http
+// client's timeout does for the other calls.
+const roundTripTimeout = 60 * time.Second
 
 func (w *wireConn) readAnswer() (int, []byte, error) {
 	line, err := w.r.ReadSlice('\n')
