@@ -151,8 +151,8 @@ type Options struct {
 	Network network.Provider
 	Logger  *slog.Logger
 	// Identities, when set, makes the source of HSM identities (keys and
-	// certificates); it is called when the first HSM identity is needed. Default: made in
-	// this process (pki.NewLocalIdentities).
+	// certificates); it is called when the first identity is needed.
+	// Default: made in this process (pki.NewLocalIdentities).
 	Identities func() pki.IdentitySource
 }
 
