@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
@@ -281,6 +282,12 @@ func startServer(t *testing.T, bin string) string {
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 			<-done
+		}
+		// The clients' CreateHsm calls went through the identity helper
+		// process; a helper that failed falls back silently for clients,
+		// so its warning is the only sign.
+		if strings.Contains(stderr.String(), pki.HelperGoneMessage) {
+			t.Errorf("the server's identity helper failed:\n%s", tail(stderr.String(), 4000))
 		}
 		if t.Failed() {
 			if s := stderr.String(); s != "" {

@@ -219,11 +219,15 @@ func (p *IdentityProcess) fail(err error) {
 		_ = p.cmd.Process.Kill()
 	}
 	if p.log != nil && !errors.Is(err, errHelperClosed) {
-		p.log.Warn("HSM identities are made in the server process from now on", "reason", err)
+		p.log.Warn(HelperGoneMessage, "reason", err)
 	}
 }
 
 var errHelperClosed = errors.New("identity helper closed")
+
+// HelperGoneMessage is the warning logged once when the identity helper
+// fails for good (it could not start, died, or answered nonsense).
+const HelperGoneMessage = "HSM identities are made in the server process from now on"
 
 // NewIdentity implements IdentitySource.
 func (p *IdentityProcess) NewIdentity(a *Authority, req IdentityRequest) (*HSMIdentity, string, error) {

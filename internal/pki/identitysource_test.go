@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -180,8 +181,13 @@ func TestIdentityProcessFallsBack(t *testing.T) {
 		start func(t *testing.T) *IdentityProcess
 	}{
 		{"no such program", func(t *testing.T) *IdentityProcess {
-			p := StartIdentityProcess(nil, "/nonexistent/cloudhsm-local-helper")
+			var logs strings.Builder
+			p := StartIdentityProcess(slog.New(slog.NewTextHandler(&logs, nil)), "/nonexistent/cloudhsm-local-helper")
 			t.Cleanup(p.Close)
+			// The warning the cross-client suite looks for in server logs.
+			if !strings.Contains(logs.String(), HelperGoneMessage) {
+				t.Errorf("no %q warning logged: %q", HelperGoneMessage, logs.String())
+			}
 			return p
 		}},
 		{"garbage answer", func(t *testing.T) *IdentityProcess { return startHelper(t, "garbage") }},
