@@ -16,6 +16,11 @@ type result struct {
 	firstErr error
 	elapsed  time.Duration
 	lat      []time.Duration // sorted
+	// late holds, for open-loop requests whose connection was free when
+	// they were due, how long after the due time the generator sent them:
+	// its own timer and scheduling error, not the server's (sorted).
+	late []time.Duration
+	svc  []time.Duration
 }
 
 func (r *result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -29,6 +34,23 @@ func (r *result) pct(p float64) time.Duration {
 		i = len(r.lat) - 1
 	}
 	return r.lat[i]
+}
+
+// latePct returns the p-th percentile of the generator's own lateness.
+func (r *result) latePct(p float64) time.Duration {
+	if len(r.late) == 0 {
+		return 0
+	}
+	i := min(int(p/100*float64(len(r.late))), len(r.late)-1)
+	return r.late[i]
+}
+
+func (r *result) svcPct(p float64) time.Duration {
+	if len(r.svc) == 0 {
+		return 0
+	}
+	i := min(int(p/100*float64(len(r.svc))), len(r.svc)-1)
+	return r.svc[i]
 }
 
 func (r *result) max() time.Duration {
@@ -60,8 +82,12 @@ func merge(parts []*result, elapsed time.Duration) *result {
 			out.firstErr = p.firstErr
 		}
 		out.lat = append(out.lat, p.lat...)
+		out.late = append(out.late, p.late...)
+		out.svc = append(out.svc, p.svc...)
 	}
 	slices.Sort(out.lat)
+	slices.Sort(out.late)
+	slices.Sort(out.svc)
 	return out
 }
 
@@ -120,14 +146,20 @@ func openLoop(ctx context.Context, c *client, rate float64, dur time.Duration, w
 	var wg sync.WaitGroup
 	start := time.Now().Add(10 * time.Millisecond)
 	for w := range workers {
-		parts[w] = &result{lat: make([]time.Duration, 0, total/workers+16)}
+		parts[w] = &result{lat: make([]time.Duration, 0, total/workers+16), late: make([]time.Duration, 0, total/workers+16), svc: make([]time.Duration, 0, total/workers+16)}
 		wg.Add(1)
 		go func(w int, p *result) {
 			defer wg.Done()
+			var free time.Time // when the previous answer arrived
 			for i := w; i < total && ctx.Err() == nil; i += workers {
 				due := start.Add(time.Duration(i) * interval)
 				if d := time.Until(due); d > 0 {
 					time.Sleep(d)
+				}
+				sent := due
+				if free.Before(due) {
+					sent = time.Now()
+					p.late = append(p.late, sent.Sub(due))
 				}
 				if err := c.send(ctx, r); err != nil {
 					p.errs++
@@ -136,7 +168,9 @@ func openLoop(ctx context.Context, c *client, rate float64, dur time.Duration, w
 					}
 					continue
 				}
-				p.lat = append(p.lat, time.Since(due))
+				free = time.Now()
+				p.lat = append(p.lat, free.Sub(due))
+				p.svc = append(p.svc, free.Sub(sent))
 				p.n++
 			}
 		}(w, parts[w])

@@ -218,3 +218,51 @@ func childrenRSS(pid int) (int64, int, error) {
 	}
 	return total, n, nil
 }
+
+// cpuTicks returns the machine's steal and total CPU time, in clock ticks,
+// from the first line of /proc/stat. Steal is time the hypervisor gave this
+// virtual machine's CPUs to others: no program here can answer during it.
+func cpuTicks() (steal, total int64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(first))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, s := range f[1:] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		if i < 8 { // user nice system idle iowait irq softirq steal; guest time is inside user
+			total += v
+		}
+		if i == 7 {
+			steal = v
+		}
+	}
+	return steal, total, true
+}
+
+// stealMeter measures the share of CPU time stolen over an interval.
+type stealMeter struct {
+	steal, total int64
+	ok           bool
+}
+
+func startSteal() stealMeter {
+	s, t, ok := cpuTicks()
+	return stealMeter{s, t, ok}
+}
+
+// pct returns the stolen share since startSteal, in percent, or -1.
+func (m stealMeter) pct() float64 {
+	s, t, ok := cpuTicks()
+	if !ok || !m.ok || t <= m.total {
+		return -1
+	}
+	return 100 * float64(s-m.steal) / float64(t-m.total)
+}

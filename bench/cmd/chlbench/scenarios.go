@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,31 +387,35 @@ func (b *bench) latency(ctx context.Context) error {
 	rounds := max(b.cfg.latencyRounds, 1)
 	roundDur := b.cfg.dur / time.Duration(rounds)
 	var ours, floor []*result
+	var steal, floorSteal []float64
 	for range rounds {
+		m := startSteal()
 		r := openLoop(ctx, c, rate, roundDur, b.cfg.openConns, req)
 		if err := r.err(); err != nil {
 			return err
 		}
-		ours = append(ours, r)
+		ours, steal = append(ours, r), append(steal, m.pct())
 		if floorC != nil {
+			m := startSteal()
 			fr := openLoop(ctx, floorC, rate, roundDur, b.cfg.openConns, req)
 			if err := fr.err(); err != nil {
 				return fmt.Errorf("floor: %w", err)
 			}
-			floor = append(floor, fr)
+			floor, floorSteal = append(floor, fr), append(floorSteal, m.pct())
 		}
 	}
 	all := merge(ours, roundDur*time.Duration(rounds))
 	p99s := roundP99s(ours)
 	med := median(p99s)
 	kv := []any{"peak_rps", f0(peak), "rate", f0(rate), "rounds", rounds, "achieved_rps", f0(all.rps()), "p50_ms", ms(all.pct(50)),
-		"p99_ms", ms(med), "p99_rounds_ms", msList(p99s), "p99_pooled_ms", ms(all.pct(99)), "p999_pooled_ms", ms(all.pct(99.9)), "max_ms", ms(all.max())}
+		"p99_ms", ms(med), "p99_rounds_ms", msList(p99s), "p99_pooled_ms", ms(all.pct(99)), "p999_pooled_ms", ms(all.pct(99.9)), "max_ms", ms(all.max()),
+		"gen_late_p99_ms", ms(all.latePct(99)), "svc_p99_rounds_ms", msList(svcP99s(ours)), "steal_rounds_pct", pctList(steal)}
 	if floorC != nil {
 		// The same open loop against the floor: what the generator and the
 		// machine add to any server's latency.
 		fall := merge(floor, roundDur*time.Duration(rounds))
 		fp99s := roundP99s(floor)
-		kv = append(kv, "floor_p50_ms", ms(fall.pct(50)), "floor_p99_ms", ms(median(fp99s)), "floor_p99_rounds_ms", msList(fp99s), "floor_p99_pooled_ms", ms(fall.pct(99)))
+		kv = append(kv, "floor_p50_ms", ms(fall.pct(50)), "floor_p99_ms", ms(median(fp99s)), "floor_p99_rounds_ms", msList(fp99s), "floor_p99_pooled_ms", ms(fall.pct(99)), "floor_gen_late_p99_ms", ms(fall.latePct(99)), "floor_svc_p99_rounds_ms", msList(svcP99s(floor)), "floor_steal_rounds_pct", pctList(floorSteal))
 	}
 	line("latency", kv...)
 	b.target("latency_p99_half_peak", ms(med)+"ms", "<=2ms", med <= 2*time.Millisecond,
@@ -424,6 +430,23 @@ func roundP99s(rs []*result) []time.Duration {
 		out[i] = r.pct(99)
 	}
 	return out
+}
+
+func svcP99s(rs []*result) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		out[i] = r.svcPct(99)
+	}
+	return out
+}
+
+// pctList formats percentages separated by slashes.
+func pctList(ps []float64) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = strconv.FormatFloat(p, 'f', 1, 64)
+	}
+	return strings.Join(parts, "/")
 }
 
 // msList formats durations as milliseconds separated by slashes.
@@ -474,17 +497,22 @@ func (b *bench) createHsm(ctx context.Context) error {
 	roundDur := b.cfg.dur / time.Duration(rounds)
 	var next atomic.Int64
 	var bases, durings, hsms []*result
+	var baseSteal, duringSteal []float64
 	for range rounds {
+		m := startSteal()
 		base := openLoop(ctx, c, rate, roundDur, b.cfg.openConns, req)
+		baseSteal = append(baseSteal, m.pct())
 		if err := base.err(); err != nil {
 			return err
 		}
 		bases = append(bases, base)
 		stop := make(chan struct{})
 		hsmDone := make(chan *result, 1)
+		m = startSteal()
 		go func() { hsmDone <- createHsms(ctx, c, clusters, &next, stop) }()
 		during := openLoop(ctx, c, rate, roundDur, b.cfg.openConns, req)
 		close(stop)
+		duringSteal = append(duringSteal, m.pct())
 		hsm := <-hsmDone
 		if err := during.err(); err != nil {
 			return err
@@ -503,7 +531,7 @@ func (b *bench) createHsm(ctx context.Context) error {
 	during := merge(durings, roundDur*time.Duration(rounds))
 	kv := []any{"read_rate", f0(rate), "rounds", rounds, "base_p99_ms", ms(baseP99), "base_p99_rounds_ms", msList(roundP99s(bases)),
 		"during_p99_ms", ms(duringP99), "during_p99_rounds_ms", msList(roundP99s(durings)), "during_p99_pooled_ms", ms(during.pct(99)),
-		"during_max_ms", ms(during.max()), "hsms", hsm.n, "hsm_per_s", f2(hsm.rps()), "hsm_p50_ms", ms(hsm.pct(50)), "hsm_p99_ms", ms(hsm.pct(99))}
+		"during_max_ms", ms(during.max()), "base_steal_rounds_pct", pctList(baseSteal), "during_steal_rounds_pct", pctList(duringSteal), "hsms", hsm.n, "hsm_per_s", f2(hsm.rps()), "hsm_p50_ms", ms(hsm.pct(50)), "hsm_p99_ms", ms(hsm.pct(99))}
 	// The key helper, if the server started one, is a child process: its
 	// memory is the server's too.
 	if rss, n, err := childrenRSS(srv.cmd.Process.Pid); err == nil {
@@ -537,13 +565,11 @@ func createHsms(ctx context.Context, c *client, clusters []clusterOut, next *ato
 				if i >= len(clusters) {
 					return
 				}
+				// The clusters share two subnets (a /24 each, 251 usable
+				// addresses): alternate their zones so that 400 HSMs fit.
 				cl := clusters[i]
-				az := ""
-				for k := range cl.SubnetMapping {
-					if az == "" || k < az {
-						az = k
-					}
-				}
+				azs := slices.Sorted(maps.Keys(cl.SubnetMapping))
+				az := azs[i%len(azs)]
 				body, _ := json.Marshal(map[string]string{"ClusterId": cl.ClusterId, "AvailabilityZone": az})
 				t := time.Now()
 				if err := c.send(ctx, newRequest(hsmAccount, "CreateHsm", body)); err != nil {
