@@ -7,13 +7,14 @@ package awsjson
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"runtime/debug"
@@ -99,8 +100,12 @@ func NewServer(ops Operations, hooks Hooks, log *slog.Logger) *Server {
 
 // NewRequestID returns a random request id shaped like AWS's (a UUID v4).
 func NewRequestID() string {
+	// Request ids must be unique, not secret: the runtime's per-processor
+	// ChaCha8 generator (seeded by the system) is enough, and unlike
+	// crypto/rand it needs no system call.
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[0:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:16], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte
@@ -138,6 +143,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.hooks.Observe != nil {
 			s.hooks.Observe(rl.op, rl.status, rl.code, d)
 		}
+		level := slog.LevelInfo
+		if rl.cause != nil {
+			level = slog.LevelError
+		}
+		ctx := r.Context()
+		if !s.log.Enabled(ctx, level) {
+			return
+		}
 		var buf [8]slog.Attr
 		attrs := append(buf[:0],
 			slog.String("request_id", reqID),
@@ -151,12 +164,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.hooks.LogAttrs != nil && rl.caller != nil {
 			attrs = s.hooks.LogAttrs(rl.caller, attrs)
 		}
-		level := slog.LevelInfo
 		if rl.cause != nil {
 			attrs = append(attrs, slog.String("cause", rl.cause.Error()))
-			level = slog.LevelError
 		}
-		s.log.LogAttrs(r.Context(), level, "request", attrs...)
+		// The record is handed to the handler directly: Logger.LogAttrs
+		// would also walk the stack for the caller's program counter, which
+		// the handler does not print (AddSource is off).
+		rec := slog.NewRecord(start.Add(d), level, "request", 0)
+		rec.AddAttrs(attrs...)
+		_ = s.log.Handler().Handle(ctx, rec)
 	}()
 	s.serve(w, r, reqID, rl)
 }
