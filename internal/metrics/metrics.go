@@ -42,6 +42,17 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	faults   *prometheus.CounterVec
 	handler  http.Handler
+	// byOp caches, per operation label, the series a successful request
+	// updates (*opSeries): resolving them from label values hashes the
+	// labels and takes the vectors' locks on every request. Operation
+	// labels are bounded: the operation table's names and "unknown".
+	byOp sync.Map
+}
+
+// opSeries is the series of one operation's successful requests.
+type opSeries struct {
+	ok       prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New returns metrics registered in a new registry. stats, when not nil, is
@@ -98,8 +109,21 @@ func (m *Metrics) Observe(op string, status int, code string, d time.Duration) {
 	if code == "" {
 		code = CodeOK
 	}
-	m.requests.WithLabelValues(op, code).Inc()
-	m.duration.WithLabelValues(op).Observe(d.Seconds())
+	if code != CodeOK {
+		m.requests.WithLabelValues(op, code).Inc()
+		m.duration.WithLabelValues(op).Observe(d.Seconds())
+		return
+	}
+	v, ok := m.byOp.Load(op)
+	if !ok {
+		v, _ = m.byOp.LoadOrStore(op, &opSeries{
+			ok:       m.requests.WithLabelValues(op, CodeOK),
+			duration: m.duration.WithLabelValues(op),
+		})
+	}
+	series := v.(*opSeries)
+	series.ok.Inc()
+	series.duration.Observe(d.Seconds())
 }
 
 // InjectedFault counts one injected fault; it fits faults.Options.OnInject.
