@@ -153,9 +153,7 @@ func openLoop(ctx context.Context, c *client, rate float64, dur time.Duration, w
 			var free time.Time // when the previous answer arrived
 			for i := w; i < total && ctx.Err() == nil; i += workers {
 				due := start.Add(time.Duration(i) * interval)
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
+				sleepUntil(due)
 				sent := due
 				if free.Before(due) {
 					sent = time.Now()

@@ -40,6 +40,8 @@ type config struct {
 	openConns     int
 	peak          float64
 	latencyRounds int
+	maxRounds     int
+	quietSteal    float64
 	writeClients  int
 	clusters      int
 	startupRuns   int
@@ -72,7 +74,9 @@ func run() int {
 	flag.IntVar(&cfg.clients, "clients", 16, "concurrent clients of the closed-loop read phases (wrk -c16 in compare.sh)")
 	flag.IntVar(&cfg.openConns, "open-conns", 16, "connections of the open-loop (fixed-rate) phases of latency and createhsm")
 	flag.Float64Var(&cfg.peak, "peak", 0, "take this as the peak rate (requests/s) instead of measuring it: the open loops of latency and createhsm run at a half and a quarter of it (for comparing runs at the same rate)")
-	flag.IntVar(&cfg.latencyRounds, "latency-rounds", 5, "rounds the latency scenario's --duration is cut into, ours and the floor's in turn; the median round's p99 is reported")
+	flag.IntVar(&cfg.latencyRounds, "latency-rounds", 5, "quiet rounds wanted by the open-loop scenarios (latency: ours and the floor's in turn; createhsm: reads alone and during CreateHsm in turn), each --duration/latency-rounds long; the median quiet round's p99 is the figure")
+	flag.IntVar(&cfg.maxRounds, "max-rounds", 0, "rounds of each kind run at most while waiting for --latency-rounds quiet ones (default 3 x --latency-rounds)")
+	flag.Float64Var(&cfg.quietSteal, "quiet-steal-pct", 1, "a round is quiet when the hypervisor stole less than this share (percent) of the machine's CPU time while it ran (/proc/stat)")
 	flag.IntVar(&cfg.writeClients, "write-clients", 32, "concurrent clients of the write scenario and of seeding")
 	flag.IntVar(&cfg.clusters, "clusters", 100000, "clusters in the big account of the startup, rss and paging scenarios")
 	flag.IntVar(&cfg.startupRuns, "startup-runs", 5, "start-ups measured per case (the median is reported)")
