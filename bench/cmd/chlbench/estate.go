@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,6 +112,9 @@ func (b *bench) estate(ctx context.Context) error {
 	if raw, err := os.ReadFile(filepath.Join(dir, markerName)); err == nil {
 		_ = json.Unmarshal(raw, &mk)
 	}
+	if mk.Backups {
+		return fmt.Errorf("estate directory %s also holds backups (chlbench before 2026-11-27 imported them into the estate, which inflates start-up and memory per cluster); remove it or pass another --estate", dir)
+	}
 	if mk.Clusters != n {
 		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 			return fmt.Errorf("estate directory %s is not empty and holds no %d-cluster estate of chlbench; remove it or pass another --estate", dir, n)
@@ -188,7 +192,7 @@ func (b *bench) estate(ctx context.Context) error {
 	if !cfg.scenarios["paging"] {
 		return nil
 	}
-	return b.paging(ctx, s, &mk)
+	return b.paging(ctx, s)
 }
 
 // waitSettled waits until no cluster of account is CREATE_IN_PROGRESS.
@@ -244,7 +248,7 @@ func (b *bench) compare(ctx context.Context, c *client, name string, small, firs
 	return nil
 }
 
-func (b *bench) paging(ctx context.Context, s *server, mk *estateMarker) error {
+func (b *bench) paging(ctx context.Context, s *server) error {
 	n := b.cfg.clusters
 	c := newClient(s.url, b.cfg.clients+8)
 	defer c.close()
@@ -300,26 +304,53 @@ func (b *bench) paging(ctx context.Context, s *server, mk *estateMarker) error {
 		return err
 	}
 
-	// DescribeBackups: n backups in the big account, 25 in the small one.
-	if !mk.Backups {
-		how, err := b.importBackups(ctx, s, c, ids, smallIDs)
+	// DescribeBackups: n backups in the big account, 25 in the small one,
+	// on a copy of the estate, so that start-up and memory keep measuring
+	// clusters alone on the estate itself.
+	if err := s.stop(); err != nil {
+		return err
+	}
+	bdir := b.cfg.estateDir + "-backups"
+	var bmk estateMarker
+	if raw, err := os.ReadFile(filepath.Join(bdir, markerName)); err == nil {
+		_ = json.Unmarshal(raw, &bmk)
+	}
+	if bmk.Clusters != n || !bmk.Backups {
+		if err := copyEstate(b.cfg.estateDir, bdir); err != nil {
+			return fmt.Errorf("copy the estate for backups: %w", err)
+		}
+		if s, err = b.start(ctx, "estate-backups", "--data-dir", bdir); err != nil {
+			return err
+		}
+		c.close()
+		c = newClient(s.url, b.cfg.clients+8)
+		defer c.close()
+		how, err := b.importBackups(ctx, s, c, bdir, ids, smallIDs)
 		if err != nil {
 			return fmt.Errorf("import backups: %w", err)
 		}
-		mk.Backups = true
-		raw, _ := json.Marshal(mk)
-		_ = os.WriteFile(filepath.Join(b.cfg.estateDir, markerName), raw, 0o644)
+		raw, _ := json.Marshal(estateMarker{Clusters: n, Backups: true})
+		if err := os.WriteFile(filepath.Join(bdir, markerName), raw, 0o644); err != nil {
+			return err
+		}
 		line("backups-import", "backups", n+25, "via", how)
 		if how == "in-process" {
 			// The server was stopped for the import: start it again.
-			if s, err = b.start(ctx, "estate-backups", "--data-dir", b.cfg.estateDir); err != nil {
+			if s, err = b.start(ctx, "estate-backups", "--data-dir", bdir); err != nil {
 				return err
 			}
-			defer func() { _ = s.stop() }()
 			c = newClient(s.url, b.cfg.clients+8)
 			defer c.close()
 		}
+	} else {
+		if s, err = b.start(ctx, "estate-backups", "--data-dir", bdir); err != nil {
+			return err
+		}
+		c.close()
+		c = newClient(s.url, b.cfg.clients+8)
+		defer c.close()
 	}
+	defer func() { _ = s.stop() }()
 	db := func(account, token string) *request {
 		body, _ := json.Marshal(describeBackupsIn{MaxResults: 25, NextToken: token})
 		return newRequest(account, "DescribeBackups", body)
@@ -352,10 +383,10 @@ func (b *bench) paging(ctx context.Context, s *server, mk *estateMarker) error {
 	return nil
 }
 
-// importBackups adds backups to the estate: through the admin API's import
+// importBackups adds backups to the estate copy in dir: through the admin API's import
 // when the server has one, else with the server stopped, through the
 // domain's Import on the data directory (an internal API of this module).
-func (b *bench) importBackups(ctx context.Context, s *server, c *client, ids, smallIDs []string) (string, error) {
+func (b *bench) importBackups(ctx context.Context, s *server, c *client, dir string, ids, smallIDs []string) (string, error) {
 	backup := func(account, cluster string) *cloudhsm.Backup {
 		return &cloudhsm.Backup{Tenant: cloudhsm.Tenant{Account: account, Region: region}, ClusterID: cluster, State: cloudhsm.BackupReady}
 	}
@@ -385,7 +416,7 @@ func (b *bench) importBackups(ctx context.Context, s *server, c *client, ids, sm
 	if err := s.stop(); err != nil {
 		return "", err
 	}
-	srv, err := srvpkg.New(srvpkg.Config{DataDir: b.cfg.estateDir, Domain: cloudhsm.DefaultConfig()})
+	srv, err := srvpkg.New(srvpkg.Config{DataDir: dir, Domain: cloudhsm.DefaultConfig()})
 	if err != nil {
 		return "", err
 	}
@@ -396,4 +427,44 @@ func (b *bench) importBackups(ctx context.Context, s *server, c *client, ids, sm
 		err = cerr
 	}
 	return "in-process", err
+}
+
+// copyEstate replaces dst with a copy of the stopped estate's files in src.
+func copyEstate(src, dst string) error {
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || e.Name() == markerName {
+			continue
+		}
+		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
