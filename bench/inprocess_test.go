@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 )
@@ -409,4 +410,47 @@ func BenchmarkDescribeClustersDuringCreateHsm(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)-1])/1e6, "read-max-ms")
 	}
 	b.ReportMetric(float64(min(next.Load(), int64(len(targets)))), "hsms")
+}
+
+// BenchmarkBackupsBecomeReady measures the domain applying n backups'
+// CREATE_IN_PROGRESS -> READY transitions at once (one backup per cluster,
+// all in one account), as a clock advance after a busy day does. Each
+// transition looks at the cluster's other backups for retention; this
+// must not cost O(backups in the account).
+func BenchmarkBackupsBecomeReady(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("backups=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				clk := clock.NewFrozen(time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC))
+				srv, err := server.New(server.Config{InMemory: true, Clock: clk, Domain: cloudhsm.DefaultConfig()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				snap := &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion}
+				for i := range n {
+					snap.Backups = append(snap.Backups, &cloudhsm.Backup{
+						Tenant:    cloudhsm.Tenant{Account: account, Region: "us-east-1"},
+						ClusterID: fmt.Sprintf("cluster-%011d", i),
+						State:     cloudhsm.BackupCreateInProgress,
+					})
+				}
+				if err := srv.Service().Import(snap); err != nil {
+					b.Fatal(err)
+				}
+				clk.Advance(time.Hour)
+				b.StartTimer()
+				if err := srv.Service().CatchUp(); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				st := srv.Service().Stats()
+				if got := st.Backups[cloudhsm.BackupReady]; got != n {
+					b.Fatalf("%d backups READY, want %d", got, n)
+				}
+				srv.Close()
+				b.StartTimer()
+			}
+		})
+	}
 }

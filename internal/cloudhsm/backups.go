@@ -94,8 +94,8 @@ func (s *Service) advanceBackup(ts *tenantState, b *Backup, at time.Time, p *pen
 		if !b.IsCopy {
 			// A newer backup exists now: older ones that retention spared
 			// because they were the latest can go.
-			for _, o := range ts.backupOrder {
-				if o != b && o.ClusterID == b.ClusterID && !o.IsCopy && o.State == BackupReady && !o.NeverExpires && o.ExpireAt.IsZero() &&
+			for _, o := range ts.byCluster[b.ClusterID] {
+				if o != b && !o.IsCopy && o.State == BackupReady && !o.NeverExpires && o.ExpireAt.IsZero() &&
 					!o.Created.Add(time.Duration(s.retentionOf(o))*24*time.Hour).After(at) {
 					s.expireBackup(ts, o, at, p)
 				}
@@ -115,8 +115,8 @@ func (s *Service) advanceBackup(ts *tenantState, b *Backup, at time.Time, p *pen
 
 // latestOf reports whether b is the most recent backup of its cluster.
 func (s *Service) isLatest(ts *tenantState, b *Backup) bool {
-	for _, o := range ts.backupOrder {
-		if o != b && o.ClusterID == b.ClusterID && !o.IsCopy && o.State != BackupDeleted && o.Created.After(b.Created) {
+	for _, o := range ts.byCluster[b.ClusterID] {
+		if o != b && !o.IsCopy && o.State != BackupDeleted && o.Created.After(b.Created) {
 			return false
 		}
 	}
@@ -146,8 +146,8 @@ func (s *Service) expireBackup(ts *tenantState, b *Backup, at time.Time, p *pend
 // retention change.
 func (s *Service) rescheduleExpiry(c *Cluster, now time.Time) {
 	ts := s.lookupTenant(c.Tenant)
-	for _, b := range ts.backupOrder {
-		if b.ClusterID == c.ID && b.State == BackupReady && !b.IsCopy {
+	for _, b := range ts.byCluster[c.ID] {
+		if b.State == BackupReady && !b.IsCopy {
 			b.ExpireAt = s.computeExpiry(b, now)
 			s.scheduleBackup(b)
 		}

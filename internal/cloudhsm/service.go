@@ -128,6 +128,11 @@ type tenantState struct {
 	clusterOrder []*Cluster // by Seq
 	backups      map[string]*Backup
 	backupOrder  []*Backup // by Seq
+	// byCluster holds each source cluster's backups, by Seq: retention
+	// and "is this the latest backup" look at one cluster's backups, and
+	// scanning the tenant's for them made each backup's transition cost
+	// O(backups in the account).
+	byCluster map[string][]*Backup
 }
 
 // Codec turns clusters and backups into the store's records and back; the
@@ -235,6 +240,9 @@ func New(opts Options) (*Service, error) {
 	for _, ts := range s.tenants {
 		slices.SortFunc(ts.clusterOrder, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
 		slices.SortFunc(ts.backupOrder, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+		for _, bs := range ts.byCluster {
+			slices.SortFunc(bs, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+		}
 	}
 	var meta []store.Mutation
 	if _, ok := s.meta["token-secret"]; !ok {
@@ -352,7 +360,7 @@ func PersistSubnet(st store.Store, codec Codec) func(network.Tenant, network.Sub
 func (s *Service) tenant(t Tenant) *tenantState {
 	ts := s.tenants[t]
 	if ts == nil {
-		ts = &tenantState{clusters: map[string]*Cluster{}, backups: map[string]*Backup{}}
+		ts = &tenantState{clusters: map[string]*Cluster{}, backups: map[string]*Backup{}, byCluster: map[string][]*Backup{}}
 		s.tenants[t] = ts
 	}
 	return ts
@@ -426,6 +434,7 @@ func (s *Service) loadBackup(b *Backup) {
 	ts := s.tenant(b.Tenant)
 	ts.backups[b.ID] = b
 	ts.backupOrder = append(ts.backupOrder, b)
+	ts.byCluster[b.ClusterID] = append(ts.byCluster[b.ClusterID], b)
 	s.seq = max(s.seq, b.Seq)
 }
 
@@ -458,9 +467,22 @@ func (s *Service) insertBackup(b *Backup) {
 		i--
 	}
 	ts.backupOrder[i] = b
+	ts.byCluster[b.ClusterID] = insertBySeq(ts.byCluster[b.ClusterID], b)
 	if b.Seq > s.seq {
 		s.seq = b.Seq
 	}
+}
+
+// insertBySeq inserts b into backups kept in Seq order.
+func insertBySeq(backups []*Backup, b *Backup) []*Backup {
+	i := len(backups)
+	backups = append(backups, b)
+	for i > 0 && backups[i-1].Seq > b.Seq {
+		backups[i] = backups[i-1]
+		i--
+	}
+	backups[i] = b
+	return backups
 }
 
 func (s *Service) removeCluster(c *Cluster) {
@@ -473,6 +495,11 @@ func (s *Service) removeBackup(b *Backup) {
 	ts := s.tenant(b.Tenant)
 	delete(ts.backups, b.ID)
 	ts.backupOrder = removeBySeq(ts.backupOrder, b.Seq, func(x *Backup) uint64 { return x.Seq })
+	if rest := removeBySeq(ts.byCluster[b.ClusterID], b.Seq, func(x *Backup) uint64 { return x.Seq }); len(rest) > 0 {
+		ts.byCluster[b.ClusterID] = rest
+	} else {
+		delete(ts.byCluster, b.ClusterID)
+	}
 }
 
 func removeBySeq[T any](xs []T, seq uint64, key func(T) uint64) []T {
