@@ -454,3 +454,33 @@ func BenchmarkBackupsBecomeReady(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDescribeSharedBackups measures one page of DescribeBackups with
+// Shared=true for an account of a region where another account holds n
+// backups that are not shared: the page should not cost O(n).
+func BenchmarkDescribeSharedBackups(b *testing.B) {
+	for _, n := range []int{25, 100000} {
+		b.Run(fmt.Sprintf("others=%d", n), func(b *testing.B) {
+			srv, err := server.New(server.Config{InMemory: true, Domain: cloudhsm.DefaultConfig()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			other := cloudhsm.Tenant{Account: "777777777777", Region: "us-east-1"}
+			snap := &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion}
+			for i := range n {
+				snap.Backups = append(snap.Backups, &cloudhsm.Backup{Tenant: other, ClusterID: fmt.Sprintf("cluster-%011d", i), State: cloudhsm.BackupReady})
+			}
+			if err := srv.Service().Import(snap); err != nil {
+				b.Fatal(err)
+			}
+			caller := cloudhsm.Tenant{Account: account, Region: "us-east-1"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := srv.Service().DescribeBackups(caller, cloudhsm.DescribeBackupsInput{Shared: true, Limit: 25}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -533,3 +533,43 @@ func TestBackupTagsAndPagination(t *testing.T) {
 	_, err = c.DescribeBackups(ctx, &cloudhsmv2.DescribeBackupsInput{Filters: map[string][]string{"bogus": {"x"}}})
 	wantAPIError(t, err, "CloudHsmInvalidRequestException", "bogus")
 }
+
+// TestSharingSurvivesRestart: a policy read back from the store shares the
+// backup as the one put does, and deleting it after the restart unshares.
+func TestSharingSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	const owner, consumer = "111111111111", "222222222222"
+	dir := t.TempDir()
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(firstStart))
+	oc := clientFor(srv, owner, "us-east-1")
+	cl, _ := activeCluster(t, srv, oc)
+	arn := *backupsOf(t, oc, *cl.ClusterId)[0].BackupArn
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":["cloudhsm:DescribeBackups","cloudhsm:CreateCluster"],"Resource":"%s"}]}`, consumer, arn)
+	if _, err := oc.PutResourcePolicy(ctx, &cloudhsmv2.PutResourcePolicyInput{ResourceArn: &arn, Policy: &policy}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+
+	srv = cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(srv.Now()))
+	oc = clientFor(srv, owner, "us-east-1")
+	cc := clientFor(srv, consumer, "us-east-1")
+	shared := func() []types.Backup {
+		out, err := cc.DescribeBackups(ctx, &cloudhsmv2.DescribeBackupsInput{Shared: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Backups
+	}
+	if got := shared(); len(got) != 1 || aws.ToString(got[0].BackupArn) != arn {
+		t.Fatalf("after the restart the consumer sees %d shared backups, want %s", len(got), arn)
+	}
+	if _, err := cc.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: subnets(1), SourceBackupId: &arn}); err != nil {
+		t.Fatalf("restore by ARN after the restart: %v", err)
+	}
+	if _, err := oc.DeleteResourcePolicy(ctx, &cloudhsmv2.DeleteResourcePolicyInput{ResourceArn: &arn}); err != nil {
+		t.Fatal(err)
+	}
+	if got := shared(); len(got) != 0 {
+		t.Fatalf("still %d shared after DeleteResourcePolicy", len(got))
+	}
+}

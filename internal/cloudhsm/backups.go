@@ -456,7 +456,7 @@ func (s *Service) PutResourcePolicy(t Tenant, arn, policy string) (string, error
 		if _, err := parsePolicy(policy, b.ARN()); err != nil {
 			return err
 		}
-		b.Policy = policy
+		s.setPolicy(b, policy)
 		p.backup(b)
 		out = policy
 		return nil
@@ -473,20 +473,41 @@ func (s *Service) DeleteResourcePolicy(t Tenant, arn string) (string, error) {
 			return err
 		}
 		out = b.Policy
-		b.Policy = ""
+		s.setPolicy(b, "")
 		p.backup(b)
 		return nil
 	})
 	return out, err
 }
 
+// setPolicy sets b's policy (a valid one, or "" for none) and keeps its
+// parsed accounts and its tenant's index of backups with a policy in step;
+// the write lock is held.
+func (s *Service) setPolicy(b *Backup, policy string) {
+	ts := s.tenant(b.Tenant)
+	if b.Policy != "" {
+		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, func(x *Backup) uint64 { return x.Seq })
+	}
+	b.Policy, b.sharedAccounts = policy, nil
+	if policy != "" {
+		b.sharedAccounts = policyAccounts(b)
+		ts.withPolicy = insertBySeq(ts.withPolicy, b)
+	}
+}
+
+// policyAccounts returns the accounts b's policy allows (none if the
+// stored policy does not parse).
+func policyAccounts(b *Backup) []string {
+	accts, err := parsePolicy(b.Policy, b.ARN())
+	if err != nil {
+		return nil
+	}
+	return accts
+}
+
 // sharedWith reports whether b's policy shares it with account.
 func (s *Service) sharedWith(b *Backup, account string) bool {
-	if b.Policy == "" || b.State != BackupReady {
-		return false
-	}
-	accts, err := parsePolicy(b.Policy, b.ARN())
-	return err == nil && slices.Contains(accts, account)
+	return b.Policy != "" && b.State == BackupReady && slices.Contains(b.sharedAccounts, account)
 }
 
 // sharedBackups lists, in Seq order, the backups of other accounts in t's
@@ -497,7 +518,7 @@ func (s *Service) sharedBackups(t Tenant) []*Backup {
 		if ot.Region != t.Region || ot.Account == t.Account {
 			continue
 		}
-		for _, b := range ts.backupOrder {
+		for _, b := range ts.withPolicy {
 			if s.sharedWith(b, t.Account) {
 				out = append(out, b)
 			}

@@ -133,6 +133,10 @@ type tenantState struct {
 	// scanning the tenant's for them made each backup's transition cost
 	// O(backups in the account).
 	byCluster map[string][]*Backup
+	// withPolicy holds the backups that have a resource policy, by Seq:
+	// listing what other accounts share with a caller visits these, not
+	// every backup of the region.
+	withPolicy []*Backup
 }
 
 // Codec turns clusters and backups into the store's records and back; the
@@ -243,6 +247,7 @@ func New(opts Options) (*Service, error) {
 		for _, bs := range ts.byCluster {
 			slices.SortFunc(bs, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
 		}
+		slices.SortFunc(ts.withPolicy, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
 	}
 	var meta []store.Mutation
 	if _, ok := s.meta["token-secret"]; !ok {
@@ -435,6 +440,10 @@ func (s *Service) loadBackup(b *Backup) {
 	ts.backups[b.ID] = b
 	ts.backupOrder = append(ts.backupOrder, b)
 	ts.byCluster[b.ClusterID] = append(ts.byCluster[b.ClusterID], b)
+	if b.Policy != "" {
+		b.sharedAccounts = policyAccounts(b)
+		ts.withPolicy = append(ts.withPolicy, b)
+	}
 	s.seq = max(s.seq, b.Seq)
 }
 
@@ -468,6 +477,10 @@ func (s *Service) insertBackup(b *Backup) {
 	}
 	ts.backupOrder[i] = b
 	ts.byCluster[b.ClusterID] = insertBySeq(ts.byCluster[b.ClusterID], b)
+	if b.Policy != "" {
+		b.sharedAccounts = policyAccounts(b)
+		ts.withPolicy = insertBySeq(ts.withPolicy, b)
+	}
 	if b.Seq > s.seq {
 		s.seq = b.Seq
 	}
@@ -499,6 +512,9 @@ func (s *Service) removeBackup(b *Backup) {
 		ts.byCluster[b.ClusterID] = rest
 	} else {
 		delete(ts.byCluster, b.ClusterID)
+	}
+	if b.Policy != "" {
+		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, func(x *Backup) uint64 { return x.Seq })
 	}
 }
 

@@ -183,7 +183,12 @@ type Backup struct {
 	Mode            string
 	// ClusterCertificate travels with the backup so a restored cluster has it.
 	ClusterCertificate string
-	Policy             string
+	// Policy is the resource policy (see PutResourcePolicy); the service
+	// changes it only through setPolicy, which keeps sharedAccounts and the
+	// tenant's index of shared backups in step.
+	Policy string
+	// sharedAccounts are the accounts Policy allows, parsed once.
+	sharedAccounts []string
 	// IsCopy marks a backup made by CopyBackupToRegion: no retention applies.
 	IsCopy bool
 	// Due is when the current state ends: READY after CREATE_IN_PROGRESS,
