@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +20,11 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/cloudhsmlocal"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/records"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
 
 // BenchmarkStartInProcess measures starting (and closing) an in-process
@@ -480,6 +485,99 @@ func BenchmarkDescribeSharedBackups(b *testing.B) {
 				if _, _, err := srv.Service().DescribeBackups(caller, cloudhsm.DescribeBackupsInput{Shared: true, Limit: 25}); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// reusedIdentity hands out one HSM identity over and over, so that a
+// benchmark of CreateHsm measures the domain, not RSA key generation.
+type reusedIdentity struct {
+	once sync.Once
+	id   *pki.HSMIdentity
+	csr  string
+	err  error
+}
+
+func (r *reusedIdentity) NewIdentity(a *pki.Authority, req pki.IdentityRequest) (*pki.HSMIdentity, string, error) {
+	r.once.Do(func() {
+		src := pki.NewLocalIdentities()
+		defer src.Close()
+		req.CSR = true
+		r.id, r.csr, r.err = src.NewIdentity(a, req)
+	})
+	return r.id, r.csr, r.err
+}
+
+func (r *reusedIdentity) Close() {}
+
+// BenchmarkCreateHsmInBigAccount measures CreateHsm (keys aside) in an
+// account holding n clusters. Choosing the HSM's address and checking the
+// HSM quota must not scan the account's clusters: the address is chosen
+// under the write lock, which every request waits for.
+func BenchmarkCreateHsmInBigAccount(b *testing.B) {
+	for _, n := range []int{25, 100000} {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
+			clk := clock.NewFrozen(time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC))
+			st := store.NewMemory()
+			cfg := cloudhsm.DefaultConfig()
+			cfg.HsmsPerRegion = 1 << 20
+			ids := &reusedIdentity{}
+			svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg, Clock: clk, Store: st,
+				Network: network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{})), Identities: func() pki.IdentitySource { return ids }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer svc.Close()
+			t := cloudhsm.Tenant{Account: account, Region: "us-east-1"}
+			in := cloudhsm.CreateClusterInput{HsmType: cloudhsm.HsmTypeHsm2m, SubnetIDs: []string{"subnet-0b0000000000000b1", "subnet-0b0000000000000b2"}}
+			var clusters []*cloudhsm.Cluster
+			for range n {
+				c, err := svc.CreateCluster(context.Background(), t, in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				clusters = append(clusters, c)
+			}
+			clk.Advance(time.Hour) // UNINITIALIZED
+			var azs []string
+			for az := range clusters[0].SubnetMapping() {
+				azs = append(azs, az)
+			}
+			slices.Sort(azs)
+			// An UNINITIALIZED cluster takes one HSM, and two /24 subnets
+			// hold 502: each pass creates one HSM in each of up to 400
+			// clusters, then deletes them outside the timer.
+			pass := min(n, 400)
+			var made []*cloudhsm.Hsm
+			var on []*cloudhsm.Cluster
+			i := 0
+			for b.Loop() {
+				if len(made) == pass {
+					b.StopTimer()
+					clk.Advance(time.Hour) // ACTIVE, so they can be deleted
+					if err := svc.CatchUp(); err != nil {
+						b.Fatal(err)
+					}
+					for k, h := range made {
+						if _, err := svc.DeleteHsm(t, cloudhsm.DeleteHsmInput{ClusterID: on[k].ID, HsmID: h.ID}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					clk.Advance(time.Hour)
+					if err := svc.CatchUp(); err != nil {
+						b.Fatal(err)
+					}
+					made, on = made[:0], on[:0]
+					b.StartTimer()
+				}
+				c := clusters[i%len(clusters)]
+				h, err := svc.CreateHsm(t, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: azs[i%len(azs)]})
+				if err != nil {
+					b.Fatal(err)
+				}
+				made, on = append(made, h), append(on, c)
+				i++
 			}
 		})
 	}

@@ -460,6 +460,37 @@ func TestCreateHsmAddressesUniqueInSharedSubnet(t *testing.T) {
 	}
 }
 
+// TestHsmAddressesAcrossRestartAndDelete: an HSM's address stays taken in
+// its subnet after a restart, and is free again once the HSM is deleted.
+func TestHsmAddressesAcrossRestartAndDelete(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(firstStart))
+	c := client(srv)
+	sn := subnets(2)
+	a := clusterWithoutHsm(t, srv, c, &cloudhsmv2.CreateClusterInput{SubnetIds: sn})
+	b := clusterWithoutHsm(t, srv, c, &cloudhsmv2.CreateClusterInput{SubnetIds: sn})
+	az := sortedAZsOf(a)[0]
+	ha := mustCreateHsm(t, c, *a.ClusterId, az, "")
+	ip := aws.ToString(ha.EniIp)
+	srv.Advance(stepDelay)
+	srv.Close()
+
+	srv = cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(srv.Now()))
+	c = client(srv)
+	_, err := c.CreateHsm(ctx, createHsmInput(*b.ClusterId, az, ip))
+	wantAPIError(t, err, codeInvalidRequest, ip, "in use")
+	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: a.ClusterId, HsmId: ha.HsmId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateHsm(ctx, createHsmInput(*b.ClusterId, az, ip))
+	wantAPIError(t, err, codeInvalidRequest, ip, "in use") // DELETE_IN_PROGRESS still holds it
+	srv.Advance(stepDelay)
+	if h := mustCreateHsm(t, c, *b.ClusterId, az, ip); aws.ToString(h.EniIp) != ip {
+		t.Fatalf("HSM created with EniIp %s, want the freed %s", aws.ToString(h.EniIp), ip)
+	}
+}
+
 // TestCreateHsmRefusals: bad AZs and addresses are refused and change nothing.
 func TestCreateHsmRefusals(t *testing.T) {
 	t.Parallel()

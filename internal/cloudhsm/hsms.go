@@ -50,17 +50,12 @@ func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) 
 	// costs no key generation.
 	if in.IPAddress != "" {
 		sn := c.subnet(in.AZ)
-		used := s.subnetAddrs(t, sn.ID)
-		if _, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, in.IPAddress); err != nil {
+		if _, err := network.AllocateIPv4(sn, s.addrInUse(t, sn.ID), in.IPAddress); err != nil {
 			return nil, networkError(err)
 		}
 	}
 	if q := s.cfg.HsmsPerRegion; q > 0 {
-		n := 0
-		for _, oc := range s.lookupTenant(t).clusters {
-			n += len(oc.Hsms)
-		}
-		if n >= q {
+		if s.lookupTenant(t).hsms >= q {
 			return nil, errf(KindInvalidRequest, "The quota of %d HSMs per Region has been reached in %s for account %s (the cloudhsm-local --quota-hsms setting). Delete an HSM first.", q, t.Region, t.Account)
 		}
 	}
@@ -95,8 +90,8 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			return err
 		}
 		sn := c.subnet(in.AZ)
-		used := s.subnetAddrs(t, sn.ID)
-		ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, in.IPAddress)
+		inUse := s.addrInUse(t, sn.ID)
+		ip, err := network.AllocateIPv4(sn, inUse, in.IPAddress)
 		if err != nil {
 			return networkError(err)
 		}
@@ -114,13 +109,14 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			csr:      csr,
 		}
 		if c.NetworkType == NetworkDual {
-			ip6, err := network.AllocateIPv6(sn, func(a netip.Addr) bool { return used[a] })
+			ip6, err := network.AllocateIPv6(sn, inUse)
 			if err != nil {
 				return networkError(err)
 			}
 			h.EniIPv6 = ip6.String()
 		}
 		c.Hsms = append(c.Hsms, h)
+		s.tenant(t).trackHsm(h, 1)
 		s.scheduleHsm(c, h)
 		p.cluster(c)
 		hc := *h
@@ -161,29 +157,44 @@ func (c *Cluster) subnet(az string) network.Subnet {
 	return network.Subnet{}
 }
 
-// subnetAddrs returns the addresses that HSMs of any of the tenant's
-// clusters use in a subnet: clusters can share subnets, addresses cannot be
-// shared.
-func (s *Service) subnetAddrs(t Tenant, subnetID string) map[netip.Addr]bool {
-	used := map[netip.Addr]bool{}
-	ts := s.lookupTenant(t)
-	if ts == nil {
-		return used
+// addrInUse returns whether an address of a subnet is taken by an HSM of
+// any of the tenant's clusters: clusters can share subnets, addresses
+// cannot be shared. It reads the tenant's index (see trackHsm); the lock is
+// held.
+func (s *Service) addrInUse(t Tenant, subnetID string) func(netip.Addr) bool {
+	var used map[netip.Addr]int
+	if ts := s.lookupTenant(t); ts != nil {
+		used = ts.addrs[subnetID]
 	}
-	for _, c := range ts.clusterOrder {
-		for _, h := range c.Hsms {
-			if h.SubnetID != subnetID {
-				continue
-			}
-			if a, err := netip.ParseAddr(h.EniIP); err == nil {
-				used[a] = true
-			}
-			if a, err := netip.ParseAddr(h.EniIPv6); err == nil {
-				used[a] = true
+	return func(a netip.Addr) bool { return used[a] > 0 }
+}
+
+// trackHsm adds (delta 1) or removes (delta -1) h in its tenant's counts:
+// HSMs in the tenant, and the addresses of HSM interfaces per subnet.
+// Every HSM entering or leaving a cluster of the tenant map goes through
+// it, so CreateHsm does not scan the account's clusters.
+func (ts *tenantState) trackHsm(h *Hsm, delta int) {
+	ts.hsms += delta
+	if h.SubnetID == "" {
+		return
+	}
+	for _, ip := range [2]string{h.EniIP, h.EniIPv6} {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			continue
+		}
+		m := ts.addrs[h.SubnetID]
+		if m == nil {
+			m = map[netip.Addr]int{}
+			ts.addrs[h.SubnetID] = m
+		}
+		if m[a] += delta; m[a] <= 0 {
+			delete(m, a)
+			if len(m) == 0 {
+				delete(ts.addrs, h.SubnetID)
 			}
 		}
 	}
-	return used
 }
 
 func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
@@ -211,6 +222,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 		}
 	case HsmDeleteInProgress:
 		c.Hsms = slices.DeleteFunc(c.Hsms, func(x *Hsm) bool { return x == h })
+		s.tenant(c.Tenant).trackHsm(h, -1)
 		delete(s.hsmIDs, h.ID)
 		if c.CsrHsmID == h.ID && c.State == ClusterUninitialized {
 			// The CSR belonged to this HSM's key; it goes with it.

@@ -206,13 +206,12 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 			if !sn.CIDR.IsValid() {
 				return errf(KindInvalidRequest, "HSM %s is in Availability Zone %q, which has no subnet in the cluster's Subnets", h.ID, h.AZ)
 			}
-			used := s.subnetAddrs(c.Tenant, sn.ID)
-			for _, o := range c.Hsms {
-				if a, err := netip.ParseAddr(o.EniIP); err == nil {
-					used[a] = true
-				}
-			}
-			ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool { return used[a] }, "")
+			// The tenant's other HSMs, and those of this cluster (not in
+			// the tenant's index until the cluster is inserted).
+			taken := s.addrInUse(c.Tenant, sn.ID)
+			ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool {
+				return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.EniIP == a.String() })
+			}, "")
 			if err != nil {
 				return networkError(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -137,6 +138,10 @@ type tenantState struct {
 	// listing what other accounts share with a caller visits these, not
 	// every backup of the region.
 	withPolicy []*Backup
+	// addrs counts the addresses of HSM interfaces per subnet id, and hsms
+	// the HSMs of the tenant (see trackHsm).
+	addrs map[string]map[netip.Addr]int
+	hsms  int
 }
 
 // Codec turns clusters and backups into the store's records and back; the
@@ -365,7 +370,7 @@ func PersistSubnet(st store.Store, codec Codec) func(network.Tenant, network.Sub
 func (s *Service) tenant(t Tenant) *tenantState {
 	ts := s.tenants[t]
 	if ts == nil {
-		ts = &tenantState{clusters: map[string]*Cluster{}, backups: map[string]*Backup{}, byCluster: map[string][]*Backup{}}
+		ts = &tenantState{clusters: map[string]*Cluster{}, backups: map[string]*Backup{}, byCluster: map[string][]*Backup{}, addrs: map[string]map[netip.Addr]int{}}
 		s.tenants[t] = ts
 	}
 	return ts
@@ -431,6 +436,7 @@ func (s *Service) loadCluster(c *Cluster) {
 	ts.clusterOrder = append(ts.clusterOrder, c)
 	for _, h := range c.Hsms {
 		s.hsmIDs[h.ID] = true
+		ts.trackHsm(h, 1)
 	}
 	s.seq = max(s.seq, c.Seq)
 }
@@ -460,6 +466,7 @@ func (s *Service) insertCluster(c *Cluster) {
 	ts.clusterOrder[i] = c
 	for _, h := range c.Hsms {
 		s.hsmIDs[h.ID] = true
+		ts.trackHsm(h, 1)
 	}
 	if c.Seq > s.seq {
 		s.seq = c.Seq
@@ -502,6 +509,9 @@ func (s *Service) removeCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)
 	delete(ts.clusters, c.ID)
 	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, func(x *Cluster) uint64 { return x.Seq })
+	for _, h := range c.Hsms {
+		ts.trackHsm(h, -1)
+	}
 }
 
 func (s *Service) removeBackup(b *Backup) {
