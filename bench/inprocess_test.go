@@ -582,3 +582,42 @@ func BenchmarkCreateHsmInBigAccount(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDescribeBackupsFiltered measures DescribeBackups with a
+// backupIds or clusterIds filter in an account of n backups: a lookup,
+// whatever the size of the account.
+func BenchmarkDescribeBackupsFiltered(b *testing.B) {
+	for _, n := range []int{25, 100000} {
+		srv, err := server.New(server.Config{InMemory: true, Domain: cloudhsm.DefaultConfig()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := cloudhsm.Tenant{Account: account, Region: "us-east-1"}
+		snap := &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion}
+		for i := range n {
+			snap.Backups = append(snap.Backups, &cloudhsm.Backup{Tenant: t, ClusterID: fmt.Sprintf("cluster-%011d", i), State: cloudhsm.BackupReady})
+		}
+		if err := srv.Service().Import(snap); err != nil {
+			b.Fatal(err)
+		}
+		mid := snap.Backups[n/2]
+		for _, f := range []struct {
+			name   string
+			filter cloudhsm.BackupFilter
+		}{
+			{"backupIds", cloudhsm.BackupFilter{IDs: []string{mid.ID}}},
+			{"clusterIds", cloudhsm.BackupFilter{ClusterIDs: []string{mid.ClusterID}}},
+		} {
+			b.Run(fmt.Sprintf("%s/backups=%d", f.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					out, _, err := srv.Service().DescribeBackups(t, cloudhsm.DescribeBackupsInput{Filter: f.filter, Limit: 50})
+					if err != nil || len(out) != 1 || out[0].ID != mid.ID {
+						b.Fatalf("got %d backups, err %v", len(out), err)
+					}
+				}
+			})
+		}
+		srv.Close()
+	}
+}

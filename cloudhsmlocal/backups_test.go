@@ -2,6 +2,8 @@ package cloudhsmlocal_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -571,5 +573,74 @@ func TestSharingSurvivesRestart(t *testing.T) {
 	}
 	if got := shared(); len(got) != 0 {
 		t.Fatalf("still %d shared after DeleteResourcePolicy", len(got))
+	}
+}
+
+// TestDescribeBackupsIDFiltersPage: backupIds and clusterIds filters (which
+// the service answers by lookups) page in both orders exactly as the same
+// filter applied to the whole listing.
+func TestDescribeBackupsIDFiltersPage(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	var ids []string
+	for range 3 {
+		cl, _ := activeCluster(t, srv, c)
+		ids = append(ids, *cl.ClusterId)
+	}
+	srv.Advance(24 * time.Hour)
+	srv.Advance(24 * time.Hour) // three backups per cluster
+	list := func(filters map[string][]string, asc bool) []string {
+		t.Helper()
+		var out []string
+		p := cloudhsmv2.NewDescribeBackupsPaginator(c, &cloudhsmv2.DescribeBackupsInput{Filters: filters, SortAscending: aws.Bool(asc), MaxResults: aws.Int32(2)})
+		for pages := 0; p.HasMorePages(); pages++ {
+			if pages == 10 {
+				t.Fatalf("filters %v: still paging after 10 pages of 2 (9 backups in all): %v", filters, out)
+			}
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range page.Backups {
+				out = append(out, *b.BackupId+"/"+*b.ClusterId)
+			}
+		}
+		return out
+	}
+	all := list(nil, true)
+	if len(all) != 9 {
+		t.Fatalf("%d backups, want 9: %v", len(all), all)
+	}
+	byID := strings.Split(all[1], "/")[0]
+	byID2 := strings.Split(all[7], "/")[0]
+	for _, tc := range []struct {
+		name    string
+		filters map[string][]string
+		keep    func(backup, cluster string) bool
+	}{
+		{"clusterIds", map[string][]string{"clusterIds": {ids[2], ids[0]}},
+			func(_, cl string) bool { return cl == ids[0] || cl == ids[2] }},
+		{"clusterIds repeated and unknown", map[string][]string{"clusterIds": {ids[1], "cluster-aaaaaaaaaaa", ids[1]}},
+			func(_, cl string) bool { return cl == ids[1] }},
+		{"backupIds", map[string][]string{"backupIds": {byID2, "backup-aaaaaaaaaaa", byID, byID2}},
+			func(b, _ string) bool { return b == byID || b == byID2 }},
+		{"backupIds and clusterIds", map[string][]string{"backupIds": {byID, byID2, strings.Split(all[0], "/")[0]}, "clusterIds": {strings.Split(all[1], "/")[1]}},
+			func(b, cl string) bool { return (b == byID || b == byID2) && cl == strings.Split(all[1], "/")[1] }},
+	} {
+		for _, asc := range []bool{true, false} {
+			var want []string
+			for _, x := range all {
+				if parts := strings.Split(x, "/"); tc.keep(parts[0], parts[1]) {
+					want = append(want, x)
+				}
+			}
+			if !asc {
+				slices.Reverse(want)
+			}
+			if got := list(tc.filters, asc); !slices.Equal(got, want) {
+				t.Errorf("%s, ascending %v: got %v, want %v", tc.name, asc, got, want)
+			}
+		}
 	}
 }

@@ -233,6 +233,26 @@ func (s *Service) DescribeBackups(t Tenant, in DescribeBackupsInput) ([]*Backup,
 			order = s.sharedBackups(t)
 		} else if ts := s.lookupTenant(t); ts != nil {
 			order = ts.backupOrder
+			// backupIds and clusterIds filters are answered by lookups,
+			// not by a scan of the account's backups.
+			switch {
+			case in.Filter.IDs != nil:
+				order = nil
+				for _, id := range in.Filter.IDs {
+					if b := ts.backups[id]; b != nil {
+						order = append(order, b)
+					}
+				}
+			case in.Filter.ClusterIDs != nil:
+				order = nil
+				for _, id := range in.Filter.ClusterIDs {
+					order = append(order, ts.byCluster[id]...)
+				}
+			}
+			if in.Filter.IDs != nil || in.Filter.ClusterIDs != nil {
+				slices.SortFunc(order, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+				order = slices.CompactFunc(order, func(a, b *Backup) bool { return a == b })
+			}
 		}
 		seqOf := func(b *Backup) uint64 { return b.Seq }
 		if in.Ascending {
