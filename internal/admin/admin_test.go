@@ -245,6 +245,35 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 }
 
+// TestImportGivesDistinctAddresses: HSMs imported without an address get
+// distinct ones, also when two clusters of one snapshot share a subnet.
+func TestImportGivesDistinctAddresses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	cluster := func(id string) map[string]any {
+		return map[string]any{
+			"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "State": "ACTIVE",
+			"Subnets": []map[string]string{
+				{"ID": "subnet-0f1e2d3c4b5a69781", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"},
+				{"ID": "subnet-0123abcd4567ef890", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1b", "CIDR": "10.0.2.0/24"},
+			},
+			"Hsms": []map[string]string{{"AZ": "us-east-1a"}},
+		}
+	}
+	doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": []any{cluster("cluster-aaaaaaaaaa2"), cluster("cluster-aaaaaaaaaa3")}})
+	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.sdk(acctA, "us-east-1", 1).DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{})
+	if err != nil || len(out.Clusters) != 2 {
+		t.Fatalf("imported: %+v, %v", out, err)
+	}
+	a, b := aws.ToString(out.Clusters[0].Hsms[0].EniIp), aws.ToString(out.Clusters[1].Hsms[0].EniIp)
+	if a == "" || a == b {
+		t.Fatalf("the two imported HSMs in subnet-0f1e2d3c4b5a69781 have addresses %q and %q", a, b)
+	}
+}
+
 func TestImportErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})

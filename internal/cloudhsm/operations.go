@@ -90,8 +90,11 @@ func (s *Service) Import(snap *Snapshot) error {
 		}
 	}
 	return s.commit(func(now time.Time, p *pending) error {
+		// Addresses given to the snapshot's HSMs so far, by subnet id: its
+		// clusters join the tenant's index only once all are filled.
+		importing := map[string]map[netip.Addr]bool{}
 		for i, c := range snap.Clusters {
-			if err := s.fillCluster(c, now); err != nil {
+			if err := s.fillCluster(c, now, importing); err != nil {
 				return fmt.Errorf("cluster %d (%s): %w", i, c.ID, err)
 			}
 		}
@@ -128,7 +131,7 @@ func (s *Service) Import(snap *Snapshot) error {
 	})
 }
 
-func (s *Service) fillCluster(c *Cluster, now time.Time) error {
+func (s *Service) fillCluster(c *Cluster, now time.Time, importing map[string]map[netip.Addr]bool) error {
 	if c.Tenant.Account == "" || c.Tenant.Region == "" {
 		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
 	}
@@ -206,11 +209,11 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 			if !sn.CIDR.IsValid() {
 				return errf(KindInvalidRequest, "HSM %s is in Availability Zone %q, which has no subnet in the cluster's Subnets", h.ID, h.AZ)
 			}
-			// The tenant's other HSMs, and those of this cluster (not in
-			// the tenant's index until the cluster is inserted).
+			// The tenant's HSMs, those of the snapshot's earlier clusters,
+			// and this cluster's own.
 			taken := s.addrInUse(c.Tenant, sn.ID)
 			ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool {
-				return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.EniIP == a.String() })
+				return taken(a) || importing[sn.ID][a] || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.EniIP == a.String() })
 			}, "")
 			if err != nil {
 				return networkError(err)
@@ -233,6 +236,14 @@ func (s *Service) fillCluster(c *Cluster, now time.Time) error {
 		}
 		if h.SubnetID == "" {
 			h.SubnetID = c.subnet(h.AZ).ID
+		}
+		for _, ip := range [2]string{h.EniIP, h.EniIPv6} {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				if importing[h.SubnetID] == nil {
+					importing[h.SubnetID] = map[netip.Addr]bool{}
+				}
+				importing[h.SubnetID][a] = true
+			}
 		}
 	}
 	if c.State == ClusterUninitialized && c.Csr == "" {
