@@ -169,7 +169,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The record is handed to the handler directly: Logger.LogAttrs
 		// would also walk the stack for the caller's program counter, which
-		// the handler does not print (AddSource is off).
+		// our handler does not print, and which would only ever name this
+		// function (a library user's handler with AddSource gets no source).
 		rec := slog.NewRecord(start.Add(d), level, "request", 0)
 		rec.AddAttrs(attrs...)
 		_ = s.log.Handler().Handle(ctx, rec)

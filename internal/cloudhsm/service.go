@@ -446,6 +446,7 @@ func (s *Service) loadBackup(b *Backup) {
 	ts.backups[b.ID] = b
 	ts.backupOrder = append(ts.backupOrder, b)
 	ts.byCluster[b.ClusterID] = append(ts.byCluster[b.ClusterID], b)
+	b.sharedAccounts = nil
 	if b.Policy != "" {
 		b.sharedAccounts = policyAccounts(b)
 		ts.withPolicy = append(ts.withPolicy, b)
@@ -484,6 +485,7 @@ func (s *Service) insertBackup(b *Backup) {
 	}
 	ts.backupOrder[i] = b
 	ts.byCluster[b.ClusterID] = insertBySeq(ts.byCluster[b.ClusterID], b)
+	b.sharedAccounts = nil
 	if b.Policy != "" {
 		b.sharedAccounts = policyAccounts(b)
 		ts.withPolicy = insertBySeq(ts.withPolicy, b)
@@ -531,7 +533,7 @@ func (s *Service) removeBackup(b *Backup) {
 func removeBySeq[T any](xs []T, seq uint64, key func(T) uint64) []T {
 	i := searchSeq(xs, seq, key)
 	if i < len(xs) && key(xs[i]) == seq {
-		return append(xs[:i], xs[i+1:]...)
+		return slices.Delete(xs, i, i+1) // clears the freed slot: no stale pointer kept
 	}
 	return xs
 }
