@@ -254,9 +254,8 @@ func (s *Service) DescribeBackups(t Tenant, in DescribeBackupsInput) ([]*Backup,
 				order = slices.CompactFunc(order, func(a, b *Backup) bool { return a == b })
 			}
 		}
-		seqOf := func(b *Backup) uint64 { return b.Seq }
 		if in.Ascending {
-			i := searchSeq(order, in.After+1, seqOf)
+			i := searchSeq(order, in.After+1, backupSeq)
 			for ; i < len(order); i++ {
 				if b := order[i]; in.Filter.match(b) {
 					if len(out) == in.Limit {
@@ -270,7 +269,7 @@ func (s *Service) DescribeBackups(t Tenant, in DescribeBackupsInput) ([]*Backup,
 		}
 		i := len(order) - 1
 		if in.After != 0 {
-			i = searchSeq(order, in.After, seqOf) - 1
+			i = searchSeq(order, in.After, backupSeq) - 1
 		}
 		for ; i >= 0; i-- {
 			if b := order[i]; in.Filter.match(b) {
@@ -506,12 +505,12 @@ func (s *Service) DeleteResourcePolicy(t Tenant, arn string) (string, error) {
 func (s *Service) setPolicy(b *Backup, policy string) {
 	ts := s.tenant(b.Tenant)
 	if b.Policy != "" {
-		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, func(x *Backup) uint64 { return x.Seq })
+		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, backupSeq)
 	}
 	b.Policy, b.sharedAccounts = policy, nil
 	if policy != "" {
 		b.sharedAccounts = policyAccounts(b)
-		ts.withPolicy = insertBySeq(ts.withPolicy, b)
+		ts.withPolicy = insertBySeq(ts.withPolicy, b, backupSeq)
 	}
 }
 

@@ -301,7 +301,7 @@ func (s *Service) VisitClusters(t Tenant, f ClusterFilter, after uint64, limit i
 			return nil
 		}
 		order := ts.clusterOrder
-		i := searchSeq(order, after+1, func(c *Cluster) uint64 { return c.Seq })
+		i := searchSeq(order, after+1, clusterSeq)
 		// A clusterIds filter is answered by lookups, not by a scan.
 		if f.IDs != nil {
 			var picked []*Cluster

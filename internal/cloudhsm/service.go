@@ -458,13 +458,7 @@ func (s *Service) insertCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)
 	ts.clusters[c.ID] = c
 	// Keep clusterOrder sorted by Seq: loads arrive in key order, not Seq order.
-	i := len(ts.clusterOrder)
-	ts.clusterOrder = append(ts.clusterOrder, c)
-	for i > 0 && ts.clusterOrder[i-1].Seq > c.Seq {
-		ts.clusterOrder[i] = ts.clusterOrder[i-1]
-		i--
-	}
-	ts.clusterOrder[i] = c
+	ts.clusterOrder = insertBySeq(ts.clusterOrder, c, clusterSeq)
 	for _, h := range c.Hsms {
 		s.hsmIDs[h.ID] = true
 		ts.trackHsm(h, 1)
@@ -477,40 +471,37 @@ func (s *Service) insertCluster(c *Cluster) {
 func (s *Service) insertBackup(b *Backup) {
 	ts := s.tenant(b.Tenant)
 	ts.backups[b.ID] = b
-	i := len(ts.backupOrder)
-	ts.backupOrder = append(ts.backupOrder, b)
-	for i > 0 && ts.backupOrder[i-1].Seq > b.Seq {
-		ts.backupOrder[i] = ts.backupOrder[i-1]
-		i--
-	}
-	ts.backupOrder[i] = b
-	ts.byCluster[b.ClusterID] = insertBySeq(ts.byCluster[b.ClusterID], b)
+	ts.backupOrder = insertBySeq(ts.backupOrder, b, backupSeq)
+	ts.byCluster[b.ClusterID] = insertBySeq(ts.byCluster[b.ClusterID], b, backupSeq)
 	b.sharedAccounts = nil
 	if b.Policy != "" {
 		b.sharedAccounts = policyAccounts(b)
-		ts.withPolicy = insertBySeq(ts.withPolicy, b)
+		ts.withPolicy = insertBySeq(ts.withPolicy, b, backupSeq)
 	}
 	if b.Seq > s.seq {
 		s.seq = b.Seq
 	}
 }
 
-// insertBySeq inserts b into backups kept in Seq order.
-func insertBySeq(backups []*Backup, b *Backup) []*Backup {
-	i := len(backups)
-	backups = append(backups, b)
-	for i > 0 && backups[i-1].Seq > b.Seq {
-		backups[i] = backups[i-1]
+// insertBySeq inserts x into xs, kept in Seq order (key gives the Seq).
+func insertBySeq[T any](xs []T, x T, key func(T) uint64) []T {
+	i := len(xs)
+	xs = append(xs, x)
+	for i > 0 && key(xs[i-1]) > key(x) {
+		xs[i] = xs[i-1]
 		i--
 	}
-	backups[i] = b
-	return backups
+	xs[i] = x
+	return xs
 }
+
+func clusterSeq(c *Cluster) uint64 { return c.Seq }
+func backupSeq(b *Backup) uint64   { return b.Seq }
 
 func (s *Service) removeCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)
 	delete(ts.clusters, c.ID)
-	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, func(x *Cluster) uint64 { return x.Seq })
+	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, clusterSeq)
 	for _, h := range c.Hsms {
 		ts.trackHsm(h, -1)
 	}
@@ -519,14 +510,14 @@ func (s *Service) removeCluster(c *Cluster) {
 func (s *Service) removeBackup(b *Backup) {
 	ts := s.tenant(b.Tenant)
 	delete(ts.backups, b.ID)
-	ts.backupOrder = removeBySeq(ts.backupOrder, b.Seq, func(x *Backup) uint64 { return x.Seq })
-	if rest := removeBySeq(ts.byCluster[b.ClusterID], b.Seq, func(x *Backup) uint64 { return x.Seq }); len(rest) > 0 {
+	ts.backupOrder = removeBySeq(ts.backupOrder, b.Seq, backupSeq)
+	if rest := removeBySeq(ts.byCluster[b.ClusterID], b.Seq, backupSeq); len(rest) > 0 {
 		ts.byCluster[b.ClusterID] = rest
 	} else {
 		delete(ts.byCluster, b.ClusterID)
 	}
 	if b.Policy != "" {
-		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, func(x *Backup) uint64 { return x.Seq })
+		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, backupSeq)
 	}
 }
 
