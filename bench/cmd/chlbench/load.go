@@ -25,32 +25,21 @@ type result struct {
 
 func (r *result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
-func (r *result) pct(p float64) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	i := int(p / 100 * float64(len(r.lat)))
-	if i >= len(r.lat) {
-		i = len(r.lat) - 1
-	}
-	return r.lat[i]
-}
+func (r *result) pct(p float64) time.Duration { return percentile(r.lat, p) }
 
 // latePct returns the p-th percentile of the generator's own lateness.
-func (r *result) latePct(p float64) time.Duration {
-	if len(r.late) == 0 {
-		return 0
-	}
-	i := min(int(p/100*float64(len(r.late))), len(r.late)-1)
-	return r.late[i]
-}
+func (r *result) latePct(p float64) time.Duration { return percentile(r.late, p) }
 
-func (r *result) svcPct(p float64) time.Duration {
-	if len(r.svc) == 0 {
+// svcPct returns the p-th percentile of the latencies that leave out the
+// generator's lateness.
+func (r *result) svcPct(p float64) time.Duration { return percentile(r.svc, p) }
+
+// percentile returns the p-th percentile of sorted (0 if it is empty).
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := min(int(p/100*float64(len(r.svc))), len(r.svc)-1)
-	return r.svc[i]
+	return sorted[min(int(p/100*float64(len(sorted))), len(sorted)-1)]
 }
 
 func (r *result) max() time.Duration {

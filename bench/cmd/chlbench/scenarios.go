@@ -463,18 +463,15 @@ func msOK(d time.Duration, ok bool) string {
 }
 
 // roundP99s returns each round's p99.
-func roundP99s(rs []*result) []time.Duration {
-	out := make([]time.Duration, len(rs))
-	for i, r := range rs {
-		out[i] = r.pct(99)
-	}
-	return out
-}
+func roundP99s(rs []*result) []time.Duration { return perRound(rs, (*result).pct) }
 
-func svcP99s(rs []*result) []time.Duration {
+// svcP99s returns each round's p99 without the generator's lateness.
+func svcP99s(rs []*result) []time.Duration { return perRound(rs, (*result).svcPct) }
+
+func perRound(rs []*result, pct func(*result, float64) time.Duration) []time.Duration {
 	out := make([]time.Duration, len(rs))
 	for i, r := range rs {
-		out[i] = r.svcPct(99)
+		out[i] = pct(r, 99)
 	}
 	return out
 }
