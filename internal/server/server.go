@@ -61,6 +61,10 @@ type Config struct {
 	// the first HSM identity is needed (CreateHsm, or an import or seed
 	// with HSMs). Empty: they are made in this process.
 	KeyHelper []string
+	// Identities, when set, makes the source of HSM identities instead
+	// (KeyHelper is then ignored): for embedders and tests that need
+	// control over when keys are ready.
+	Identities func() pki.IdentitySource
 	// FaultSeed seeds the fault injector's random source (0: random).
 	FaultSeed uint64
 	// Credentials, when set, turns on strict authentication: every request
@@ -152,8 +156,8 @@ func New(cfg Config) (*Server, error) {
 	} else {
 		net = network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{}))
 	}
-	var identities func() pki.IdentitySource
-	if h := cfg.KeyHelper; len(h) > 0 {
+	identities := cfg.Identities
+	if h := cfg.KeyHelper; identities == nil && len(h) > 0 {
 		identities = func() pki.IdentitySource { return pki.StartIdentityProcess(cfg.Logger, h[0], h[1:]...) }
 	}
 	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Identities: identities})
