@@ -272,6 +272,7 @@ func TestImportGivesDistinctAddresses(t *testing.T) {
 	if a == "" || a == b {
 		t.Fatalf("the two imported HSMs in subnet-0f1e2d3c4b5a69781 have addresses %q and %q", a, b)
 	}
+
 }
 
 func TestImportErrors(t *testing.T) {
@@ -715,5 +716,54 @@ func TestPprof(t *testing.T) {
 	on.srv.Handler().ServeHTTP(w, r)
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("pprof from a remote caller: %d", w.Code)
+	}
+}
+
+// TestReimportIsDescribedAnew resets the server and imports clusters with
+// the ids of the ones before, as a suite that re-seeds between tests does:
+// DescribeClusters must show the new clusters, never a view kept from the
+// old ones.
+func TestReimportIsDescribedAnew(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := e.sdk(acctA, "us-east-1", 1)
+	seed := func(state, tag string) {
+		t.Helper()
+		doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": []any{map[string]any{
+			"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": "cluster-aaaaaaaaab1", "State": state,
+			"Subnets": []map[string]string{{"ID": "subnet-0f1e2d3c4b5a69782", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"}},
+			"Tags":    []map[string]string{{"Key": "seed", "Value": tag}},
+		}}})
+		if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	describe := func() types.Cluster {
+		t.Helper()
+		out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{})
+		if err != nil || len(out.Clusters) != 1 {
+			t.Fatalf("DescribeClusters: %+v, %v", out, err)
+		}
+		return out.Clusters[0]
+	}
+	seed("ACTIVE", "first")
+	if got := describe(); got.State != types.ClusterStateActive {
+		t.Fatalf("first seed: state %s", got.State)
+	}
+	for _, reset := range []bool{true, false} {
+		if reset {
+			if _, err := e.admin.Reset(ctx, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seed("UNINITIALIZED", "second")
+		got := describe()
+		if got.State != types.ClusterStateUninitialized || len(got.TagList) != 1 || aws.ToString(got.TagList[0].Value) != "second" {
+			t.Errorf("after re-seeding (reset first: %v): state %s, tags %+v; want UNINITIALIZED and seed=second", reset, got.State, got.TagList)
+		}
+		seed("ACTIVE", "first")
+		if got := describe(); got.State != types.ClusterStateActive {
+			t.Errorf("after seeding the first again (reset first: %v): state %s", reset, got.State)
+		}
 	}
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // clusterCache keeps the encoded JSON of recently described clusters, keyed
-// by id and valid for one Version of the cluster, so a page of unchanged
+// by id and valid for one Version of the cluster (a value the service never
+// gives twice, even to a cluster re-imported with the same id), so a page of unchanged
 // clusters is answered by copying bytes. It is bounded: when full it starts
 // over. Lookups take no lock (sync.Map): a page looks up 25 clusters, and a
 // read-write mutex's shared reader count, updated 50 times per page by

@@ -99,7 +99,13 @@ type Service struct {
 	// would otherwise hold 100,000 copies.
 	subnetSets map[string][][]network.Subnet
 	seq        uint64
-	meta       map[string]string
+	// version is the last Cluster.Version given out. It only grows, also
+	// across Reset, and starts above every loaded cluster's: a cluster
+	// replaced by Import, or re-imported after a reset, never has the
+	// version of an earlier cluster with its id, whose cached views would
+	// then pass for its own.
+	version uint64
+	meta    map[string]string
 
 	newIdentities  func() pki.IdentitySource
 	identitiesOnce sync.Once
@@ -439,6 +445,7 @@ func (s *Service) loadCluster(c *Cluster) {
 		ts.trackHsm(h, 1)
 	}
 	s.seq = max(s.seq, c.Seq)
+	s.version = max(s.version, c.Version)
 }
 
 func (s *Service) loadBackup(b *Backup) {
@@ -560,7 +567,9 @@ func newID(prefix string) string {
 // pending collects the mutations of one operation.
 type pending struct {
 	codec Codec
-	muts  []store.Mutation
+	// version is the service's (see Service.version); held under the write lock.
+	version *uint64
+	muts    []store.Mutation
 	// after holds work that must not run under the lock (calls to the
 	// network provider, which may be a remote EC2); it runs once the lock
 	// is released.
@@ -575,7 +584,8 @@ func (p *pending) finish() {
 }
 
 func (p *pending) cluster(c *Cluster) {
-	c.Version++
+	*p.version++
+	c.Version = *p.version
 	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq), Value: p.codec.EncodeCluster(c)})
 }
 
@@ -607,12 +617,15 @@ func (s *Service) submit(p *pending) func() error {
 	return s.store.Submit(p.muts)
 }
 
+// newPending starts the writes of one change; s.mu is held for writing.
+func (s *Service) newPending() *pending { return &pending{codec: s.codec, version: &s.version} }
+
 // commit runs fn under the write lock after catching up with the clock, then
 // waits (outside the lock) until its writes are durable.
 func (s *Service) commit(fn func(now time.Time, p *pending) error) error {
 	s.mu.Lock()
 	now := s.clock.Now()
-	p := &pending{codec: s.codec}
+	p := s.newPending()
 	s.catchUpLocked(now, p)
 	err := fn(now, p)
 	wait := s.submit(p)
@@ -629,7 +642,7 @@ func (s *Service) read(fn func(now time.Time) error) error {
 	now := s.clock.Now()
 	if now.UnixNano() >= s.nextDue.Load() {
 		s.mu.Lock()
-		p := &pending{codec: s.codec}
+		p := s.newPending()
 		now = s.clock.Now()
 		s.catchUpLocked(now, p)
 		wait := s.submit(p)
@@ -764,7 +777,7 @@ func (s *Service) run() {
 		}
 		if s.clock.Now().UnixNano() >= s.nextDue.Load() {
 			s.mu.Lock()
-			p := &pending{codec: s.codec}
+			p := s.newPending()
 			s.catchUpLocked(s.clock.Now(), p)
 			w := s.submit(p)
 			s.mu.Unlock()

@@ -83,7 +83,7 @@ func (s *Service) ListTags(t Tenant, id string, after *TagPosition, limit int) (
 	var out []Tag
 	more := false
 	err := s.read(func(time.Time) error {
-		cur, _, err := s.taggable(t, id, &pending{codec: s.codec})
+		cur, _, err := s.taggable(t, id, nil) // read only: no save
 		if err != nil {
 			return err
 		}

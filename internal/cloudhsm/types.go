@@ -88,7 +88,10 @@ type Cluster struct {
 	Tenant Tenant
 	ID     string
 	Seq    uint64
-	// Version increases with every change, so views of a cluster can be cached.
+	// Version changes with every change of the cluster, to a value no other
+	// cluster of the service has had (not even one with the same id before
+	// an Import or a Reset), so views of a cluster can be cached by id and
+	// Version.
 	Version        uint64
 	HsmType        string
 	Mode           string
