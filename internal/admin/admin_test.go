@@ -273,6 +273,22 @@ func TestImportGivesDistinctAddresses(t *testing.T) {
 		t.Fatalf("the two imported HSMs in subnet-0f1e2d3c4b5a69781 have addresses %q and %q", a, b)
 	}
 
+	// Importing the first cluster again replaces it: its old HSM's address
+	// (the lowest, taken first) is free for the new one, and the second
+	// cluster's stays taken.
+	id := aws.ToString(out.Clusters[0].ClusterId)
+	doc, _ = json.Marshal(map[string]any{"version": 1, "clusters": []any{cluster(id)}})
+	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.sdk(acctA, "us-east-1", 1).DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"clusterIds": {id}}})
+	if err != nil || len(again.Clusters) != 1 || len(again.Clusters[0].Hsms) != 1 {
+		t.Fatalf("re-imported: %+v, %v", again, err)
+	}
+	t.Logf("a=%s b=%s got=%s", a, b, aws.ToString(again.Clusters[0].Hsms[0].EniIp))
+	if got := aws.ToString(again.Clusters[0].Hsms[0].EniIp); got != a {
+		t.Errorf("re-imported %s: HSM address %s, want %s (the replaced HSM's; the other cluster holds %s)", id, got, a, b)
+	}
 }
 
 func TestImportErrors(t *testing.T) {

@@ -178,11 +178,7 @@ func (ts *tenantState) trackHsm(h *Hsm, delta int) {
 	if h.SubnetID == "" {
 		return
 	}
-	for _, ip := range [2]string{h.EniIP, h.EniIPv6} {
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			continue
-		}
+	for _, a := range hsmAddrs(h) {
 		m := ts.addrs[h.SubnetID]
 		if m == nil {
 			m = map[netip.Addr]int{}
@@ -195,6 +191,18 @@ func (ts *tenantState) trackHsm(h *Hsm, delta int) {
 			}
 		}
 	}
+}
+
+// hsmAddrs returns the addresses of h's interface (IPv4, and IPv6 in a
+// dual-stack cluster).
+func hsmAddrs(h *Hsm) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range [2]string{h.EniIP, h.EniIPv6} {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {

@@ -90,11 +90,9 @@ func (s *Service) Import(snap *Snapshot) error {
 		}
 	}
 	return s.commit(func(now time.Time, p *pending) error {
-		// Addresses given to the snapshot's HSMs so far, by subnet id: its
-		// clusters join the tenant's index only once all are filled.
-		importing := map[string]map[netip.Addr]bool{}
+		addrs := s.newImportAddrs(snap.Clusters)
 		for i, c := range snap.Clusters {
-			if err := s.fillCluster(c, now, importing); err != nil {
+			if err := s.fillCluster(c, now, addrs); err != nil {
 				return fmt.Errorf("cluster %d (%s): %w", i, c.ID, err)
 			}
 		}
@@ -131,7 +129,69 @@ func (s *Service) Import(snap *Snapshot) error {
 	})
 }
 
-func (s *Service) fillCluster(c *Cluster, now time.Time, importing map[string]map[netip.Addr]bool) error {
+// importAddrs is what Import knows, while it fills a snapshot's clusters,
+// about the addresses of HSM interfaces beyond the tenants' index: the
+// clusters join the index only once all are filled, and the clusters they
+// replace leave it only then.
+type importAddrs struct {
+	// given holds the addresses given to the snapshot's HSMs so far.
+	given map[Tenant]map[string]map[netip.Addr]bool
+	// freed counts the addresses held by the clusters the snapshot
+	// replaces: free for its HSMs.
+	freed map[Tenant]map[string]map[netip.Addr]int
+}
+
+// newImportAddrs starts the accounts of an import of clusters.
+func (s *Service) newImportAddrs(clusters []*Cluster) *importAddrs {
+	ia := &importAddrs{given: map[Tenant]map[string]map[netip.Addr]bool{}, freed: map[Tenant]map[string]map[netip.Addr]int{}}
+	for _, c := range clusters {
+		ts := s.lookupTenant(c.Tenant)
+		if ts == nil || ts.clusters[c.ID] == nil {
+			continue
+		}
+		for _, h := range ts.clusters[c.ID].Hsms {
+			for _, a := range hsmAddrs(h) {
+				m := ia.freed[c.Tenant][h.SubnetID]
+				if m == nil {
+					if ia.freed[c.Tenant] == nil {
+						ia.freed[c.Tenant] = map[string]map[netip.Addr]int{}
+					}
+					m = map[netip.Addr]int{}
+					ia.freed[c.Tenant][h.SubnetID] = m
+				}
+				m[a]++
+			}
+		}
+	}
+	return ia
+}
+
+// inUse reports whether address a of subnet subnetID is taken for an HSM
+// of t being imported: by a cluster of t that stays, or by an HSM of the
+// snapshot already filled.
+func (ia *importAddrs) inUse(s *Service, t Tenant, subnetID string) func(netip.Addr) bool {
+	var held map[netip.Addr]int
+	if ts := s.lookupTenant(t); ts != nil {
+		held = ts.addrs[subnetID]
+	}
+	freed, given := ia.freed[t][subnetID], ia.given[t][subnetID]
+	return func(a netip.Addr) bool { return held[a] > freed[a] || given[a] }
+}
+
+// give records h's addresses as taken.
+func (ia *importAddrs) give(t Tenant, h *Hsm) {
+	for _, a := range hsmAddrs(h) {
+		if ia.given[t] == nil {
+			ia.given[t] = map[string]map[netip.Addr]bool{}
+		}
+		if ia.given[t][h.SubnetID] == nil {
+			ia.given[t][h.SubnetID] = map[netip.Addr]bool{}
+		}
+		ia.given[t][h.SubnetID][a] = true
+	}
+}
+
+func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) error {
 	if c.Tenant.Account == "" || c.Tenant.Region == "" {
 		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
 	}
@@ -209,11 +269,12 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, importing map[string]ma
 			if !sn.CIDR.IsValid() {
 				return errf(KindInvalidRequest, "HSM %s is in Availability Zone %q, which has no subnet in the cluster's Subnets", h.ID, h.AZ)
 			}
-			// The tenant's HSMs, those of the snapshot's earlier clusters,
-			// and this cluster's own.
-			taken := s.addrInUse(c.Tenant, sn.ID)
+			// The tenant's HSMs (but those of a cluster this one
+			// replaces), those of the snapshot's earlier clusters, and
+			// this cluster's own.
+			taken := addrs.inUse(s, c.Tenant, sn.ID)
 			ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool {
-				return taken(a) || importing[sn.ID][a] || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.EniIP == a.String() })
+				return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.EniIP == a.String() })
 			}, "")
 			if err != nil {
 				return networkError(err)
@@ -237,14 +298,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, importing map[string]ma
 		if h.SubnetID == "" {
 			h.SubnetID = c.subnet(h.AZ).ID
 		}
-		for _, ip := range [2]string{h.EniIP, h.EniIPv6} {
-			if a, err := netip.ParseAddr(ip); err == nil {
-				if importing[h.SubnetID] == nil {
-					importing[h.SubnetID] = map[netip.Addr]bool{}
-				}
-				importing[h.SubnetID][a] = true
-			}
-		}
+		addrs.give(c.Tenant, h)
 	}
 	if c.State == ClusterUninitialized && c.Csr == "" {
 		for _, h := range c.Hsms {
