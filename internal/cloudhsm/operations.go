@@ -135,31 +135,28 @@ func (s *Service) Import(snap *Snapshot) error {
 // replace leave it only then.
 type importAddrs struct {
 	// given holds the addresses given to the snapshot's HSMs so far.
-	given map[Tenant]map[string]map[netip.Addr]bool
+	given map[tenantAddr]bool
 	// freed counts the addresses held by the clusters the snapshot
 	// replaces: free for its HSMs.
-	freed map[Tenant]map[string]map[netip.Addr]int
+	freed map[tenantAddr]int
+}
+
+// tenantAddr is an address of a subnet as one tenant uses it.
+type tenantAddr struct {
+	t      Tenant
+	subnet string
+	a      netip.Addr
 }
 
 // newImportAddrs starts the accounts of an import of clusters.
 func (s *Service) newImportAddrs(clusters []*Cluster) *importAddrs {
-	ia := &importAddrs{given: map[Tenant]map[string]map[netip.Addr]bool{}, freed: map[Tenant]map[string]map[netip.Addr]int{}}
+	ia := &importAddrs{given: map[tenantAddr]bool{}, freed: map[tenantAddr]int{}}
 	for _, c := range clusters {
-		ts := s.lookupTenant(c.Tenant)
-		if ts == nil || ts.clusters[c.ID] == nil {
-			continue
-		}
-		for _, h := range ts.clusters[c.ID].Hsms {
-			for _, a := range hsmAddrs(h) {
-				m := ia.freed[c.Tenant][h.SubnetID]
-				if m == nil {
-					if ia.freed[c.Tenant] == nil {
-						ia.freed[c.Tenant] = map[string]map[netip.Addr]int{}
-					}
-					m = map[netip.Addr]int{}
-					ia.freed[c.Tenant][h.SubnetID] = m
+		if ts := s.lookupTenant(c.Tenant); ts != nil && ts.clusters[c.ID] != nil {
+			for _, h := range ts.clusters[c.ID].Hsms {
+				for _, a := range hsmAddrs(h) {
+					ia.freed[tenantAddr{c.Tenant, h.SubnetID, a}]++
 				}
-				m[a]++
 			}
 		}
 	}
@@ -174,20 +171,16 @@ func (ia *importAddrs) inUse(s *Service, t Tenant, subnetID string) func(netip.A
 	if ts := s.lookupTenant(t); ts != nil {
 		held = ts.addrs[subnetID]
 	}
-	freed, given := ia.freed[t][subnetID], ia.given[t][subnetID]
-	return func(a netip.Addr) bool { return held[a] > freed[a] || given[a] }
+	return func(a netip.Addr) bool {
+		k := tenantAddr{t, subnetID, a}
+		return held[a] > ia.freed[k] || ia.given[k]
+	}
 }
 
 // give records h's addresses as taken.
 func (ia *importAddrs) give(t Tenant, h *Hsm) {
 	for _, a := range hsmAddrs(h) {
-		if ia.given[t] == nil {
-			ia.given[t] = map[string]map[netip.Addr]bool{}
-		}
-		if ia.given[t][h.SubnetID] == nil {
-			ia.given[t][h.SubnetID] = map[netip.Addr]bool{}
-		}
-		ia.given[t][h.SubnetID][a] = true
+		ia.given[tenantAddr{t, h.SubnetID, a}] = true
 	}
 }
 
