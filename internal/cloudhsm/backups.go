@@ -144,13 +144,18 @@ func (s *Service) expireBackup(ts *tenantState, b *Backup, at time.Time, p *pend
 
 // rescheduleExpiry recomputes expiry of a cluster's backups after a
 // retention change.
-func (s *Service) rescheduleExpiry(c *Cluster, now time.Time) {
+func (s *Service) rescheduleExpiry(c *Cluster, now time.Time, p *pending) {
 	ts := s.lookupTenant(c.Tenant)
 	for _, b := range ts.byCluster[c.ID] {
-		if b.State == BackupReady && !b.IsCopy {
+		if b.IsCopy {
+			continue
+		}
+		b.RetentionDays = c.RetentionDays
+		if b.State == BackupReady {
 			b.ExpireAt = s.computeExpiry(b, now)
 			s.scheduleBackup(b)
 		}
+		p.backup(b)
 	}
 }
 

@@ -374,7 +374,7 @@ func (s *Service) ModifyCluster(t Tenant, in ModifyClusterInput) (*Cluster, erro
 		}
 		if in.RetentionDays != 0 && in.RetentionDays != c.RetentionDays {
 			c.RetentionDays = in.RetentionDays
-			s.rescheduleExpiry(c, now)
+			s.rescheduleExpiry(c, now, p)
 		}
 		p.cluster(c)
 		out = s.clone(c)

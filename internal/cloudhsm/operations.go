@@ -102,16 +102,33 @@ func (s *Service) Import(snap *Snapshot) error {
 			}
 		}
 		for _, c := range snap.Clusters {
+			replaced := false
 			if ts := s.lookupTenant(c.Tenant); ts != nil {
 				if old := ts.clusters[c.ID]; old != nil {
 					s.removeCluster(old)
 					p.dropCluster(old)
+					replaced = true
 				}
 			}
 			c.Seq = s.nextSeq()
 			s.insertCluster(c)
 			s.scheduleCluster(c)
 			p.cluster(c)
+			if replaced {
+				s.rescheduleExpiry(c, now, p)
+			}
+		}
+		// Retention applies to the snapshot's backups from the import on,
+		// with a day's grace, so that a seeded estate is what the seed says
+		// when it is first read; it is the retention of the snapshot's
+		// clusters, now in.
+		for _, b := range snap.Backups {
+			if b.State == BackupReady && b.ExpireAt.IsZero() {
+				b.ExpireAt = s.computeExpiry(b, now)
+				if grace := now.Add(s.cfg.BackupInterval); !b.ExpireAt.IsZero() && b.ExpireAt.Before(grace) {
+					b.ExpireAt = grace
+				}
+			}
 		}
 		for _, b := range snap.Backups {
 			if ts := s.lookupTenant(b.Tenant); ts != nil {
@@ -347,14 +364,8 @@ func (s *Service) fillBackup(b *Backup, now time.Time) error {
 	if b.SourceBackup != "" {
 		b.IsCopy = true
 	}
-	if b.State == BackupReady && b.ExpireAt.IsZero() {
-		// Retention applies from the import on, with a day's grace, so a
-		// seeded estate is what the seed says when it is first read.
-		b.ExpireAt = s.computeExpiry(b, now)
-		if grace := now.Add(s.cfg.BackupInterval); !b.ExpireAt.IsZero() && b.ExpireAt.Before(grace) {
-			b.ExpireAt = grace
-		}
-	}
+	// ExpireAt, when missing, is computed once the snapshot's clusters
+	// are in (see Import).
 	return nil
 }
 

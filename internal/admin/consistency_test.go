@@ -1,0 +1,222 @@
+package admin_test
+
+// Tests of state that must stay right when resources change other than
+// through the usual calls: imports that replace, degraded HSMs, restarts.
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
+	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+)
+
+// importSnapshot posts a snapshot document given as Go maps.
+func importSnapshot(t *testing.T, e *env, clusters, backups []any) {
+	t.Helper()
+	doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": clusters, "backups": backups})
+	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+}
+
+func snapCluster(id, state, hsmType string, retention int, hsms ...string) map[string]any {
+	c := map[string]any{
+		"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "State": state, "HsmType": hsmType,
+		"Subnets": []map[string]string{{"ID": "subnet-0f1e2d3c4b5a69781", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"}},
+	}
+	if retention != 0 {
+		c["RetentionDays"] = retention
+	}
+	var hs []map[string]any
+	for _, h := range hsms {
+		hs = append(hs, map[string]any{"ID": h, "AZ": "us-east-1a", "State": "ACTIVE", "Identity": map[string]string{"Serial": "RCN0000000001"}})
+	}
+	if hs != nil {
+		c["Hsms"] = hs
+	}
+	return c
+}
+
+func snapBackup(id, clusterID string, created time.Time, extra map[string]any) map[string]any {
+	b := map[string]any{"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "ClusterID": clusterID, "State": "READY", "Created": created}
+	for k, v := range extra {
+		b[k] = v
+	}
+	return b
+}
+
+func backupStates(t *testing.T, c *cloudhsmv2.Client) map[string]types.BackupState {
+	t.Helper()
+	out, err := c.DescribeBackups(ctx, &cloudhsmv2.DescribeBackupsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]types.BackupState{}
+	for _, b := range out.Backups {
+		m[aws.ToString(b.BackupId)] = b.BackupState
+	}
+	return m
+}
+
+
+
+
+// ModifyCluster's new retention moves the expiry of the cluster's backups
+// durably: after a restart they expire by the new retention.
+func TestRetentionChangeSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clk := clock.NewFrozen(start)
+	e := newEnv(t, server.Config{DataDir: dir, Clock: clk})
+	importSnapshot(t, e,
+		[]any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")},
+		[]any{
+			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", start.Add(-48*time.Hour), map[string]any{"RetentionDays": 7}),
+			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", start.Add(-24*time.Hour), map[string]any{"RetentionDays": 7}),
+		})
+	c := e.sdk(acctA, "us-east-1", 1)
+	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: aws.String("cluster-aaaaaaaaaab"),
+		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("30")}}); err != nil {
+		t.Fatal(err)
+	}
+	e.hs.Close()
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = newEnv(t, server.Config{DataDir: dir, Clock: clk})
+	c = e.sdk(acctA, "us-east-1", 1)
+	if _, err := e.admin.Advance(ctx, 10*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	st := backupStates(t, c)
+	for _, id := range []string{"backup-aaaaaaaaaab", "backup-aaaaaaaaaac"} {
+		if st[id] != types.BackupStateReady {
+			t.Errorf("%s, 12 days old, retention 30 days, after a restart: %s, want READY", id, st[id])
+		}
+	}
+}
+
+// Re-seeding a cluster and its backups with another retention: the
+// backups expire by the snapshot's retention, not the replaced cluster's.
+func TestReimportBackupsExpireByTheSnapshotsRetention(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := e.sdk(acctA, "us-east-1", 1)
+	old := start.Add(-30 * 24 * time.Hour)
+	snapshot := func(retention int) ([]any, []any) {
+		return []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", retention, "hsm-aaaaaaaaaab")},
+			[]any{
+				snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
+				snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
+			}
+	}
+	// First estate: 90 days. Then the same ids with 7 days (a re-seed).
+	cl, bs := snapshot(90)
+	importSnapshot(t, e, cl, bs)
+	cl, bs = snapshot(7)
+	importSnapshot(t, e, cl, bs)
+	if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := backupStates(t, c)["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
+		t.Errorf("30-day-old backup of a cluster with 7 days' retention, 2 days after the import: %s, want PENDING_DELETION", got)
+	}
+}
+
+// On a fresh server, seeded backups expire by their seeded cluster's
+// retention (7 days), not the default (90).
+func TestSeededBackupsExpireByTheSeedsRetention(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := e.sdk(acctA, "us-east-1", 1)
+	old := start.Add(-30 * 24 * time.Hour)
+	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")},
+		[]any{
+			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
+			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
+		})
+	if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := backupStates(t, c)["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
+		t.Errorf("30-day-old backup of a seeded cluster with 7 days' retention, 2 days after the seed: %s, want PENDING_DELETION", got)
+	}
+}
+
+// Importing only a cluster, with another retention, moves the expiry of
+// its existing backups, as ModifyCluster does.
+func TestImportReplacingClusterReschedulesExpiry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := e.sdk(acctA, "us-east-1", 1)
+	old := start.Add(-30 * 24 * time.Hour)
+	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 90, "hsm-aaaaaaaaaab")},
+		[]any{
+			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
+			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
+		})
+	// Re-import only the cluster, now with 7 days' retention.
+	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")}, nil)
+	if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := backupStates(t, c)["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
+		t.Errorf("30-day-old backup of a cluster re-imported with 7 days' retention, 2 days later: %s, want PENDING_DELETION", got)
+	}
+}
+
+// A backup remembers its cluster's retention (Backup.RetentionDays) for
+// when the cluster is gone; ModifyCluster's new retention is what it
+// remembers, so expiry computed after the cluster expired (NeverExpires
+// set and cleared) uses it.
+func TestRetentionOfBackupsOfAGoneCluster(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := e.sdk(acctA, "us-east-1", 1)
+	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")}, nil)
+	// Two scheduled backups (taken with RetentionDays 7).
+	if _, err := e.admin.Advance(ctx, 49*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := c.DescribeBackups(ctx, &cloudhsmv2.DescribeBackupsInput{SortAscending: aws.Bool(true)})
+	if err != nil || len(bs.Backups) < 2 {
+		t.Fatalf("backups: %+v %v", bs, err)
+	}
+	first := aws.ToString(bs.Backups[0].BackupId)
+	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: aws.String("cluster-aaaaaaaaaab"),
+		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("30")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: aws.String("cluster-aaaaaaaaaab"), HsmId: aws.String("hsm-aaaaaaaaaab")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Advance(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteCluster(ctx, &cloudhsmv2.DeleteClusterInput{ClusterId: aws.String("cluster-aaaaaaaaaab")}); err != nil {
+		t.Fatal(err)
+	}
+	// The cluster is DELETED, then gone (DeletedRetention 1h); the first backup is 10 days old.
+	if _, err := e.admin.Advance(ctx, 8*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, never := range []bool{true, false} {
+		if _, err := c.ModifyBackupAttributes(ctx, &cloudhsmv2.ModifyBackupAttributesInput{BackupId: aws.String(first), NeverExpires: aws.Bool(never)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.admin.Advance(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := backupStates(t, c)[first]; got != types.BackupStateReady {
+		t.Errorf("10-day-old backup of a (gone) cluster whose retention was 30 days: %s, want READY", got)
+	}
+}
+
