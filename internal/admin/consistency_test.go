@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
 
+	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 )
@@ -65,8 +66,89 @@ func backupStates(t *testing.T, c *cloudhsmv2.Client) map[string]types.BackupSta
 	return m
 }
 
+func clusterState(t *testing.T, c *cloudhsmv2.Client, id string) types.Cluster {
+	t.Helper()
+	out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"clusterIds": {id}}})
+	if err != nil || len(out.Clusters) != 1 {
+		t.Fatalf("DescribeClusters %s: %+v, %v", id, out, err)
+	}
+	return out.Clusters[0]
+}
 
+// A cluster whose HSM is degraded during a timed state (initializing,
+// waiting for activation) still makes that state's transition when it
+// falls due, under DEGRADED, and is ACTIVE once the HSM is healed.
+func TestDegradeDuringTransitionThenHeal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, state string
+	}{
+		{"initialize", "INITIALIZE_IN_PROGRESS"},
+		{"initialized", "INITIALIZED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, clk := t.TempDir(), clock.NewFrozen(start)
+			e := newEnv(t, server.Config{DataDir: dir, Clock: clk})
+			importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", tc.state, "", 0, "hsm-aaaaaaaaaab")}, nil)
+			c := e.sdk(acctA, "us-east-1", 1)
+			target := admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: "cluster-aaaaaaaaaab", HsmID: "hsm-aaaaaaaaaab"}
+			if _, err := e.admin.Degrade(ctx, target); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.admin.Advance(ctx, time.Hour); err != nil { // the transition falls due while DEGRADED
+				t.Fatal(err)
+			}
+			// Still DEGRADED, also as stored.
+			e.hs.Close()
+			if err := e.srv.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e = newEnv(t, server.Config{DataDir: dir, Clock: clk})
+			c = e.sdk(acctA, "us-east-1", 1)
+			if got := clusterState(t, c, "cluster-aaaaaaaaaab").State; got != types.ClusterStateDegraded {
+				t.Fatalf("imported %s, degraded, an hour later and restarted: %s, want DEGRADED", tc.state, got)
+			}
+			if _, err := e.admin.Heal(ctx, target); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.admin.Advance(ctx, 24*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if got := clusterState(t, c, "cluster-aaaaaaaaaab").State; got != types.ClusterStateActive {
+				t.Errorf("imported %s, degraded, healed, a day later: %s, want ACTIVE", tc.state, got)
+			}
+		})
+	}
+}
 
+// The same through the API: an HsmType migration (MODIFY_IN_PROGRESS)
+// completes although an HSM was degraded and healed during it.
+func TestDegradeDuringMigrationThenHeal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "hsm1.medium", 0, "hsm-aaaaaaaaaab")}, nil)
+	c := e.sdk(acctA, "us-east-1", 1)
+	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: aws.String("cluster-aaaaaaaaaab"), HsmType: aws.String("hsm2m.medium")}); err != nil {
+		t.Fatal(err)
+	}
+	target := admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: "cluster-aaaaaaaaaab", HsmID: "hsm-aaaaaaaaaab"}
+	if _, err := e.admin.Degrade(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Advance(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Heal(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Advance(ctx, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	got := clusterState(t, c, "cluster-aaaaaaaaaab")
+	if got.State != types.ClusterStateActive || aws.ToString(got.HsmType) != "hsm2m.medium" {
+		t.Errorf("migration with a degrade/heal in the middle, a day later: %s %s, want ACTIVE hsm2m.medium", got.State, aws.ToString(got.HsmType))
+	}
+}
 
 // ModifyCluster's new retention moves the expiry of the cluster's backups
 // durably: after a restart they expire by the new retention.
@@ -220,3 +302,25 @@ func TestRetentionOfBackupsOfAGoneCluster(t *testing.T) {
 	}
 }
 
+// A cluster is DEGRADED while one of its HSMs is: deleting the degraded
+// HSM restores the cluster's state, as healing it does.
+func TestDeletingTheDegradedHsmRestoresTheCluster(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	cl := snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 0, "hsm-aaaaaaaaaab", "hsm-aaaaaaaaaac")
+	importSnapshot(t, e, []any{cl}, nil)
+	c := e.sdk(acctA, "us-east-1", 1)
+	if _, err := e.admin.Degrade(ctx, admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: "cluster-aaaaaaaaaab", HsmID: "hsm-aaaaaaaaaab"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: aws.String("cluster-aaaaaaaaaab"), HsmId: aws.String("hsm-aaaaaaaaaab")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Advance(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	got := clusterState(t, c, "cluster-aaaaaaaaaab")
+	if len(got.Hsms) != 1 || got.Hsms[0].State != types.HsmStateActive || got.State != types.ClusterStateActive {
+		t.Errorf("degraded HSM deleted, the other ACTIVE: cluster %s (HSMs %d), want ACTIVE", got.State, len(got.Hsms))
+	}
+}

@@ -184,6 +184,18 @@ func networkError(err error) error {
 
 // advanceCluster ends the cluster's current in-progress state.
 func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *pending) {
+	if c.State == ClusterDegraded && c.StateBeforeDegraded != "" {
+		// The transition belongs to the state under the degradation; the
+		// cluster stays DEGRADED in its new state (recorded again: the
+		// transition recorded the state under it).
+		c.State = c.StateBeforeDegraded
+		s.advanceCluster(ts, c, at, p)
+		if c.State != ClusterDeleted {
+			c.StateBeforeDegraded, c.State = c.State, ClusterDegraded
+			p.cluster(c)
+		}
+		return
+	}
 	c.Due = time.Time{}
 	switch c.State {
 	case ClusterCreateInProgress:

@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -232,6 +233,9 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 		c.Hsms = slices.DeleteFunc(c.Hsms, func(x *Hsm) bool { return x == h })
 		s.tenant(c.Tenant).trackHsm(h, -1)
 		delete(s.hsmIDs, h.ID)
+		if c.State == ClusterDegraded && !slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.State == HsmDegraded }) {
+			c.State, c.StateBeforeDegraded = cmp.Or(c.StateBeforeDegraded, ClusterActive), ""
+		}
 		if c.CsrHsmID == h.ID && c.State == ClusterUninitialized {
 			// The CSR belonged to this HSM's key; it goes with it.
 			c.Csr, c.CsrHsmID = "", ""
