@@ -6,6 +6,13 @@ package admin_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +22,7 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 )
 
@@ -322,5 +330,110 @@ func TestDeletingTheDegradedHsmRestoresTheCluster(t *testing.T) {
 	got := clusterState(t, c, "cluster-aaaaaaaaaab")
 	if len(got.Hsms) != 1 || got.Hsms[0].State != types.HsmStateActive || got.State != types.ClusterStateActive {
 		t.Errorf("degraded HSM deleted, the other ACTIVE: cluster %s (HSMs %d), want ACTIVE", got.State, len(got.Hsms))
+	}
+}
+
+// Reset deletes the security groups of the clusters it removes, as
+// DeleteCluster does: with an EC2 neighbour (moto, LocalStack) a reset
+// between tests leaves no "cloudhsm-cluster-<id>-sg" groups behind. So
+// does an import that replaces a cluster with one of another group.
+func TestResetAndReplaceDeleteSecurityGroups(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var deleted []string
+	groups := 0
+	ec2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "text/xml")
+		switch form.Get("Action") {
+		case "DescribeSubnets":
+			io.WriteString(w, `<DescribeSubnetsResponse><subnetSet><item><subnetId>subnet-0bb1c79de3abcdef0</subnetId><state>available</state>`+
+				`<vpcId>vpc-0ee975135d0e0a0a0</vpcId><cidrBlock>10.0.2.0/24</cidrBlock><availabilityZone>us-east-1a</availabilityZone></item></subnetSet></DescribeSubnetsResponse>`)
+		case "CreateSecurityGroup":
+			groups++
+			fmt.Fprintf(w, `<CreateSecurityGroupResponse><groupId>sg-0123456789abcdef%d</groupId></CreateSecurityGroupResponse>`, groups)
+		case "AuthorizeSecurityGroupIngress":
+			io.WriteString(w, `<AuthorizeSecurityGroupIngressResponse><return>true</return></AuthorizeSecurityGroupIngressResponse>`)
+		case "DeleteSecurityGroup":
+			deleted = append(deleted, form.Get("GroupId"))
+			io.WriteString(w, `<DeleteSecurityGroupResponse><return>true</return></DeleteSecurityGroupResponse>`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(ec2.Close)
+	e := newEnv(t, server.Config{EC2: &network.EC2Config{Endpoint: ec2.URL}})
+	c := e.sdk(acctA, "us-east-1", 1)
+	create := func() string {
+		t.Helper()
+		out, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: []string{"subnet-0bb1c79de3abcdef0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.Cluster.ClusterId)
+	}
+	wantDeleted := func(when string, want ...string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(deleted, want) {
+			t.Errorf("%s: EC2 DeleteSecurityGroup calls %q, want %q", when, deleted, want)
+		}
+	}
+	create()
+	// Reset deletes the group before it answers (after the service's lock).
+	if _, err := e.admin.Reset(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	wantDeleted("after a reset", "sg-0123456789abcdef1")
+
+	id := create()
+	doc, err := e.admin.Export(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Imported again as it is: the same group, kept.
+	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
+		t.Fatal(err)
+	}
+	wantDeleted("after importing the cluster over itself", "sg-0123456789abcdef1")
+	// Imported with another group: the old one goes.
+	importSnapshot(t, e, []any{map[string]any{
+		"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "State": "UNINITIALIZED", "SecurityGroup": "sg-0fedcba98765432100",
+		"Subnets": []map[string]string{{"ID": "subnet-0bb1c79de3abcdef0", "VpcID": "vpc-0ee975135d0e0a0a0", "AZ": "us-east-1a", "CIDR": "10.0.2.0/24"}},
+	}}, nil)
+	wantDeleted("after replacing the cluster by one with another group", "sg-0123456789abcdef1", "sg-0123456789abcdef2")
+}
+
+// Imported clusters' subnets become known to the learned network: a later
+// CreateCluster naming one of them finds it in the imported cluster's VPC
+// and zone, also after a restart, instead of a new placement.
+func TestImportedSubnetsAreKnown(t *testing.T) {
+	t.Parallel()
+	dir, clk := t.TempDir(), clock.NewFrozen(start)
+	e := newEnv(t, server.Config{DataDir: dir, Clock: clk})
+	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 0)}, nil)
+	for _, restart := range []bool{false, true} {
+		if restart {
+			e.hs.Close()
+			if err := e.srv.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e = newEnv(t, server.Config{DataDir: dir, Clock: clk})
+		}
+		c := e.sdk(acctA, "us-east-1", 1)
+		out, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: []string{"subnet-0f1e2d3c4b5a69781"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToString(out.Cluster.VpcId); got != "vpc-0a1b2c3d4e5f60718" {
+			t.Errorf("restarted: %v: subnet-0f1e2d3c4b5a69781 is in vpc-0a1b2c3d4e5f60718 for the imported cluster, in %s for a new cluster", restart, got)
+		}
+		if got := out.Cluster.SubnetMapping["us-east-1a"]; got != "subnet-0f1e2d3c4b5a69781" {
+			t.Errorf("restarted: %v: new cluster's subnet mapping %v, want subnet-0f1e2d3c4b5a69781 in us-east-1a", restart, out.Cluster.SubnetMapping)
+		}
 	}
 }

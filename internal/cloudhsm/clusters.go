@@ -224,14 +224,7 @@ func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *p
 		c.Deleted = at
 		c.NextBackup = time.Time{}
 		c.Due = at.Add(s.cfg.DeletedRetention)
-		if sg, t, id := c.SecurityGroup, c.Tenant, c.ID; sg != "" {
-			// EC2 may be remote: the group is deleted after the lock is released.
-			p.after = append(p.after, func() {
-				if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg, id); err != nil {
-					s.log.Warn("delete cluster security group", "cluster", id, "sg", sg, "err", err)
-				}
-			})
-		}
+		s.deleteSecurityGroup(c, p)
 	case ClusterDeleted:
 		s.removeCluster(c)
 		p.dropCluster(c)
@@ -239,6 +232,21 @@ func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *p
 	}
 	s.scheduleCluster(c)
 	p.cluster(c)
+}
+
+// deleteSecurityGroup deletes c's security group once the lock is
+// released (EC2 may be remote). It is for a cluster that leaves while it
+// still holds the group: reaching DELETED, or removed by Reset or Import.
+func (s *Service) deleteSecurityGroup(c *Cluster, p *pending) {
+	sg, t, id := c.SecurityGroup, c.Tenant, c.ID
+	if sg == "" {
+		return
+	}
+	p.after = append(p.after, func() {
+		if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg, id); err != nil {
+			s.log.Warn("delete cluster security group", "cluster", id, "sg", sg, "err", err)
+		}
+	})
 }
 
 func (s *Service) activate(c *Cluster, at time.Time, p *pending) {

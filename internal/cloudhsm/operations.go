@@ -21,6 +21,9 @@ func (s *Service) Reset(account string) error {
 				for _, h := range c.Hsms {
 					delete(s.hsmIDs, h.ID)
 				}
+				if c.State != ClusterDeleted { // a DELETED cluster's group is gone
+					s.deleteSecurityGroup(c, p)
+				}
 				p.dropCluster(c)
 			}
 			for _, b := range ts.backupOrder {
@@ -101,6 +104,11 @@ func (s *Service) Import(snap *Snapshot) error {
 				return fmt.Errorf("backup %d (%s): %w", i, b.ID, err)
 			}
 		}
+		// The import goes through from here on (adoptSubnets fails only
+		// on a subnet its codec cannot encode, which JSON always can).
+		if err := s.adoptSubnets(snap.Clusters, p); err != nil {
+			return err
+		}
 		for _, c := range snap.Clusters {
 			replaced := false
 			if ts := s.lookupTenant(c.Tenant); ts != nil {
@@ -108,6 +116,9 @@ func (s *Service) Import(snap *Snapshot) error {
 					s.removeCluster(old)
 					p.dropCluster(old)
 					replaced = true
+					if old.State != ClusterDeleted && old.SecurityGroup != c.SecurityGroup {
+						s.deleteSecurityGroup(old, p)
+					}
 				}
 			}
 			c.Seq = s.nextSeq()
@@ -144,6 +155,32 @@ func (s *Service) Import(snap *Snapshot) error {
 		}
 		return nil
 	})
+}
+
+// adoptSubnets makes a learned network provider remember the subnets of
+// imported clusters it does not know yet (with their VPC, zone and CIDR
+// blocks), so that a later CreateCluster naming one finds it where the
+// imported cluster has it rather than inventing another placement.
+// Subnets it knows keep their placement. Other providers own their
+// subnets: nothing to do.
+func (s *Service) adoptSubnets(clusters []*Cluster, p *pending) error {
+	learned, ok := s.net.(*network.Learned)
+	if !ok {
+		return nil
+	}
+	for _, c := range clusters {
+		for _, sn := range c.Subnets {
+			if sn.ID == "" || sn.VpcID == "" || sn.AZ == "" || !sn.CIDR.IsValid() {
+				continue // not a placement to remember
+			}
+			if learned.Adopt(network.Tenant(c.Tenant), sn) {
+				if err := p.subnet(c.Tenant, sn); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // importAddrs is what Import knows, while it fills a snapshot's clusters,

@@ -369,9 +369,12 @@ func PersistSubnet(st store.Store, codec Codec) func(network.Tenant, network.Sub
 		if err != nil {
 			return fmt.Errorf("encode subnet: %w", err)
 		}
-		return st.Submit([]store.Mutation{{Kind: kindSubnet, Key: t.Account + "/" + t.Region + "/" + sn.ID, Value: b}})()
+		return st.Submit([]store.Mutation{{Kind: kindSubnet, Key: subnetKey(Tenant(t), sn.ID), Value: b}})()
 	}
 }
+
+// subnetKey is the store key of a subnet learned for t.
+func subnetKey(t Tenant, subnetID string) string { return t.Account + "/" + t.Region + "/" + subnetID }
 
 func (s *Service) tenant(t Tenant) *tenantState {
 	ts := s.tenants[t]
@@ -587,6 +590,16 @@ func (p *pending) cluster(c *Cluster) {
 	*p.version++
 	c.Version = *p.version
 	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq), Value: p.codec.EncodeCluster(c)})
+}
+
+// subnet records a subnet the learned provider adopted for t.
+func (p *pending) subnet(t Tenant, sn network.Subnet) error {
+	b, err := p.codec.EncodeSubnet(t, sn)
+	if err != nil {
+		return fmt.Errorf("encode subnet %s: %w", sn.ID, err)
+	}
+	p.muts = append(p.muts, store.Mutation{Kind: kindSubnet, Key: subnetKey(t, sn.ID), Value: b})
+	return nil
 }
 
 func (p *pending) dropCluster(c *Cluster) {

@@ -82,6 +82,11 @@ func newLearnedTenant() *learnedTenant {
 func (l *Learned) Restore(t Tenant, s Subnet) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.restoreLocked(t, s)
+}
+
+// restoreLocked is Restore with l.mu held.
+func (l *Learned) restoreLocked(t Tenant, s Subnet) {
 	ts := l.tenants[t]
 	if ts == nil {
 		ts = newLearnedTenant()
@@ -110,6 +115,22 @@ func (l *Learned) Restore(t Tenant, s Subnet) {
 	}
 	v.subnets = append(v.subnets, s.ID)
 	ts.subnets[s.ID] = s
+}
+
+// Adopt makes the provider remember s for t unless it knows a subnet with
+// s's id already, and reports whether it did; the caller persists s then
+// (Adopt does not call persist). It is for subnets that arrive with a
+// placement of their own (an import), while the provider serves requests.
+func (l *Learned) Adopt(t Tenant, s Subnet) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ts := l.tenants[t]; ts != nil {
+		if _, known := ts.subnets[s.ID]; known {
+			return false
+		}
+	}
+	l.restoreLocked(t, s)
+	return true
 }
 
 // enclosing returns the prefix of length bitsLen containing p, or p itself
