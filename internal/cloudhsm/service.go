@@ -514,6 +514,7 @@ func (s *Service) removeCluster(c *Cluster) {
 	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, clusterSeq)
 	for _, h := range c.Hsms {
 		ts.trackHsm(h, -1)
+		delete(s.hsmIDs, h.ID)
 	}
 }
 
