@@ -9,6 +9,8 @@
 package cloudhsmlocal
 
 import (
+	"bytes"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -204,7 +206,7 @@ func (s *Server) AWSConfigFor(account, region string) aws.Config {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(account, "cloudhsm-local-secret", ""),
 		BaseEndpoint: aws.String(s.URL),
-		HTTPClient:   s.http.Client(),
+		HTTPClient:   privateBodies{s.http.Client()},
 		Logger:       nil,
 	}
 }
@@ -245,4 +247,29 @@ func (s *Server) AWSRootPEM() string {
 		panic("cloudhsmlocal: simulated roots: " + err.Error())
 	}
 	return a.AWSRootPEM()
+}
+
+// privateBodies hands the transport a private in-memory copy of each
+// request body. smithy-go closes a request's body as soon as Do returns; a
+// server on loopback can answer before net/http's transport has finished
+// with the body (it reads once more to check for extra bytes), and that
+// read on the closed body makes the transport close the connection under
+// the response being read: "deserialization failed ... use of closed
+// network connection" on a 200 (aws/aws-sdk-go-v2#1825, #2737). The SDK
+// retries that, so a CreateCluster the server already made would be made
+// twice.
+type privateBodies struct{ c *http.Client }
+
+func (p privateBodies) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		r.ContentLength = int64(len(b))
+	}
+	return p.c.Do(r)
 }

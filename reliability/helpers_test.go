@@ -152,33 +152,9 @@ func sdkConfig(url, account, region string, hc *http.Client) aws.Config {
 		Region:           region,
 		Credentials:      credentials.NewStaticCredentialsProvider(account, "reliability-secret", ""),
 		BaseEndpoint:     aws.String(url),
-		HTTPClient:       bufferedBodyClient{hc},
+		HTTPClient:       testkit.PrivateBodies{Client: hc}, // see its doc: retries are off
 		RetryMaxAttempts: 1,
 	}
-}
-
-// bufferedBodyClient hands the transport a private in-memory copy of each
-// request body. smithy-go closes the request body as soon as Do returns; a
-// server on loopback can answer before net/http's transport has finished
-// with the body (it reads once more to check for extra bytes), and that
-// read on the closed body makes the transport close the connection under
-// the response being read: "deserialization failed ... use of closed
-// network connection" on a 200 (aws/aws-sdk-go-v2#1825, #2737). With
-// retries off, that client-side race would look like a lost answer.
-type bufferedBodyClient struct{ hc *http.Client }
-
-func (c bufferedBodyClient) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		b, err := io.ReadAll(r.Body)
-		_ = r.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		r.ContentLength = int64(len(b))
-	}
-	return c.hc.Do(r)
 }
 
 func sdkClient(url, account, region string, hc *http.Client) *cloudhsmv2.Client {

@@ -72,7 +72,7 @@ func (e *env) sdk(account, region string, attempts int) *cloudhsmv2.Client {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(account, "cloudhsm-local-secret", ""),
 		BaseEndpoint: aws.String(e.hs.URL),
-		HTTPClient:   e.hs.Client(),
+		HTTPClient:   testkit.PrivateBodies{Client: e.hs.Client()},
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts
