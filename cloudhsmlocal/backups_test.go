@@ -2,6 +2,7 @@ package cloudhsmlocal_test
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -642,5 +643,159 @@ func TestDescribeBackupsIDFiltersPage(t *testing.T) {
 				t.Errorf("%s, ascending %v: got %v, want %v", tc.name, asc, got, want)
 			}
 		}
+	}
+}
+
+// Retention must not delete a cluster's last usable backup just because
+// a newer one is PENDING_DELETION.
+func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	cl, _ := activeCluster(t, srv, c)
+	id := *cl.ClusterId
+	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: &id,
+		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("7")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Park the cluster: removing its only HSM takes a second backup, and
+	// no scheduled backups follow.
+	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: &id, HsmId: cl.Hsms[0].HsmId}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Minute)
+	bs := backupsOf(t, c, id)
+	if len(bs) != 2 {
+		t.Fatalf("want 2 backups, got %v", states(bs))
+	}
+	// The user deletes the newest; the older one is now the last usable backup.
+	if _, err := c.DeleteBackup(ctx, &cloudhsmv2.DeleteBackupInput{BackupId: bs[1].BackupId}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(8 * day)
+	bs = backupsOf(t, c, id)
+	if len(bs) == 0 || bs[0].BackupState != types.BackupStateReady {
+		t.Fatalf("retention purged the cluster's last remaining backup: %v", states(bs))
+	}
+}
+
+// A backup that retention spared as the last usable one goes once a newer
+// backup is usable again: here the newest, restored from PENDING_DELETION.
+func TestRetentionTakesSparedBackupWhenNewestIsRestored(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	cl, _ := activeCluster(t, srv, c)
+	id := *cl.ClusterId
+	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: &id,
+		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("7")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: &id, HsmId: cl.Hsms[0].HsmId}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Minute)
+	bs := backupsOf(t, c, id)
+	if _, err := c.DeleteBackup(ctx, &cloudhsmv2.DeleteBackupInput{BackupId: bs[1].BackupId}); err != nil {
+		t.Fatal(err)
+	}
+	// Past the older backup's retention, inside the newest's 7-day window.
+	srv.Advance(7*day - 30*time.Second)
+	if bs = backupsOf(t, c, id); bs[0].BackupState != types.BackupStateReady || bs[1].BackupState != types.BackupStatePendingDeletion {
+		t.Fatalf("before the restore: %v, want the older READY (spared) and the newest PENDING_DELETION", states(bs))
+	}
+	if _, err := c.RestoreBackup(ctx, &cloudhsmv2.RestoreBackupInput{BackupId: bs[1].BackupId}); err != nil {
+		t.Fatal(err)
+	}
+	if bs = backupsOf(t, c, id); bs[0].BackupState != types.BackupStatePendingDeletion || bs[1].BackupState != types.BackupStateReady {
+		t.Fatalf("after restoring the newest backup: %v, want the older PENDING_DELETION and the newest READY", states(bs))
+	}
+}
+
+// GovCloud resources live in the aws-us-gov partition.
+func TestGovCloudBackupARNPartition(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := clientFor(srv, cloudhsmlocal.DefaultAccount, "us-gov-west-1")
+	cl, _ := activeCluster(t, srv, c)
+	b := backupsOf(t, c, *cl.ClusterId)[0]
+	want := fmt.Sprintf("arn:aws-us-gov:cloudhsm:us-gov-west-1:%s:backup/%s", cloudhsmlocal.DefaultAccount, *b.BackupId)
+	if got := aws.ToString(b.BackupArn); got != want {
+		t.Errorf("BackupArn %s, want %s", got, want)
+	}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws-us-gov:iam::222222222222:root"},"Action":["cloudhsm:DescribeBackups","cloudhsm:CreateCluster"],"Resource":%q}]}`, want)
+	if _, err := c.PutResourcePolicy(ctx, &cloudhsmv2.PutResourcePolicyInput{ResourceArn: aws.String(want), Policy: aws.String(policy)}); err != nil {
+		t.Errorf("PutResourcePolicy naming the backup by its GovCloud ARN: %v", err)
+	}
+	// The commercial partition does not hold GovCloud regions.
+	wrong := strings.Replace(want, "arn:aws-us-gov:", "arn:aws:", 1)
+	_, err := c.GetResourcePolicy(ctx, &cloudhsmv2.GetResourcePolicyInput{ResourceArn: aws.String(wrong)})
+	wantAPIError(t, err, "CloudHsmInvalidRequestException", "not a backup ARN")
+}
+
+// NON_FIPS exists only for hsm2m.medium, also for a cluster restored from a backup.
+func TestRestoreNonFipsBackupIntoHsm1Refused(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	out, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: subnets(1), Mode: types.ClusterModeNonFips})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out.Cluster.ClusterId
+	srv.Advance(time.Second)
+	var az string
+	for k := range describe(t, c, *id).SubnetMapping {
+		az = k
+	}
+	if _, err := c.CreateHsm(ctx, &cloudhsmv2.CreateHsmInput{ClusterId: id, AvailabilityZone: aws.String(az)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Second)
+	ca := newTestCA(t)
+	csr := *describe(t, c, *id).Certificates.ClusterCsr
+	if _, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{ClusterId: id, SignedCert: aws.String(ca.MustSign(t, csr)), TrustAnchor: aws.String(ca.PEM)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(2 * time.Second)
+	b := backupsOf(t, c, *id)[0]
+	if b.Mode != types.ClusterModeNonFips {
+		t.Fatalf("backup mode %s", b.Mode)
+	}
+	r, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm1.medium"), SubnetIds: subnets(1), SourceBackupId: b.BackupId})
+	if err == nil {
+		t.Fatalf("restored a NON_FIPS backup into an %s cluster with Mode %s", aws.ToString(r.Cluster.HsmType), r.Cluster.Mode)
+	}
+	wantAPIError(t, err, "CloudHsmInvalidRequestException", "NON_FIPS")
+}
+
+// A DEGRADED cluster gets scheduled backups like an ACTIVE one, so adding
+// or removing an HSM should back it up too.
+func TestDegradedClusterBacksUpOnHsmChanges(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	cl, az := activeCluster(t, srv, c)
+	id := *cl.ClusterId
+	body := fmt.Sprintf(`{"account":%q,"region":"us-east-1","clusterId":%q,"hsmId":%q}`, cloudhsmlocal.DefaultAccount, id, *cl.Hsms[0].HsmId)
+	resp, err := http.Post(srv.URL+"/_cloudhsm-local/hsms/degrade", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("degrade: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if got := describe(t, c, id); got.State != types.ClusterStateDegraded {
+		t.Fatalf("cluster is %s", got.State)
+	}
+	before := len(backupsOf(t, c, id))
+	if _, err := c.CreateHsm(ctx, &cloudhsmv2.CreateHsmInput{ClusterId: &id, AvailabilityZone: aws.String(az)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Second)
+	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: &id, HsmId: cl.Hsms[0].HsmId}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Second)
+	if n := len(backupsOf(t, c, id)) - before; n != 2 {
+		t.Fatalf("adding and removing an HSM of a DEGRADED cluster made %d backups, want 2", n)
 	}
 }

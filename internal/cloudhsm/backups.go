@@ -91,16 +91,7 @@ func (s *Service) advanceBackup(ts *tenantState, b *Backup, at time.Time, p *pen
 	case BackupCreateInProgress:
 		b.State = BackupReady
 		b.ExpireAt = s.computeExpiry(b, at)
-		if !b.IsCopy {
-			// A newer backup exists now: older ones that retention spared
-			// because they were the latest can go.
-			for _, o := range ts.byCluster[b.ClusterID] {
-				if o != b && !o.IsCopy && o.State == BackupReady && !o.NeverExpires && o.ExpireAt.IsZero() &&
-					!o.Created.Add(time.Duration(s.retentionOf(o))*24*time.Hour).After(at) {
-					s.expireBackup(ts, o, at, p)
-				}
-			}
-		}
+		s.expireSpared(ts, b, at, p)
 	case BackupPendingDeletion:
 		b.State = BackupDeleted
 		b.Due = at.Add(s.cfg.DeletedRetention)
@@ -113,10 +104,28 @@ func (s *Service) advanceBackup(ts *tenantState, b *Backup, at time.Time, p *pen
 	p.backup(b)
 }
 
-// latestOf reports whether b is the most recent backup of its cluster.
+// expireSpared expires the older backups of b's cluster that retention
+// spared because they were the latest, now that b is READY (new, or
+// restored from PENDING_DELETION).
+func (s *Service) expireSpared(ts *tenantState, b *Backup, at time.Time, p *pending) {
+	if b.IsCopy {
+		return
+	}
+	for _, o := range ts.byCluster[b.ClusterID] {
+		if o != b && !o.IsCopy && o.State == BackupReady && !o.NeverExpires && o.ExpireAt.IsZero() &&
+			o.Created.Before(b.Created) && !o.Created.Add(time.Duration(s.retentionOf(o))*24*time.Hour).After(at) {
+			s.expireBackup(ts, o, at, p)
+		}
+	}
+}
+
+// isLatest reports whether b is the most recent usable backup of its
+// cluster: no newer one is READY or being made. A newer one in
+// PENDING_DELETION does not count: it may never come back, and AWS never
+// deletes a cluster's last backup.
 func (s *Service) isLatest(ts *tenantState, b *Backup) bool {
 	for _, o := range ts.byCluster[b.ClusterID] {
-		if o != b && !o.IsCopy && o.State != BackupDeleted && o.Created.After(b.Created) {
+		if o != b && !o.IsCopy && (o.State == BackupReady || o.State == BackupCreateInProgress) && o.Created.After(b.Created) {
 			return false
 		}
 	}
@@ -174,7 +183,17 @@ func (s *Service) getBackup(t Tenant, id string) (*Backup, error) {
 	return nil, errf(KindNotFound, "Backup %s not found in account %s, region %s.", id, t.Account, t.Region)
 }
 
-var backupARNRe = regexp.MustCompile(`^arn:aws(?:-us-gov)?:cloudhsm:([a-z0-9-]+):([0-9]{12}):backup/(backup-[2-7a-zA-Z]{11,16})$`)
+var backupARNRe = regexp.MustCompile(`^arn:(aws(?:-us-gov)?):cloudhsm:([a-z0-9-]+):([0-9]{12}):backup/(backup-[2-7a-zA-Z]{11,16})$`)
+
+// parseBackupARN returns the owner and id of the backup an ARN names, and
+// false unless it is a backup ARN whose partition is its region's.
+func parseBackupARN(arn string) (owner Tenant, id string, ok bool) {
+	m := backupARNRe.FindStringSubmatch(arn)
+	if m == nil || m[1] != Partition(m[2]) {
+		return Tenant{}, "", false
+	}
+	return Tenant{Account: m[3], Region: m[2]}, m[4], true
+}
 
 // findRestorableBackup resolves CreateCluster's SourceBackupId: an id of the
 // caller's own backup, or the ARN of one in the same region, possibly in
@@ -182,11 +201,10 @@ var backupARNRe = regexp.MustCompile(`^arn:aws(?:-us-gov)?:cloudhsm:([a-z0-9-]+)
 func (s *Service) findRestorableBackup(t Tenant, ref string) (*Backup, error) {
 	owner, id := t, ref
 	if strings.HasPrefix(ref, "arn:") {
-		m := backupARNRe.FindStringSubmatch(ref)
-		if m == nil {
+		var ok bool
+		if owner, id, ok = parseBackupARN(ref); !ok {
 			return nil, errf(KindInvalidRequest, "SourceBackupId %s is not a valid backup ARN.", ref)
 		}
-		owner, id = Tenant{Account: m[2], Region: m[1]}, m[3]
 		if owner.Region != t.Region {
 			return nil, errf(KindInvalidRequest, "Backup %s is in region %s; a cluster can be created only from a backup in its own region (%s). Copy the backup with CopyBackupToRegion first.", id, owner.Region, t.Region)
 		}
@@ -292,7 +310,7 @@ func (s *Service) DescribeBackups(t Tenant, in DescribeBackupsInput) ([]*Backup,
 
 // DeleteBackup marks a backup PENDING_DELETION for 7 days.
 func (s *Service) DeleteBackup(t Tenant, id string) (*Backup, error) {
-	return s.mutateBackup(t, id, func(now time.Time, b *Backup) error {
+	return s.mutateBackup(t, id, func(now time.Time, b *Backup, p *pending) error {
 		if b.State != BackupReady {
 			return errf(KindInvalidRequest, "Backup %s is %s; only a READY backup can be deleted.", b.ID, b.State)
 		}
@@ -306,7 +324,7 @@ func (s *Service) DeleteBackup(t Tenant, id string) (*Backup, error) {
 
 // RestoreBackup returns a PENDING_DELETION backup to READY.
 func (s *Service) RestoreBackup(t Tenant, id string) (*Backup, error) {
-	return s.mutateBackup(t, id, func(now time.Time, b *Backup) error {
+	return s.mutateBackup(t, id, func(now time.Time, b *Backup, p *pending) error {
 		if b.State != BackupPendingDeletion {
 			return errf(KindInvalidRequest, "Backup %s is %s; only a backup in PENDING_DELETION can be restored.", b.ID, b.State)
 		}
@@ -319,13 +337,14 @@ func (s *Service) RestoreBackup(t Tenant, id string) (*Backup, error) {
 			// A restored backup already past retention gets a day's grace.
 			b.ExpireAt = min
 		}
+		s.expireSpared(s.tenant(t), b, now, p)
 		return nil
 	})
 }
 
 // ModifyBackupAttributes sets NeverExpires.
 func (s *Service) ModifyBackupAttributes(t Tenant, id string, neverExpires bool) (*Backup, error) {
-	return s.mutateBackup(t, id, func(now time.Time, b *Backup) error {
+	return s.mutateBackup(t, id, func(now time.Time, b *Backup, p *pending) error {
 		if b.State == BackupDeleted {
 			return errf(KindInvalidRequest, "Backup %s is DELETED and cannot be modified.", b.ID)
 		}
@@ -335,14 +354,14 @@ func (s *Service) ModifyBackupAttributes(t Tenant, id string, neverExpires bool)
 	})
 }
 
-func (s *Service) mutateBackup(t Tenant, id string, fn func(now time.Time, b *Backup) error) (*Backup, error) {
+func (s *Service) mutateBackup(t Tenant, id string, fn func(now time.Time, b *Backup, p *pending) error) (*Backup, error) {
 	var out *Backup
 	err := s.commit(func(now time.Time, p *pending) error {
 		b, err := s.getBackup(t, id)
 		if err != nil {
 			return err
 		}
-		if err := fn(now, b); err != nil {
+		if err := fn(now, b, p); err != nil {
 			return err
 		}
 		s.scheduleBackup(b)
@@ -441,15 +460,14 @@ func (s *Service) policyBackup(t Tenant, arn string) (*Backup, error) {
 	if arn == "" {
 		return nil, errf(KindInvalidRequest, "ResourceArn is required: give the ARN of a backup, arn:aws:cloudhsm:<region>:<account>:backup/<backup-id>.")
 	}
-	m := backupARNRe.FindStringSubmatch(arn)
-	if m == nil {
+	owner, id, ok := parseBackupARN(arn)
+	if !ok {
 		return nil, errf(KindInvalidRequest, "Resource policies are supported only for backups; %s is not a backup ARN.", arn)
 	}
-	owner := Tenant{Account: m[2], Region: m[1]}
 	if owner != t {
-		return nil, errf(KindAccessDenied, "Backup %s belongs to account %s in %s; resource policies can be read or changed only by the backup's owner in its own region.", m[3], owner.Account, owner.Region)
+		return nil, errf(KindAccessDenied, "Backup %s belongs to account %s in %s; resource policies can be read or changed only by the backup's owner in its own region.", id, owner.Account, owner.Region)
 	}
-	return s.getBackup(t, m[3])
+	return s.getBackup(t, id)
 }
 
 // GetResourcePolicy returns a backup's policy ("" when none).

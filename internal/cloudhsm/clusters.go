@@ -132,6 +132,9 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 			if c.Mode != b.Mode {
 				return errf(KindInvalidRequest, "Backup %s was taken in %s mode and can be restored only into a %s cluster, but the request asks for Mode %s.", b.ID, b.Mode, b.Mode, c.Mode)
 			}
+			if c.Mode == ModeNonFIPS && c.HsmType != HsmTypeHsm2m {
+				return errf(KindInvalidRequest, "Backup %s was taken in NON_FIPS mode; Mode NON_FIPS is supported only for clusters of HsmType %s.", b.ID, HsmTypeHsm2m)
+			}
 			c.SourceBackupID = in.SourceBackupID
 			c.ClusterCertificate = b.ClusterCertificate
 		}

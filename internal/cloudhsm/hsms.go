@@ -226,7 +226,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 				c.CsrHsmID = h.ID
 			}
 		}
-		if c.State == ClusterActive {
+		if c.State == ClusterActive || c.State == ClusterDegraded {
 			s.takeBackup(c, at, p)
 		}
 	case HsmDeleteInProgress:
@@ -296,7 +296,7 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 		if c.State == ClusterModifyInProgress || c.State == ClusterRollbackInProgress {
 			return errf(KindInvalidRequest, "Cluster %s is %s; HSMs cannot be deleted until it completes.", c.ID, c.State)
 		}
-		if c.State == ClusterActive {
+		if c.State == ClusterActive || c.State == ClusterDegraded {
 			s.takeBackup(c, now, p)
 		}
 		h.State = HsmDeleteInProgress

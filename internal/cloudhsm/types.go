@@ -6,6 +6,7 @@ package cloudhsm
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
@@ -210,7 +211,16 @@ type Backup struct {
 
 // ARN returns the backup's ARN.
 func (b *Backup) ARN() string {
-	return fmt.Sprintf("arn:aws:cloudhsm:%s:%s:backup/%s", b.Tenant.Region, b.Tenant.Account, b.ID)
+	return fmt.Sprintf("arn:%s:cloudhsm:%s:%s:backup/%s", Partition(b.Tenant.Region), b.Tenant.Region, b.Tenant.Account, b.ID)
+}
+
+// Partition returns the ARN partition of region: aws-us-gov for the
+// GovCloud (US) regions, aws otherwise.
+func Partition(region string) string {
+	if strings.HasPrefix(region, "us-gov-") {
+		return "aws-us-gov"
+	}
+	return "aws"
 }
 
 // ErrorKind classifies domain errors; the API maps each kind to an AWS code.
