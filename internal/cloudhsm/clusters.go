@@ -135,6 +135,9 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 			if c.Mode == ModeNonFIPS && c.HsmType != HsmTypeHsm2m {
 				return errf(KindInvalidRequest, "Backup %s was taken in NON_FIPS mode; Mode NON_FIPS is supported only for clusters of HsmType %s.", b.ID, HsmTypeHsm2m)
 			}
+			if b.HsmType == HsmTypeHsm2m && c.HsmType != HsmTypeHsm2m {
+				return errf(KindInvalidRequest, "Backup %s was taken on %s HSMs and can be restored only into a %s cluster, but the request asks for HsmType %s.", b.ID, b.HsmType, HsmTypeHsm2m, c.HsmType)
+			}
 			c.SourceBackupID = in.SourceBackupID
 			c.ClusterCertificate = b.ClusterCertificate
 		}
@@ -390,7 +393,15 @@ func (s *Service) ModifyCluster(t Tenant, in ModifyClusterInput) (*Cluster, erro
 		if c.State == ClusterDeleteInProgress {
 			return errf(KindInvalidRequest, "Cluster %s is being deleted and cannot be modified.", c.ID)
 		}
-		if in.HsmType != "" && in.HsmType != c.HsmType {
+		switch {
+		case in.HsmType == "":
+		case c.TargetHsmType != "":
+			// A migration or rollback is running: asking for its target again
+			// changes nothing; anything else is refused, never ignored.
+			if in.HsmType != c.TargetHsmType {
+				return errf(KindInvalidRequest, "Cluster %s is %s to %s; its HsmType cannot be changed to %s until that completes.", c.ID, c.baseState(), c.TargetHsmType, in.HsmType)
+			}
+		case in.HsmType != c.HsmType:
 			if err := s.startModify(c, in.HsmType, now, p); err != nil {
 				return err
 			}
@@ -520,7 +531,7 @@ type CertificatesView struct {
 // Certificates returns what the cluster's Certificates member shows.
 func (c *Cluster) Certificates() CertificatesView {
 	var v CertificatesView
-	if c.State == ClusterUninitialized && c.Csr != "" {
+	if c.baseState() == ClusterUninitialized && c.Csr != "" {
 		v.ClusterCsr = c.Csr
 		for _, h := range c.Hsms {
 			if h.ID == c.CsrHsmID && h.Identity != nil {
@@ -530,10 +541,19 @@ func (c *Cluster) Certificates() CertificatesView {
 			}
 		}
 	}
-	if c.ClusterCertificate != "" && c.State != ClusterUninitialized {
+	if c.ClusterCertificate != "" && c.baseState() != ClusterUninitialized {
 		v.ClusterCertificate = c.ClusterCertificate
 	}
 	return v
+}
+
+// baseState is the cluster's state under a DEGRADED one: the state whose
+// rules apply (an HSM's health does not initialize or activate a cluster).
+func (c *Cluster) baseState() string {
+	if c.State == ClusterDegraded && c.StateBeforeDegraded != "" {
+		return c.StateBeforeDegraded
+	}
+	return c.State
 }
 
 // ShowSecurityGroup reports whether the security group is visible yet (AWS

@@ -32,12 +32,12 @@ func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) 
 		slices.Sort(azs)
 		return nil, errf(KindInvalidRequest, "Availability Zone %s is not mapped to a subnet of cluster %s; use one of: %v.", in.AZ, c.ID, azs)
 	}
-	switch c.State {
+	switch st := c.baseState(); st {
 	case ClusterUninitialized, ClusterInitializeInProgress, ClusterInitialized:
 		if len(c.Hsms) > 0 {
 			return nil, errf(KindInvalidRequest, "Cluster '%s' already contains an HSM but has not yet been fully activated", c.ID)
 		}
-		if c.State != ClusterUninitialized {
+		if st != ClusterUninitialized {
 			return nil, errf(KindInvalidRequest, "Cluster %s is %s; HSMs can be added once it is ACTIVE.", c.ID, c.State)
 		}
 	case ClusterActive, ClusterDegraded:
@@ -293,7 +293,7 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 		case HsmCreateInProgress:
 			return errf(KindInvalidRequest, "HSM %s is still being created; wait until it is ACTIVE before deleting it.", h.ID)
 		}
-		if c.State == ClusterModifyInProgress || c.State == ClusterRollbackInProgress {
+		if st := c.baseState(); st == ClusterModifyInProgress || st == ClusterRollbackInProgress {
 			return errf(KindInvalidRequest, "Cluster %s is %s; HSMs cannot be deleted until it completes.", c.ID, c.State)
 		}
 		if c.State == ClusterActive || c.State == ClusterDegraded {
