@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.quotaClusters, "quota-clusters", 0, "clusters per account and region (AWS default 4); 0 disables")
 	fs.IntVar(&o.quotaHsms, "quota-hsms", 0, "HSMs per account and region (AWS default 6); 0 disables")
 	fs.StringVar(&o.keygen, "keygen", "process", "where HSM keys and certificates are made: process (a helper process at the lowest CPU priority, so that other requests do not wait behind key generation; a CreateHsm the helper has not served within 2 s is served in the server) or inline (in the server)")
-	fs.IntVar(&o.gcFloorMB, "gc-heap-floor-mb", 16, "the garbage collector lets the heap grow to at least this many MB before it runs (fewer collections under load; 0: Go's default pacing; ignored when GOGC is set)")
+	fs.IntVar(&o.gcFloorMB, "gc-heap-floor-mb", 16, "the garbage collector lets the heap grow to at least this many MB before it runs (fewer collections under load; 0: Go's default pacing; ignored when GOGC or GOMEMLIMIT is set)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
