@@ -213,3 +213,29 @@ func TestTenancyAccessKeys(t *testing.T) {
 		t.Errorf("AKIDEXAMPLE in eu-west-1 sees %v (%v)", out, err)
 	}
 }
+
+// ap-southeast-6 (Auckland) is a region of the aws partition in which
+// botocore's endpoints.json (1.43.x) lists a cloudhsmv2 endpoint. A client
+// configured for it must be served in both auth modes. (The same table
+// also refuses it as a CopyBackupToRegion destination.)
+func TestRegionApSoutheast6(t *testing.T) {
+	srv := cloudhsmlocal.Start(t)
+	if _, err := clientFor(srv, cloudhsmlocal.DefaultAccount, "ap-southeast-6").DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{}); err != nil {
+		t.Fatalf("permissive DescribeClusters in ap-southeast-6: %v", err)
+	}
+	strict := startStrict(t)
+	c := strictClient(strict, strictKeyID, strictSecret)
+	if _, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{}, func(o *cloudhsmv2.Options) { o.Region = "ap-southeast-6" }); err != nil {
+		t.Fatalf("strict DescribeClusters in ap-southeast-6: %v", err)
+	}
+}
+
+// Permissive mode refuses a credential scope naming an unknown region with
+// the code and wording strict mode (and AWS) use for the same fault:
+// InvalidSignatureException "Credential should be scoped to a valid region,
+// not '...'. ", not UnrecognizedClientException.
+func TestPermissiveUnknownRegionCode(t *testing.T) {
+	srv := cloudhsmlocal.Start(t)
+	_, err := clientFor(srv, cloudhsmlocal.DefaultAccount, "xx-nowhere-1").DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{})
+	wantAPIError(t, err, "InvalidSignatureException", "Credential should be scoped to a valid region, not 'xx-nowhere-1'.")
+}

@@ -347,3 +347,37 @@ func sortedCopy(ss []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// A filter value that is an empty string is a value, not an absent one: it
+// must not turn the filter off. clusterIds [""] names no cluster, so the
+// answer is empty (as for any other unknown id); states [""] is not a
+// cluster state, so it is refused like states ["NOPE"].
+// (The AWS CLI sends {"clusterIds":[""]} for `--filters clusterIds=$ID`
+// with an empty $ID.)
+func TestEmptyStringFilterValue(t *testing.T) {
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	createCluster(t, c, 1)
+	out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"clusterIds": {""}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Clusters) != 0 {
+		t.Errorf("clusterIds [\"\"] returned %d clusters, want 0", len(out.Clusters))
+	}
+	_, err = c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"states": {""}}})
+	wantAPIError(t, err, "CloudHsmInvalidRequestException", "Invalid value '' for filter states")
+	_, err = c.DescribeBackups(ctx, &cloudhsmv2.DescribeBackupsInput{Filters: map[string][]string{"neverExpires": {""}}})
+	wantAPIError(t, err, "CloudHsmInvalidRequestException", "neverExpires")
+}
+
+// JSON null stands for an absent member or map entry (model.Check's rule):
+// a filter key whose value is null is absent, so it is not refused as an
+// unknown key.
+func TestNullFilterEntryIsAbsent(t *testing.T) {
+	srv := cloudhsmlocal.Start(t)
+	r := rawCall(t, srv, "DescribeClusters", `{"Filters":{"bogus":null}}`)
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+}

@@ -16,29 +16,30 @@ func (a *API) describeBackups(ctx context.Context, c *Caller, body input) (any, 
 	var in struct {
 		NextToken     string
 		MaxResults    *int32
-		Filters       map[string][]string
+		Filters       map[string][]*string
 		Shared        bool
 		SortAscending bool
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	if err := checkFilterKeys("DescribeBackups", in.Filters, backupFilterKeys); err != nil {
+	filters := presentFilters(in.Filters)
+	if err := checkFilterKeys("DescribeBackups", filters, backupFilterKeys); err != nil {
 		return nil, err
 	}
-	in.Filters = presentFilters(in.Filters)
-	query := filterQuery("DescribeBackups", in.Filters,
+	filters = nonEmptyFilters(filters)
+	query := filterQuery("DescribeBackups", filters,
 		"shared="+strconv.FormatBool(in.Shared), "asc="+strconv.FormatBool(in.SortAscending))
-	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.BackupStates); err != nil {
+	if err := checkEnumFilter("states", filters["states"], cloudhsm.BackupStates); err != nil {
 		return nil, err
 	}
 	f := cloudhsm.BackupFilter{
-		IDs:        in.Filters["backupIds"],
-		SourceIDs:  in.Filters["sourceBackupIds"],
-		ClusterIDs: in.Filters["clusterIds"],
-		States:     in.Filters["states"],
+		IDs:        filters["backupIds"],
+		SourceIDs:  filters["sourceBackupIds"],
+		ClusterIDs: filters["clusterIds"],
+		States:     filters["states"],
 	}
-	if v, ok := in.Filters["neverExpires"]; ok && v != nil {
+	if v, ok := filters["neverExpires"]; ok && v != nil {
 		if len(v) != 1 || (v[0] != "true" && v[0] != "false") {
 			return nil, invalid("The neverExpires filter takes exactly one value, \"true\" or \"false\".")
 		}

@@ -127,19 +127,20 @@ func pageSize(p *int32, def int) int {
 
 func (a *API) describeClusters(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
-		Filters    map[string][]string
+		Filters    map[string][]*string
 		NextToken  string
 		MaxResults *int32
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	if err := checkFilterKeys("DescribeClusters", in.Filters, clusterFilterKeys); err != nil {
+	filters := presentFilters(in.Filters)
+	if err := checkFilterKeys("DescribeClusters", filters, clusterFilterKeys); err != nil {
 		return nil, err
 	}
-	in.Filters = presentFilters(in.Filters)
-	query := func() string { return filterQuery("DescribeClusters", in.Filters) }
-	if err := checkEnumFilter("states", in.Filters["states"], cloudhsm.ClusterStates); err != nil {
+	filters = nonEmptyFilters(filters)
+	query := func() string { return filterQuery("DescribeClusters", filters) }
+	if err := checkEnumFilter("states", filters["states"], cloudhsm.ClusterStates); err != nil {
 		return nil, err
 	}
 	var after uint64
@@ -149,7 +150,7 @@ func (a *API) describeClusters(ctx context.Context, c *Caller, body input) (any,
 			return nil, err
 		}
 	}
-	f := cloudhsm.ClusterFilter{IDs: in.Filters["clusterIds"], VpcIDs: in.Filters["vpcIds"], States: in.Filters["states"]}
+	f := cloudhsm.ClusterFilter{IDs: filters["clusterIds"], VpcIDs: filters["vpcIds"], States: filters["states"]}
 	// The page is assembled from each cluster's cached JSON, in a buffer
 	// the wire hands back to the pool once written.
 	page := a.pages.get()
@@ -281,15 +282,33 @@ func (a *API) deleteHsm(ctx context.Context, c *Caller, body input) (any, error)
 	}{id}, nil
 }
 
-// presentFilters drops null elements of filter values, and the keys left
-// with no value at all: an empty list filters nothing, like an absent key.
-func presentFilters(f map[string][]string) map[string][]string {
+// presentFilters drops the filter entries whose value is null and the null
+// elements of filter values (null is absent, as in the model's check). An
+// empty string is a value like any other and is kept.
+func presentFilters(f map[string][]*string) map[string][]string {
+	out := make(map[string][]string, len(f))
 	for k, v := range f {
-		if v = present(v); len(v) == 0 {
-			delete(f, k)
+		if v == nil {
 			continue
 		}
-		f[k] = v
+		vals := make([]string, 0, len(v))
+		for _, s := range v {
+			if s != nil {
+				vals = append(vals, *s)
+			}
+		}
+		out[k] = vals
+	}
+	return out
+}
+
+// nonEmptyFilters drops the keys left with no value at all: an empty list
+// filters nothing, like an absent key.
+func nonEmptyFilters(f map[string][]string) map[string][]string {
+	for k, v := range f {
+		if len(v) == 0 {
+			delete(f, k)
+		}
 	}
 	return f
 }

@@ -351,7 +351,7 @@ func (s *Server) permissive(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if !cloudhsm.KnownRegion(scope.Region) {
-		return nil, awsjson.Errorf(awsjson.CodeUnrecognizedClient, "The security token included in the request is invalid: region '%s' in the credential scope is not an AWS region.", scope.Region)
+		return nil, awsjson.Errorf(awsjson.CodeInvalidSignature, "Credential should be scoped to a valid region, not '%s'. ", scope.Region)
 	}
 	account := s.cfg.DefaultAccount
 	if isAccountID(scope.AccessKeyID) {
