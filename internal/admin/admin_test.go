@@ -746,7 +746,7 @@ func TestReimportIsDescribedAnew(t *testing.T) {
 	seed := func(state, tag string) {
 		t.Helper()
 		doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": []any{map[string]any{
-			"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": "cluster-aaaaaaaaab1", "State": state,
+			"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": "cluster-aaaaaaaaab2", "State": state,
 			"Subnets": []map[string]string{{"ID": "subnet-0f1e2d3c4b5a69782", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"}},
 			"Tags":    []map[string]string{{"Key": "seed", "Value": tag}},
 		}}})

@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -77,6 +78,10 @@ func (s *Service) Import(snap *Snapshot) error {
 	if snap.Version != 0 && snap.Version != SnapshotVersion {
 		return errf(KindInvalidRequest, "snapshot version %d is not supported (want %d)", snap.Version, SnapshotVersion)
 	}
+	// Refuse what the service could never hold before generating keys.
+	if err := checkSnapshot(snap); err != nil {
+		return err
+	}
 	// Identities are generated before taking the lock: key generation is slow.
 	for _, c := range snap.Clusters {
 		for _, h := range c.Hsms {
@@ -96,12 +101,12 @@ func (s *Service) Import(snap *Snapshot) error {
 		addrs := s.newImportAddrs(snap.Clusters)
 		for i, c := range snap.Clusters {
 			if err := s.fillCluster(c, now, addrs); err != nil {
-				return fmt.Errorf("cluster %d (%s): %w", i, c.ID, err)
+				return wrapItem(err, "clusters[%d] (%s)", i, c.ID)
 			}
 		}
 		for i, b := range snap.Backups {
 			if err := s.fillBackup(b, now); err != nil {
-				return fmt.Errorf("backup %d (%s): %w", i, b.ID, err)
+				return wrapItem(err, "backups[%d] (%s)", i, b.ID)
 			}
 		}
 		// The import goes through from here on (adoptSubnets fails only
@@ -299,7 +304,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 	if c.NextBackup.IsZero() && (c.State == ClusterActive || c.State == ClusterDegraded) && len(c.Hsms) > 0 {
 		c.NextBackup = now.Add(s.cfg.BackupInterval)
 	}
-	for _, h := range c.Hsms {
+	for j, h := range c.Hsms {
 		if h.Due.IsZero() {
 			switch h.State {
 			case HsmCreateInProgress:
@@ -311,22 +316,39 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 		if h.EniID == "" {
 			h.EniID = network.NewENIID()
 		}
+		sn := c.subnet(h.AZ)
+		// The tenant's HSMs (but those of a cluster this one replaces),
+		// those of the snapshot's earlier clusters, and this cluster's
+		// other HSMs.
+		taken := addrs.inUse(s, c.Tenant, sn.ID)
+		inUse := func(a netip.Addr) bool {
+			return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o != h && (o.EniIP == a.String() || o.EniIPv6 == a.String()) })
+		}
 		if h.EniIP == "" {
-			sn := c.subnet(h.AZ)
 			if !sn.CIDR.IsValid() {
-				return errf(KindInvalidRequest, "HSM %s is in Availability Zone %q, which has no subnet in the cluster's Subnets", h.ID, h.AZ)
+				return errf(KindInvalidRequest, "Hsms[%d] (%s): subnet %s of Availability Zone %q has no CIDR, so EniIP cannot be chosen: give the subnet's CIDR or the EniIP", j, h.ID, sn.ID, h.AZ)
 			}
-			// The tenant's HSMs (but those of a cluster this one
-			// replaces), those of the snapshot's earlier clusters, and
-			// this cluster's own.
-			taken := addrs.inUse(s, c.Tenant, sn.ID)
-			ip, err := network.AllocateIPv4(sn, func(a netip.Addr) bool {
-				return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.EniIP == a.String() })
-			}, "")
+			ip, err := network.AllocateIPv4(sn, inUse, "")
 			if err != nil {
 				return networkError(err)
 			}
 			h.EniIP = ip.String()
+		} else if sn.CIDR.IsValid() {
+			// As CreateHsm checks a requested address.
+			earlier := func(a netip.Addr) bool {
+				return taken(a) || slices.ContainsFunc(c.Hsms[:j], func(o *Hsm) bool { return o.EniIP == a.String() })
+			}
+			if _, err := network.AllocateIPv4(sn, earlier, h.EniIP); err != nil {
+				return errf(KindInvalidRequest, "Hsms[%d] (%s): EniIP: %s", j, h.ID, networkError(err).Error())
+			}
+		}
+		if c.NetworkType == NetworkDual && h.EniIPv6 == "" && sn.IPv6CIDR.IsValid() {
+			// As CreateHsm gives a dual-stack HSM its IPv6 address.
+			ip6, err := network.AllocateIPv6(sn, inUse)
+			if err != nil {
+				return networkError(err)
+			}
+			h.EniIPv6 = ip6.String()
 		}
 	}
 	for _, h := range c.Hsms {
@@ -353,7 +375,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 				c.Partition = 1
 				csr, err := clusterCSR(h.Identity, c.Partition, c.Mode, c.HsmType)
 				if err != nil {
-					return err
+					return errf(KindInvalidRequest, "HSM %s: its Identity cannot sign the cluster CSR (%v); leave Identity out to have one made", h.ID, err)
 				}
 				c.Csr, c.CsrHsmID = csr, h.ID
 				break
@@ -361,6 +383,16 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 		}
 	}
 	return nil
+}
+
+// wrapItem prefixes err with the snapshot item it is about, keeping a
+// domain error's kind (a refusal stays a 400).
+func wrapItem(err error, format string, args ...any) error {
+	var de *Error
+	if errors.As(err, &de) {
+		return &Error{Kind: de.Kind, Message: fmt.Sprintf(format, args...) + ": " + de.Message}
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 func (s *Service) fillBackup(b *Backup, now time.Time) error {

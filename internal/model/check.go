@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -520,4 +521,17 @@ func (c *checker) structure(s *shape, i int32) *SerializationError {
 		}
 	}
 	return nil
+}
+
+// CheckString returns the constraints of the model's string shape name
+// that v fails, in AWS's words ("Member must satisfy regular expression
+// pattern: ..."), or nil when v satisfies them all. It is for values that
+// do not arrive in a request body (an imported snapshot) but must obey
+// the same table. An unknown or non-string shape is an error.
+func (m *Model) CheckString(name, v string) ([]string, error) {
+	s := m.shapes[name]
+	if s == nil || s.kind != kindString {
+		return nil, fmt.Errorf("model: %q is not a string shape", name)
+	}
+	return s.failureMessages(stringFailures(s, []byte(v))), nil
 }
