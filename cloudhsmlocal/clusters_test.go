@@ -1,7 +1,9 @@
 package cloudhsmlocal_test
 
 import (
+	"io"
 	"maps"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -708,4 +710,45 @@ func TestEmptyFilterListsFilterNothing(t *testing.T) {
 	}
 	_, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"bogus": {}}})
 	wantAPIError(t, err, "CloudHsmInvalidRequestException", "bogus")
+}
+
+// R7-1: with a real clock and no API traffic, /metrics keeps reporting a
+// cluster in CREATE_IN_PROGRESS long after DescribeClusters would show it
+// UNINITIALIZED (the scheduler is not woken by new events; Stats does not
+// catch up).
+func TestMetricsGaugeFollowsTheClock(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithRealClock(), cloudhsmlocal.WithDelay(20*time.Millisecond))
+	c := client(srv)
+	mustCreate(t, c, hsm2m(subnets(1)...))
+	// Real time must pass (the feature is the real clock): scrape until the
+	// gauge moves, for at most 5 s, with no API call meanwhile.
+	want := `cloudhsm_local_resources{state="UNINITIALIZED",type="cluster"} 1`
+	var b []byte
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(string(b), want) {
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "cloudhsm_local_resources{") && strings.Contains(l, `type="cluster"`) && !strings.HasSuffix(l, " 0") {
+				lines = append(lines, l)
+			}
+		}
+		t.Errorf("/metrics lacks %s; cluster series: %v", want, lines)
+	}
+	// DescribeClusters (which catches up lazily) says UNINITIALIZED.
+	out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{})
+	if err != nil || len(out.Clusters) != 1 || out.Clusters[0].State != types.ClusterStateUninitialized {
+		t.Fatalf("DescribeClusters: %v %v", out, err)
+	}
 }

@@ -2,6 +2,7 @@ package cloudhsmlocal_test
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -355,5 +356,42 @@ func TestDescribeClustersNextTokenRefusals(t *testing.T) {
 	}
 	if got := clusterIDs(again.Clusters); !slices.Equal(got, ids[2:4]) {
 		t.Errorf("second filtered page %v, want %v", got, ids[2:4])
+	}
+}
+
+// R7-3: a NextToken from before an admin reset, used after a restart on
+// the same data dir, is accepted and silently skips new clusters, because
+// the creation sequence restarts from the highest surviving record.
+func TestTokenAfterResetAndRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir))
+	c := client(srv)
+	createN(t, c, 4)
+	page, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{MaxResults: aws.Int32(3)})
+	if err != nil || page.NextToken == nil {
+		t.Fatalf("page: %v", err)
+	}
+	token := page.NextToken
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/_cloudhsm-local/reset", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("reset: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	srv.Close()
+
+	srv2 := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir))
+	c2 := client(srv2)
+	fresh := createN(t, c2, 4)
+	out, err := c2.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{MaxResults: aws.Int32(3), NextToken: token})
+	if err == nil {
+		// Accepted: then it must not hide clusters that did not exist when
+		// the token was made.
+		got := clusterIDs(out.Clusters)
+		if !slices.Equal(got, fresh[:min(3, len(fresh))]) {
+			t.Errorf("stale token after reset+restart returned %v (new clusters %v): new clusters skipped", got, fresh)
+		}
 	}
 }

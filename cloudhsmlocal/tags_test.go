@@ -341,3 +341,37 @@ func TestListTagsPaginationLongKeys(t *testing.T) {
 		})
 	}
 }
+
+// R7-2: ListTags token for a long key (>64 bytes) whose key is removed
+// between pages: keys sharing the first 64 bytes that were already returned
+// are returned again.
+func TestListTagsLongKeyRemovedBetweenPages(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	common := strings.Repeat("k", 100)
+	in := hsm2m(subnets(1)...)
+	for i := range 5 {
+		in.TagList = append(in.TagList, tagKV(fmt.Sprintf("%s%d", common, i), fmt.Sprint(i)))
+	}
+	id := mustCreate(t, c, in).ClusterId
+	first, err := c.ListTags(ctx, &cloudhsmv2.ListTagsInput{ResourceId: id, MaxResults: aws.Int32(2)})
+	if err != nil || first.NextToken == nil {
+		t.Fatalf("first page: %v", err)
+	}
+	// Remove the key that ended the page (common+"1").
+	if _, err := c.UntagResource(ctx, &cloudhsmv2.UntagResourceInput{ResourceId: id, TagKeyList: []string{common + "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := c.ListTags(ctx, &cloudhsmv2.ListTagsInput{ResourceId: id, NextToken: first.NextToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, tg := range append(first.TagList, rest.TagList...) {
+		keys = append(keys, strings.TrimPrefix(aws.ToString(tg.Key), common))
+	}
+	if !slices.Equal(keys, []string{"0", "1", "2", "3", "4"}) {
+		t.Errorf("keys across the removal (suffixes after the common 100-char prefix): %v, want [0 1 2 3 4]", keys)
+	}
+}

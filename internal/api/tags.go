@@ -34,9 +34,11 @@ func (a *API) untagResource(ctx context.Context, c *Caller, body input) (any, er
 
 // A ListTags token carries where the previous page ended: a prefix of the
 // last key (at most maxTokenKeyBytes, so tokens stay within the model's
-// 256-character NextToken limit) and a hash of the whole key, which tells
-// apart keys that share the prefix.
-const maxTokenKeyBytes = 64
+// 256-character NextToken limit: base64url of 1+8+167+16 = 192 bytes is
+// 256 characters) and a hash of the whole key, which tells apart keys that
+// share the prefix. Every key of ASCII characters (at most 128) fits whole,
+// so its position survives its removal between pages.
+const maxTokenKeyBytes = 167
 
 func tagPosition(key string) []byte {
 	sum := sha256.Sum256([]byte(key))

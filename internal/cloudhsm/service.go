@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,9 @@ type Service struct {
 	identities chan struct{}
 
 	stop chan struct{}
+	// wake tells the scheduler that the next due time moved earlier than
+	// the one it sleeps until (buffered: one pending wake is enough).
+	wake chan struct{}
 	done chan struct{}
 }
 
@@ -200,6 +204,7 @@ func New(opts Options) (*Service, error) {
 		meta:          map[string]string{},
 		identities:    make(chan struct{}, 1),
 		stop:          make(chan struct{}),
+		wake:          make(chan struct{}, 1),
 		done:          make(chan struct{}),
 	}
 	if s.log == nil {
@@ -244,6 +249,11 @@ func New(opts Options) (*Service, error) {
 	backups, err := decodeAll(backupRecs, "backup", s.codec.DecodeOwnedBackup)
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
+	}
+	if v, ok := s.meta["seq"]; ok {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			s.seq = n
+		}
 	}
 	for _, c := range clusters {
 		s.loadCluster(c)
@@ -573,7 +583,9 @@ type pending struct {
 	codec Codec
 	// version is the service's (see Service.version); held under the write lock.
 	version *uint64
-	muts    []store.Mutation
+	// seq is the service's creation sequence (see Service.seq).
+	seq  *uint64
+	muts []store.Mutation
 	// after holds work that must not run under the lock (calls to the
 	// network provider, which may be a remote EC2); it runs once the lock
 	// is released.
@@ -605,6 +617,14 @@ func (p *pending) subnet(t Tenant, sn network.Subnet) error {
 
 func (p *pending) dropCluster(c *Cluster) {
 	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq)})
+	p.seqFloor()
+}
+
+// seqFloor persists the creation sequence reached, so that a restart after
+// records were dropped never hands out a Seq again: a NextToken made
+// before would silently skip the new resources.
+func (p *pending) seqFloor() {
+	p.muts = append(p.muts, store.Mutation{Kind: kindMeta, Key: "seq", Value: []byte(strconv.FormatUint(*p.seq, 10))})
 }
 
 func (p *pending) backup(b *Backup) {
@@ -613,6 +633,7 @@ func (p *pending) backup(b *Backup) {
 
 func (p *pending) dropBackup(b *Backup) {
 	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq)})
+	p.seqFloor()
 }
 
 // recordKey keys a record by its tenant and creation sequence number, so
@@ -632,7 +653,9 @@ func (s *Service) submit(p *pending) func() error {
 }
 
 // newPending starts the writes of one change; s.mu is held for writing.
-func (s *Service) newPending() *pending { return &pending{codec: s.codec, version: &s.version} }
+func (s *Service) newPending() *pending {
+	return &pending{codec: s.codec, version: &s.version, seq: &s.seq}
+}
 
 // commit runs fn under the write lock after catching up with the clock, then
 // waits (outside the lock) until its writes are durable.
@@ -726,7 +749,16 @@ func (s *Service) updateNextDue() {
 		s.nextDue.Store(1<<63 - 1)
 		return
 	}
-	s.nextDue.Store(s.events[0].at.UnixNano())
+	next := s.events[0].at.UnixNano()
+	if s.nextDue.Swap(next) > next {
+		// The scheduler may be asleep until a later time (an hour when
+		// nothing was due): without a request to catch up on the way, the
+		// transition would wait for it.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // scheduleAll queues the events of every loaded resource, building the heap
@@ -787,6 +819,7 @@ func (s *Service) run() {
 		case <-s.stop:
 			return
 		case <-moved:
+		case <-s.wake:
 		case <-timer.C:
 		}
 		if s.clock.Now().UnixNano() >= s.nextDue.Load() {
