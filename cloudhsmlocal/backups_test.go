@@ -2,7 +2,6 @@ package cloudhsmlocal_test
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -646,11 +645,12 @@ func TestDescribeBackupsIDFiltersPage(t *testing.T) {
 	}
 }
 
-// Retention must not delete a cluster's last usable backup just because
-// a newer one is PENDING_DELETION.
-func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
-	t.Parallel()
-	srv := cloudhsmlocal.Start(t)
+// parkedClusterWithDeletedNewest makes an ACTIVE cluster with 7 days'
+// retention, removes its only HSM (a second backup, and no scheduled ones
+// after), and deletes that newest backup: the older one is the last usable
+// backup. It returns the client, the cluster id and the two backups.
+func parkedClusterWithDeletedNewest(t *testing.T, srv *cloudhsmlocal.Server) (*cloudhsmv2.Client, string, []types.Backup) {
+	t.Helper()
 	c := client(srv)
 	cl, _ := activeCluster(t, srv, c)
 	id := *cl.ClusterId
@@ -658,8 +658,6 @@ func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
 		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("7")}}); err != nil {
 		t.Fatal(err)
 	}
-	// Park the cluster: removing its only HSM takes a second backup, and
-	// no scheduled backups follow.
 	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: &id, HsmId: cl.Hsms[0].HsmId}); err != nil {
 		t.Fatal(err)
 	}
@@ -668,13 +666,20 @@ func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
 	if len(bs) != 2 {
 		t.Fatalf("want 2 backups, got %v", states(bs))
 	}
-	// The user deletes the newest; the older one is now the last usable backup.
 	if _, err := c.DeleteBackup(ctx, &cloudhsmv2.DeleteBackupInput{BackupId: bs[1].BackupId}); err != nil {
 		t.Fatal(err)
 	}
+	return c, id, bs
+}
+
+// Retention must not delete a cluster's last usable backup just because
+// a newer one is PENDING_DELETION.
+func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
+	t.Parallel()
+	srv := cloudhsmlocal.Start(t)
+	c, id, _ := parkedClusterWithDeletedNewest(t, srv)
 	srv.Advance(8 * day)
-	bs = backupsOf(t, c, id)
-	if len(bs) == 0 || bs[0].BackupState != types.BackupStateReady {
+	if bs := backupsOf(t, c, id); len(bs) == 0 || bs[0].BackupState != types.BackupStateReady {
 		t.Fatalf("retention purged the cluster's last remaining backup: %v", states(bs))
 	}
 }
@@ -684,21 +689,7 @@ func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
 func TestRetentionTakesSparedBackupWhenNewestIsRestored(t *testing.T) {
 	t.Parallel()
 	srv := cloudhsmlocal.Start(t)
-	c := client(srv)
-	cl, _ := activeCluster(t, srv, c)
-	id := *cl.ClusterId
-	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: &id,
-		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("7")}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: &id, HsmId: cl.Hsms[0].HsmId}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Advance(time.Minute)
-	bs := backupsOf(t, c, id)
-	if _, err := c.DeleteBackup(ctx, &cloudhsmv2.DeleteBackupInput{BackupId: bs[1].BackupId}); err != nil {
-		t.Fatal(err)
-	}
+	c, id, bs := parkedClusterWithDeletedNewest(t, srv)
 	// Past the older backup's retention, inside the newest's 7-day window.
 	srv.Advance(7*day - 30*time.Second)
 	if bs = backupsOf(t, c, id); bs[0].BackupState != types.BackupStateReady || bs[1].BackupState != types.BackupStatePendingDeletion {
@@ -777,12 +768,7 @@ func TestDegradedClusterBacksUpOnHsmChanges(t *testing.T) {
 	c := client(srv)
 	cl, az := activeCluster(t, srv, c)
 	id := *cl.ClusterId
-	body := fmt.Sprintf(`{"account":%q,"region":"us-east-1","clusterId":%q,"hsmId":%q}`, cloudhsmlocal.DefaultAccount, id, *cl.Hsms[0].HsmId)
-	resp, err := http.Post(srv.URL+"/_cloudhsm-local/hsms/degrade", "application/json", strings.NewReader(body))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("degrade: %v %v", err, resp)
-	}
-	resp.Body.Close()
+	degradeHsm(t, srv, id, *cl.Hsms[0].HsmId)
 	if got := describe(t, c, id); got.State != types.ClusterStateDegraded {
 		t.Fatalf("cluster is %s", got.State)
 	}

@@ -9,8 +9,6 @@
 package cloudhsmlocal
 
 import (
-	"bytes"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +21,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 )
@@ -206,7 +205,7 @@ func (s *Server) AWSConfigFor(account, region string) aws.Config {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(account, "cloudhsm-local-secret", ""),
 		BaseEndpoint: aws.String(s.URL),
-		HTTPClient:   privateBodies{s.http.Client()},
+		HTTPClient:   sdkhttp.PrivateBodies{Client: s.http.Client()}, // see its doc: a client-side race
 		Logger:       nil,
 	}
 }
@@ -247,29 +246,4 @@ func (s *Server) AWSRootPEM() string {
 		panic("cloudhsmlocal: simulated roots: " + err.Error())
 	}
 	return a.AWSRootPEM()
-}
-
-// privateBodies hands the transport a private in-memory copy of each
-// request body. smithy-go closes a request's body as soon as Do returns; a
-// server on loopback can answer before net/http's transport has finished
-// with the body (it reads once more to check for extra bytes), and that
-// read on the closed body makes the transport close the connection under
-// the response being read: "deserialization failed ... use of closed
-// network connection" on a 200 (aws/aws-sdk-go-v2#1825, #2737). The SDK
-// retries that, so a CreateCluster the server already made would be made
-// twice.
-type privateBodies struct{ c *http.Client }
-
-func (p privateBodies) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		b, err := io.ReadAll(r.Body)
-		_ = r.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		r.ContentLength = int64(len(b))
-	}
-	return p.c.Do(r)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
@@ -152,7 +153,7 @@ func sdkConfig(url, account, region string, hc *http.Client) aws.Config {
 		Region:           region,
 		Credentials:      credentials.NewStaticCredentialsProvider(account, "reliability-secret", ""),
 		BaseEndpoint:     aws.String(url),
-		HTTPClient:       testkit.PrivateBodies{Client: hc}, // see its doc: retries are off
+		HTTPClient:       sdkhttp.PrivateBodies{Client: hc}, // see its doc: retries are off
 		RetryMaxAttempts: 1,
 	}
 }

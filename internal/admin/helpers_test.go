@@ -23,6 +23,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
@@ -72,7 +73,7 @@ func (e *env) sdk(account, region string, attempts int) *cloudhsmv2.Client {
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(account, "cloudhsm-local-secret", ""),
 		BaseEndpoint: aws.String(e.hs.URL),
-		HTTPClient:   testkit.PrivateBodies{Client: e.hs.Client()},
+		HTTPClient:   sdkhttp.PrivateBodies{Client: e.hs.Client()},
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts

@@ -22,8 +22,8 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/metrics"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 func scrape(t *testing.T, h http.Handler) string {
@@ -120,7 +120,7 @@ func TestServer(t *testing.T) {
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("111122223333", "secret", ""),
 		BaseEndpoint: aws.String(hs.URL),
-		HTTPClient:   testkit.PrivateBodies{Client: hs.Client()},
+		HTTPClient:   sdkhttp.PrivateBodies{Client: hs.Client()},
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 1

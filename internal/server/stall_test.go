@@ -14,8 +14,8 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // gatedIdentities makes real identities, but each waits until release is
@@ -64,7 +64,7 @@ func TestCreateHsmDoesNotStallOthers(t *testing.T) {
 			Region:       "us-east-1",
 			Credentials:  credentials.NewStaticCredentialsProvider(account, "secret", ""),
 			BaseEndpoint: aws.String(hs.URL),
-			HTTPClient:   testkit.PrivateBodies{Client: hs.Client()},
+			HTTPClient:   sdkhttp.PrivateBodies{Client: hs.Client()},
 		})
 	}
 	c, other := clientFor("111122223333"), clientFor("444455556666")

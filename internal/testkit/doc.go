@@ -9,9 +9,7 @@
 //     (StartMotoServer), and the CI=true rule for missing external tools
 //     (MissingTool);
 //   - building the cloudhsm-local binary (BuildServerBinary);
-//   - a buffer that collects a child process's output (LockedBuffer);
-//   - an HTTP client for aws-sdk-go-v2 that avoids a client-side race on
-//     request bodies (PrivateBodies).
+//   - a buffer that collects a child process's output (LockedBuffer).
 //
 // Only _test.go files import it; production code must not. It keeps no
 // package-level mutable state, so that tests and servers can run side by

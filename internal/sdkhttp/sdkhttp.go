@@ -1,4 +1,8 @@
-package testkit
+// Package sdkhttp owns the HTTP client that aws-sdk-go-v2 should use to
+// talk to a cloudhsm-local server on the same machine: cloudhsmlocal hands
+// it to users in AWSConfig, and the test suites use it for their own SDK
+// clients.
+package sdkhttp
 
 import (
 	"bytes"
@@ -6,8 +10,8 @@ import (
 	"net/http"
 )
 
-// PrivateBodies is an HTTP client for aws-sdk-go-v2 (aws.Config.HTTPClient)
-// that hands the transport a private in-memory copy of each request body.
+// PrivateBodies is an aws.HTTPClient that hands the transport a private
+// in-memory copy of each request body.
 //
 // smithy-go closes a request's body as soon as Do returns. A server on
 // loopback can answer before net/http's transport has finished with the
@@ -16,8 +20,9 @@ import (
 // connection under the response being read, and the call fails with
 // "deserialization failed ... use of closed network connection" on a 200
 // (aws/aws-sdk-go-v2#1825, #2737). With retries off that looks like a lost
-// answer; with retries on, a write the server already made is sent again.
-// The race detector's slowness makes it frequent for answers of tens of KB.
+// answer; with the SDK's default retries, a write the server already made
+// is sent again. The race detector's slowness makes it frequent for
+// answers of tens of KB.
 type PrivateBodies struct{ Client *http.Client }
 
 // Do implements aws.HTTPClient.
