@@ -121,6 +121,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	if fs.NArg() > 0 {
+		// Parsing stops at the first non-flag: `--in-memory false --listen
+		// X` would otherwise ignore "false" and every flag after it.
+		return fmt.Errorf("unexpected argument %q (flags after it were not read; write a boolean flag as --flag=false)", fs.Arg(0))
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

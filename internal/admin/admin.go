@@ -591,6 +591,14 @@ type FaultRule struct {
 	Count       int             `json:"count,omitempty"`
 }
 
+// faultRuleBody is FaultRule as decoded by the server: it tells an explicit
+// 0 (refused) from an absent probability or count.
+type faultRuleBody struct {
+	FaultRule
+	Probability *float64 `json:"probability,omitempty"`
+	Count       *int     `json:"count,omitempty"`
+}
+
 // FaultList is the answer of GET faults.
 type FaultList struct {
 	Rules []faults.Rule `json:"rules"`
@@ -620,15 +628,31 @@ func (a *API) faultsAdd(w http.ResponseWriter, r *http.Request) {
 	if !a.injector(w) {
 		return
 	}
-	var in FaultRule
+	var in faultRuleBody
 	if !decode(w, r, maxSmallBody, &in, false) {
 		return
 	}
-	rule, err := a.faults.Add(faults.Rule{
+	// Absent means every call / no limit; an explicit 0 would mean the
+	// same to the injector, the opposite of what its writer meant.
+	if in.Probability != nil && !(*in.Probability > 0) {
+		writeErr(w, http.StatusBadRequest, "invalid fault rule: probability must be in (0, 1]; leave it out for every matching call")
+		return
+	}
+	if in.Count != nil && *in.Count <= 0 {
+		writeErr(w, http.StatusBadRequest, "invalid fault rule: count must be positive; leave it out for no limit")
+		return
+	}
+	rule := faults.Rule{
 		Operation: in.Operation, Account: in.Account, Region: in.Region,
 		Error: in.Error, Message: in.Message, Latency: in.Latency,
-		Probability: in.Probability, Count: in.Count,
-	})
+	}
+	if in.Probability != nil {
+		rule.Probability = *in.Probability
+	}
+	if in.Count != nil {
+		rule.Count = *in.Count
+	}
+	rule, err := a.faults.Add(rule)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err.Error())
 		return

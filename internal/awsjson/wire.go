@@ -51,6 +51,22 @@ type Request struct {
 	HTTP      *http.Request
 	// Caller is whatever the Authenticate hook returned (tenant, identity).
 	Caller any
+
+	w http.ResponseWriter
+}
+
+// writeAllowance is how long a response may take to write once a request
+// that was made to wait on purpose (an injected latency) goes on.
+const writeAllowance = 30 * time.Second
+
+// Delay tells the server that the request will wait d on purpose before
+// it is answered, so that the connection's write deadline (the server's
+// write timeout) does not cut the answer off: it moves to d plus a write
+// allowance from now.
+func (r *Request) Delay(d time.Duration) {
+	if r.w != nil {
+		_ = http.NewResponseController(r.w).SetWriteDeadline(time.Now().Add(d + writeAllowance))
+	}
 }
 
 // Handler runs one operation. It returns a value to encode as the JSON
@@ -226,7 +242,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 		s.writeError(w, rl, Errorf(CodeSerialization, "Could not read the whole request body: the body ended early or was not sent in time."))
 		return
 	}
-	req := &Request{Operation: op, RequestID: reqID, Body: body, HTTP: r}
+	req := &Request{Operation: op, RequestID: reqID, Body: body, HTTP: r, w: w}
 	if s.hooks.Authenticate != nil {
 		caller, err := s.hooks.Authenticate(r, body)
 		if err != nil {

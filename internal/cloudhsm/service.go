@@ -236,6 +236,10 @@ func New(opts Options) (*Service, error) {
 			if learned != nil {
 				learned.Restore(network.Tenant(t), sn)
 			}
+		default:
+			// Skipping it would serve a partial state, and a --seed could
+			// then import over it.
+			return fmt.Errorf("record %s of unknown kind %q: the data directory was written by a newer cloudhsm-local; use that version, or another directory", key, kind)
 		}
 		return nil
 	})

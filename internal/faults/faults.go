@@ -109,6 +109,9 @@ type Call struct {
 	Operation string
 	Account   string
 	Region    string
+	// Delay, when set, is told an injected latency before the call waits
+	// it (the server moves its write deadline past it).
+	Delay func(time.Duration)
 }
 
 // Options configure an Injector.
@@ -394,6 +397,9 @@ func (in *Injector) Inject(ctx context.Context, c Call) error {
 		}
 	}
 	if latency > 0 {
+		if c.Delay != nil {
+			c.Delay(latency)
+		}
 		if err := in.sleep(ctx, latency); err != nil {
 			return err
 		}

@@ -228,7 +228,7 @@ func New(cfg Config) (*Server, error) {
 
 // before is the wire's Before hook: fault injection.
 func (s *Server) before(ctx context.Context, req *awsjson.Request) error {
-	call := faults.Call{Operation: req.Operation}
+	call := faults.Call{Operation: req.Operation, Delay: req.Delay}
 	if c, ok := req.Caller.(*api.Caller); ok {
 		call.Account, call.Region = c.Tenant.Account, c.Tenant.Region
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -106,7 +107,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: create directory: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err := openDB(path, &bolt.Options{
 		Timeout: opts.LockTimeout,
 		// NoSync stays false: every commit is fsynced before waits return.
 	})
@@ -135,6 +136,23 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	return b, nil
 }
 
+// ErrCorrupt is returned by OpenBolt for a database file that bbolt cannot
+// read: truncated or damaged.
+var ErrCorrupt = errors.New("the database file is damaged or truncated (restore it from a copy, or move it away to start empty)")
+
+// openDB is bolt.Open, except that a damaged file is an error instead of a
+// crash: bbolt panics on pages it cannot make sense of, and reading a page
+// past the end of a truncated file faults (SIGBUS) through its mmap.
+func openDB(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, o)
+}
+
 // syncDir fsyncs directory dir.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -156,14 +174,22 @@ func (b *Bolt) Path() string { return b.path }
 // groups. fn receives its own copy of each value. fn must not wait on a
 // Submit's result (the committer may need the read transaction to end). Load
 // returns ErrClosed after Close, and the error from fn, wrapped, if fn fails.
-func (b *Bolt) Load(fn func(kind, key string, value []byte) error) error {
+func (b *Bolt) Load(fn func(kind, key string, value []byte) error) (err error) {
+	// A damaged page makes bbolt panic, or fault through its mmap: an error
+	// naming the file, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: load %s: %w: %v", b.path, ErrCorrupt, r)
+		}
+	}()
 	b.mu.Lock()
 	closing := b.closing
 	b.mu.Unlock()
 	if closing {
 		return fmt.Errorf("store: load: %w", ErrClosed)
 	}
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err = b.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
 			kind := string(name)
 			return bk.ForEach(func(k, v []byte) error {
@@ -303,7 +329,15 @@ func (b *Bolt) next() (batch []*pending, failure error, ok bool) {
 
 // commit applies batch, in order, in one read-write transaction and commits
 // it (bbolt fsyncs on commit). It writes only the mutated keys.
-func (b *Bolt) commit(batch []*pending) error {
+func (b *Bolt) commit(batch []*pending) (err error) {
+	// A damaged page makes bbolt panic, or fault through its mmap: a failed
+	// (sticky) commit, not a crash. bbolt's Update rolls back on a panic.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: commit %d groups to %s: %w: %v", len(batch), b.path, ErrCorrupt, r)
+		}
+	}()
 	empty := true
 	for _, p := range batch {
 		if len(p.muts) > 0 {
@@ -315,7 +349,7 @@ func (b *Bolt) commit(batch []*pending) error {
 		return nil // only barrier groups: nothing to write
 	}
 
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err = b.db.Update(func(tx *bolt.Tx) error {
 		buckets := make(map[string]*bolt.Bucket)
 		for _, p := range batch {
 			for _, m := range p.muts {
