@@ -689,10 +689,11 @@ func TestRetentionSparesLastBackupWhenNewestIsPendingDeletion(t *testing.T) {
 func TestRetentionTakesSparedBackupWhenNewestIsRestored(t *testing.T) {
 	t.Parallel()
 	srv := cloudhsmlocal.Start(t)
-	c, id, bs := parkedClusterWithDeletedNewest(t, srv)
+	c, id, _ := parkedClusterWithDeletedNewest(t, srv)
 	// Past the older backup's retention, inside the newest's 7-day window.
 	srv.Advance(7*day - 30*time.Second)
-	if bs = backupsOf(t, c, id); bs[0].BackupState != types.BackupStateReady || bs[1].BackupState != types.BackupStatePendingDeletion {
+	bs := backupsOf(t, c, id)
+	if bs[0].BackupState != types.BackupStateReady || bs[1].BackupState != types.BackupStatePendingDeletion {
 		t.Fatalf("before the restore: %v, want the older READY (spared) and the newest PENDING_DELETION", states(bs))
 	}
 	if _, err := c.RestoreBackup(ctx, &cloudhsmv2.RestoreBackupInput{BackupId: bs[1].BackupId}); err != nil {

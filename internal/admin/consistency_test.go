@@ -98,7 +98,6 @@ func TestDegradeDuringTransitionThenHeal(t *testing.T) {
 			dir, clk := t.TempDir(), clock.NewFrozen(start)
 			e := newEnv(t, server.Config{DataDir: dir, Clock: clk})
 			importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", tc.state, "", 0, "hsm-aaaaaaaaaab")}, nil)
-			c := e.sdk(acctA, "us-east-1", 1)
 			target := admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: "cluster-aaaaaaaaaab", HsmID: "hsm-aaaaaaaaaab"}
 			if _, err := e.admin.Degrade(ctx, target); err != nil {
 				t.Fatal(err)
@@ -112,7 +111,7 @@ func TestDegradeDuringTransitionThenHeal(t *testing.T) {
 				t.Fatal(err)
 			}
 			e = newEnv(t, server.Config{DataDir: dir, Clock: clk})
-			c = e.sdk(acctA, "us-east-1", 1)
+			c := e.sdk(acctA, "us-east-1", 1)
 			if got := clusterState(t, c, "cluster-aaaaaaaaaab").State; got != types.ClusterStateDegraded {
 				t.Fatalf("imported %s, degraded, an hour later and restarted: %s, want DEGRADED", tc.state, got)
 			}
