@@ -177,12 +177,23 @@ func (b *Bolt) Path() string { return b.path }
 func (b *Bolt) Load(fn func(kind, key string, value []byte) error) (err error) {
 	// A damaged page makes bbolt panic, or fault through its mmap: an error
 	// naming the file, not a crash.
+	// A panic of fn is the caller's bug, not a damaged file: it goes on.
+	fnPanicked := false
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
+			if fnPanicked {
+				panic(r)
+			}
 			err = fmt.Errorf("store: load %s: %w: %v", b.path, ErrCorrupt, r)
 		}
 	}()
+	call := func(kind, key string, value []byte) error {
+		fnPanicked = true
+		err := fn(kind, key, value)
+		fnPanicked = false
+		return err
+	}
 	b.mu.Lock()
 	closing := b.closing
 	b.mu.Unlock()
@@ -198,7 +209,7 @@ func (b *Bolt) Load(fn func(kind, key string, value []byte) error) (err error) {
 				}
 				value := make([]byte, len(v)) // never nil: nil would mean "deleted"
 				copy(value, v)
-				if err := fn(kind, string(k), value); err != nil {
+				if err := call(kind, string(k), value); err != nil {
 					return fmt.Errorf("store: load %s/%s: %w", kind, k, err)
 				}
 				return nil

@@ -69,3 +69,23 @@ func TestTruncatedFileIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// A panic in Load's callback is the caller's bug: it goes on as a panic,
+// never reported as a damaged file.
+func TestLoadCallbackPanicIsNotCorruption(t *testing.T) {
+	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Submit([]store.Mutation{{Kind: "cluster", Key: "k", Value: []byte("v")}})(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if r := recover(); r != "caller bug" {
+			t.Fatalf("recovered %v, want the callback's own panic", r)
+		}
+	}()
+	err = b.Load(func(string, string, []byte) error { panic("caller bug") })
+	t.Fatalf("Load returned %v instead of letting the callback's panic through", err)
+}
