@@ -587,9 +587,9 @@ type pending struct {
 	codec Codec
 	// version is the service's (see Service.version); held under the write lock.
 	version *uint64
-	// seq is the service's creation sequence (see Service.seq).
-	seq  *uint64
-	muts []store.Mutation
+	// dropped is set when a record was dropped (see seqFloor).
+	dropped bool
+	muts    []store.Mutation
 	// after holds work that must not run under the lock (calls to the
 	// network provider, which may be a remote EC2); it runs once the lock
 	// is released.
@@ -624,12 +624,11 @@ func (p *pending) dropCluster(c *Cluster) {
 	p.seqFloor()
 }
 
-// seqFloor persists the creation sequence reached, so that a restart after
-// records were dropped never hands out a Seq again: a NextToken made
-// before would silently skip the new resources.
-func (p *pending) seqFloor() {
-	p.muts = append(p.muts, store.Mutation{Kind: kindMeta, Key: "seq", Value: []byte(strconv.FormatUint(*p.seq, 10))})
-}
+// seqFloor asks submit to persist the creation sequence reached, so that a
+// restart after records were dropped never hands out a Seq again: a
+// NextToken made before would silently skip the new resources. (Once per
+// change: a reset drops thousands of records.)
+func (p *pending) seqFloor() { p.dropped = true }
 
 func (p *pending) backup(b *Backup) {
 	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq), Value: p.codec.EncodeBackup(b)})
@@ -650,6 +649,9 @@ func recordKey(t Tenant, seq uint64) string {
 // submit enqueues the collected mutations (under the lock) and returns the
 // wait for durability.
 func (s *Service) submit(p *pending) func() error {
+	if p.dropped {
+		p.muts = append(p.muts, store.Mutation{Kind: kindMeta, Key: "seq", Value: []byte(strconv.FormatUint(s.seq, 10))})
+	}
 	if len(p.muts) == 0 {
 		return func() error { return nil }
 	}
@@ -658,7 +660,7 @@ func (s *Service) submit(p *pending) func() error {
 
 // newPending starts the writes of one change; s.mu is held for writing.
 func (s *Service) newPending() *pending {
-	return &pending{codec: s.codec, version: &s.version, seq: &s.seq}
+	return &pending{codec: s.codec, version: &s.version}
 }
 
 // commit runs fn under the write lock after catching up with the clock, then
