@@ -192,72 +192,44 @@ func TestRetentionChangeSurvivesRestart(t *testing.T) {
 	}
 }
 
-// Re-seeding a cluster and its backups with another retention: the
-// backups expire by the snapshot's retention, not the replaced cluster's.
-func TestReimportBackupsExpireByTheSnapshotsRetention(t *testing.T) {
+// Imported backups expire by the retention of their cluster as the
+// snapshot gives it: seeded fresh, re-seeded over a cluster with another
+// retention, or with only the cluster imported again (which moves its
+// backups' expiry, as ModifyCluster does). Each case: a cluster with two
+// 30-day-old backups ends with 7 days' retention, and 2 days after the
+// import (a day's grace) the older backup is PENDING_DELETION.
+func TestImportedBackupsExpireByTheSnapshotsRetention(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, server.Config{})
-	c := e.sdk(acctA, "us-east-1", 1)
 	old := start.Add(-30 * 24 * time.Hour)
-	snapshot := func(retention int) ([]any, []any) {
-		return []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", retention, "hsm-aaaaaaaaaab")},
-			[]any{
-				snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
-				snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
+	cluster := func(retention int) []any {
+		return []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", retention, "hsm-aaaaaaaaaab")}
+	}
+	backups := []any{
+		snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
+		snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
+	}
+	type snap struct{ clusters, backups []any }
+	for _, tc := range []struct {
+		name    string
+		imports []snap
+	}{
+		{"fresh seed", []snap{{cluster(7), backups}}},
+		{"re-seed over 90 days", []snap{{cluster(90), backups}, {cluster(7), backups}}},
+		{"cluster alone again", []snap{{cluster(90), backups}, {cluster(7), nil}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, server.Config{})
+			for _, im := range tc.imports {
+				importSnapshot(t, e, im.clusters, im.backups)
 			}
-	}
-	// First estate: 90 days. Then the same ids with 7 days (a re-seed).
-	cl, bs := snapshot(90)
-	importSnapshot(t, e, cl, bs)
-	cl, bs = snapshot(7)
-	importSnapshot(t, e, cl, bs)
-	if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if got := backupStates(t, c)["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
-		t.Errorf("30-day-old backup of a cluster with 7 days' retention, 2 days after the import: %s, want PENDING_DELETION", got)
-	}
-}
-
-// On a fresh server, seeded backups expire by their seeded cluster's
-// retention (7 days), not the default (90).
-func TestSeededBackupsExpireByTheSeedsRetention(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, server.Config{})
-	c := e.sdk(acctA, "us-east-1", 1)
-	old := start.Add(-30 * 24 * time.Hour)
-	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")},
-		[]any{
-			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
-			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
+			if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if got := backupStates(t, e.sdk(acctA, "us-east-1", 1))["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
+				t.Errorf("30-day-old backup of a cluster imported with 7 days' retention, 2 days later: %s, want PENDING_DELETION", got)
+			}
 		})
-	if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if got := backupStates(t, c)["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
-		t.Errorf("30-day-old backup of a seeded cluster with 7 days' retention, 2 days after the seed: %s, want PENDING_DELETION", got)
-	}
-}
-
-// Importing only a cluster, with another retention, moves the expiry of
-// its existing backups, as ModifyCluster does.
-func TestImportReplacingClusterReschedulesExpiry(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, server.Config{})
-	c := e.sdk(acctA, "us-east-1", 1)
-	old := start.Add(-30 * 24 * time.Hour)
-	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 90, "hsm-aaaaaaaaaab")},
-		[]any{
-			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", old, nil),
-			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", old.Add(time.Hour), nil),
-		})
-	// Re-import only the cluster, now with 7 days' retention.
-	importSnapshot(t, e, []any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")}, nil)
-	if _, err := e.admin.Advance(ctx, 2*24*time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if got := backupStates(t, c)["backup-aaaaaaaaaab"]; got != types.BackupStatePendingDeletion {
-		t.Errorf("30-day-old backup of a cluster re-imported with 7 days' retention, 2 days later: %s, want PENDING_DELETION", got)
 	}
 }
 
