@@ -16,6 +16,17 @@ func hsm1Input() *cloudhsmv2.CreateClusterInput {
 	return &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm1.medium")}
 }
 
+// hsm1ClusterWithTwoHsms makes an ACTIVE hsm1.medium cluster with two
+// ACTIVE HSMs, ready to migrate, and returns its id.
+func hsm1ClusterWithTwoHsms(t *testing.T, srv *cloudhsmlocal.Server, c *cloudhsmv2.Client) string {
+	t.Helper()
+	cl, _ := activeClusterWith(t, srv, c, hsm1Input())
+	id := *cl.ClusterId
+	mustCreateHsm(t, c, id, sortedAZsOf(cl)[1], "")
+	srv.Advance(2 * stepDelay)
+	return id
+}
+
 func sortedIPs(cl *types.Cluster) []string {
 	out := make([]string, 0, len(cl.Hsms))
 	for _, h := range cl.Hsms {
@@ -196,10 +207,7 @@ func TestModifyClusterHsmTypeRollback(t *testing.T) {
 	t.Parallel()
 	srv := cloudhsmlocal.Start(t)
 	c := client(srv)
-	cl, _ := activeClusterWith(t, srv, c, hsm1Input())
-	id := *cl.ClusterId
-	mustCreateHsm(t, c, id, sortedAZsOf(cl)[1], "")
-	srv.Advance(2 * stepDelay)
+	id := hsm1ClusterWithTwoHsms(t, srv, c)
 	ipsBefore := sortedIPs(describe(t, c, id))
 	migrate := func(to string) (*types.Cluster, error) {
 		out, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: &id, HsmType: aws.String(to)})

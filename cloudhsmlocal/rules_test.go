@@ -35,10 +35,7 @@ func TestRollbackDuringMigrationRefused(t *testing.T) {
 	t.Parallel()
 	srv := cloudhsmlocal.Start(t)
 	c := client(srv)
-	cl, _ := activeClusterWith(t, srv, c, hsm1Input())
-	id := *cl.ClusterId
-	mustCreateHsm(t, c, id, sortedAZsOf(cl)[1], "")
-	srv.Advance(2 * stepDelay)
+	id := hsm1ClusterWithTwoHsms(t, srv, c)
 	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: &id, HsmType: aws.String("hsm2m.medium")}); err != nil {
 		t.Fatal(err)
 	}
