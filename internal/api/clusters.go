@@ -286,6 +286,9 @@ func (a *API) deleteHsm(ctx context.Context, c *Caller, body input) (any, error)
 // elements of filter values (null is absent, as in the model's check). An
 // empty string is a value like any other and is kept.
 func presentFilters(f map[string][]*string) map[string][]string {
+	if len(f) == 0 {
+		return nil // the usual request: no allocation
+	}
 	out := make(map[string][]string, len(f))
 	for k, v := range f {
 		if v == nil {
