@@ -436,11 +436,14 @@ func (e *EC2) CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, clusterI
 		"IpPermissions.1.Groups.1.GroupId":     {id},
 		"IpPermissions.1.Groups.1.Description": {"CloudHSM cluster " + clusterID},
 	}
-	if err := e.call(ctx, t.Region, "AuthorizeSecurityGroupIngress", ingress, nil); err != nil {
-		var apiErr *ec2APIError
-		if !errors.As(err, &apiErr) || apiErr.Code != "InvalidPermission.Duplicate" {
-			e.log.Warn("EC2 did not add the CloudHSM ingress rule (TCP 2223-2225) to the cluster security group",
-				"endpoint", e.endpoint, "region", t.Region, "securityGroup", id, "cluster", clusterID, "reason", err)
+	// CloudHSM sets both: inbound from, and outbound to, the group itself.
+	for _, action := range []string{"AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress"} {
+		if err := e.call(ctx, t.Region, action, ingress, nil); err != nil {
+			var apiErr *ec2APIError
+			if !errors.As(err, &apiErr) || apiErr.Code != "InvalidPermission.Duplicate" {
+				e.log.Warn("EC2 did not add a CloudHSM rule (TCP 2223-2225) to the cluster security group",
+					"action", action, "endpoint", e.endpoint, "region", t.Region, "securityGroup", id, "cluster", clusterID, "reason", err)
+			}
 		}
 	}
 	return id, nil
@@ -638,6 +641,12 @@ func parseEC2Error(status int, body []byte) (*ec2APIError, bool) {
 	return &ec2APIError{Status: status, Code: items[0].Code, Message: items[0].Message}, true
 }
 
+// ec2Throttled are the error codes of a throttled call (EC2's own and the
+// generic AWS ones), retried like a 5xx.
+var ec2Throttled = map[string]bool{
+	"RequestLimitExceeded": true, "Throttling": true, "ThrottlingException": true, "RequestThrottled": true,
+}
+
 // ec2RetryableError is a failed attempt worth repeating.
 type ec2RetryableError struct{ err error }
 
@@ -718,6 +727,10 @@ func (e *EC2) attempt(ctx context.Context, region, action, body string, out any)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		if apiErr, ok := parseEC2Error(resp.StatusCode, data); ok {
+			if ec2Throttled[apiErr.Code] {
+				// Throttling is retried whatever its status, as the SDKs do.
+				return &ec2RetryableError{errors.New(apiErr.Error())}
+			}
 			return apiErr
 		}
 		return fmt.Errorf("HTTP %s with an answer that is not an EC2 error document", resp.Status)
