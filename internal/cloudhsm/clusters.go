@@ -94,7 +94,9 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 	}
 	vpc := subnets[0].VpcID
 	id := newID("cluster-")
-	sg, err := s.net.CreateSecurityGroup(ctx, network.Tenant(t), vpc, id)
+	// Not cancelled with the request: a caller that gives up while EC2
+	// makes the group would otherwise leave a group that no cluster records.
+	sg, err := s.net.CreateSecurityGroup(context.WithoutCancel(ctx), network.Tenant(t), vpc, id)
 	if err != nil {
 		return nil, networkError(err)
 	}
@@ -151,7 +153,13 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 		return nil
 	})
 	if err != nil {
-		_ = s.net.DeleteSecurityGroup(ctx, network.Tenant(t), sg, id)
+		// The group must go even if the caller gave up meanwhile: the
+		// request's context may be cancelled, and nothing else knows the group.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if derr := s.net.DeleteSecurityGroup(dctx, network.Tenant(t), sg, id); derr != nil {
+			s.log.Warn("delete security group of a refused CreateCluster", "cluster", id, "sg", sg, "err", derr)
+		}
+		cancel()
 		return nil, err
 	}
 	return out, nil
