@@ -681,3 +681,45 @@ func TestReplacingFirstHsmReplacesCSR(t *testing.T) {
 		t.Fatalf("InitializeCluster with the new CSR: %v", err)
 	}
 }
+
+// TrustAnchors that RFC 5280 path validation (and the guide's last step,
+// `openssl verify -CAfile customerCA.crt <cluster>_ClusterCertificate.crt`)
+// rejects are refused: expired or not yet valid CA certificates, and a CA
+// whose Key Usage leaves out certificate signing.
+func TestTrustAnchorValidityAndKeyUsage(t *testing.T) {
+	srv := cloudhsmlocal.Start(t)
+	c := client(srv)
+	now := srv.Now()
+	year := 365 * 24 * time.Hour
+	root := newRoot(t, "Probe Root", sharedKey(t, 0), nil)
+	expiredRoot := newRoot(t, "Expired Root", sharedKey(t, 2), func(x *x509.Certificate) {
+		x.NotBefore, x.NotAfter = now.Add(-10*year), now.Add(-24*time.Hour)
+	})
+	futureRoot := newRoot(t, "Future Root", sharedKey(t, 2), func(x *x509.Certificate) {
+		x.NotBefore, x.NotAfter = now.Add(24*time.Hour), now.Add(10*year)
+	})
+	noCertSign := newRoot(t, "No keyCertSign Root", sharedKey(t, 3), func(x *x509.Certificate) {
+		x.KeyUsage = x509.KeyUsageDigitalSignature
+	})
+	expiredInterTmpl := caTemplate("Expired Issuing")
+	expiredInterTmpl.NotBefore, expiredInterTmpl.NotAfter = now.Add(-10*year), now.Add(-24*time.Hour)
+	expiredInter := issueCert(t, expiredInterTmpl, sharedKey(t, 1).Public(), root, sharedKey(t, 1))
+	for _, k := range []struct {
+		name   string
+		issuer *certIssuer
+		anchor string
+	}{
+		{"expired root", expiredRoot, expiredRoot.pem},
+		{"not-yet-valid root", futureRoot, futureRoot.pem},
+		{"expired intermediate", expiredInter, expiredInter.pem + root.pem},
+		{"root whose Key Usage lacks keyCertSign", noCertSign, noCertSign.pem},
+	} {
+		t.Run(k.name, func(t *testing.T) {
+			cl, _ := clusterWithCSR(t, srv, c, nil)
+			signed := k.issuer.signCSR(t, *cl.Certificates.ClusterCsr)
+			_, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{
+				ClusterId: cl.ClusterId, SignedCert: aws.String(signed), TrustAnchor: aws.String(k.anchor)})
+			wantAPIError(t, err, codeInvalidRequest, "TrustAnchor")
+		})
+	}
+}

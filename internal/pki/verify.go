@@ -66,6 +66,9 @@ func VerifyInitialization(csrPEM, signedCertPEM, trustAnchorPEM string, now time
 	if err := checkIntermediates(anchor); err != nil {
 		return err
 	}
+	if err := checkAnchorValidity(anchor, now); err != nil {
+		return err
+	}
 	if err := checkIssued(cert, anchor); err != nil {
 		return err
 	}
@@ -205,6 +208,25 @@ func checkRoot(root *x509.Certificate) error {
 			return refuse("TrustAnchor has Basic Constraints with CA:FALSE; the root CA certificate must have CA:TRUE.")
 		}
 	}
+	if root.KeyUsage != 0 && root.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return refuse("TrustAnchor has a Key Usage extension without keyCertSign, which conflicts with CA:TRUE; the root CA certificate must be allowed to sign certificates.")
+	}
+	return nil
+}
+
+// checkAnchorValidity checks that every certificate of TrustAnchor is within
+// its validity period at now, as path validation (and openssl verify) does.
+func checkAnchorValidity(anchor []*x509.Certificate, now time.Time) error {
+	for i, c := range anchor {
+		if now.Before(c.NotBefore) {
+			return refuse("TrustAnchor certificate %d of %d (subject %q) is not valid until %s (current time is %s).",
+				i+1, len(anchor), nameText(c.Subject.String()), c.NotBefore.UTC().Format(timeLayout), now.UTC().Format(timeLayout))
+		}
+		if now.After(c.NotAfter) {
+			return refuse("TrustAnchor certificate %d of %d (subject %q) expired at %s (current time is %s).",
+				i+1, len(anchor), nameText(c.Subject.String()), c.NotAfter.UTC().Format(timeLayout), now.UTC().Format(timeLayout))
+		}
+	}
 	return nil
 }
 
@@ -219,6 +241,10 @@ func checkIntermediates(anchor []*x509.Certificate) error {
 		}
 		if !c.BasicConstraintsValid || !c.IsCA {
 			return refuse("TrustAnchor certificate %d of %d (subject %q) is not a CA; every intermediate certificate must have Basic Constraints with CA:TRUE.",
+				i+1, n, nameText(c.Subject.String()))
+		}
+		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return refuse("TrustAnchor certificate %d of %d (subject %q) has a Key Usage extension without keyCertSign; every CA certificate must be allowed to sign certificates.",
 				i+1, n, nameText(c.Subject.String()))
 		}
 	}
