@@ -34,26 +34,15 @@ var (
 // item and field, before Import spends time on keys or touches the state.
 // Fields left empty are not checked: Import fills them.
 func checkSnapshot(snap *Snapshot) error {
-	type tenantID struct {
-		t  Tenant
-		id string
-	}
-	clusters, backups := map[tenantID]int{}, map[tenantID]int{}
+	clusters, backups := snapshotIDs{}, snapshotIDs{}
 	hsms := map[string]string{}
 	for i, c := range snap.Clusters {
-		where := fmt.Sprintf("clusters[%d]", i)
-		if c.ID != "" {
-			where += " (" + c.ID + ")"
-		}
+		where := itemName("clusters", i, c.ID)
 		if err := checkCluster(c, where); err != nil {
 			return err
 		}
-		if c.ID != "" {
-			k := tenantID{c.Tenant, c.ID}
-			if j, dup := clusters[k]; dup {
-				return errf(KindInvalidRequest, "%s: ID %s is also the id of clusters[%d] in %s/%s; ids appear once per snapshot", where, c.ID, j, c.Tenant.Account, c.Tenant.Region)
-			}
-			clusters[k] = i
+		if err := clusters.add("clusters", i, c.Tenant, c.ID, where); err != nil {
+			return err
 		}
 		for j, h := range c.Hsms {
 			if h.ID == "" {
@@ -67,21 +56,45 @@ func checkSnapshot(snap *Snapshot) error {
 		}
 	}
 	for i, b := range snap.Backups {
-		where := fmt.Sprintf("backups[%d]", i)
-		if b.ID != "" {
-			where += " (" + b.ID + ")"
-		}
+		where := itemName("backups", i, b.ID)
 		if err := checkBackup(b, where); err != nil {
 			return err
 		}
-		if b.ID != "" {
-			k := tenantID{b.Tenant, b.ID}
-			if j, dup := backups[k]; dup {
-				return errf(KindInvalidRequest, "%s: ID %s is also the id of backups[%d] in %s/%s; ids appear once per snapshot", where, b.ID, j, b.Tenant.Account, b.Tenant.Region)
-			}
-			backups[k] = i
+		if err := backups.add("backups", i, b.Tenant, b.ID, where); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// itemName names item i of a snapshot list in refusals: "clusters[0] (cluster-...)".
+func itemName(list string, i int, id string) string {
+	if id == "" {
+		return fmt.Sprintf("%s[%d]", list, i)
+	}
+	return fmt.Sprintf("%s[%d] (%s)", list, i, id)
+}
+
+// tenantItem is a resource id within its tenant.
+type tenantItem struct {
+	t  Tenant
+	id string
+}
+
+// snapshotIDs records the index of each (tenant, id) of one snapshot list.
+type snapshotIDs map[tenantItem]int
+
+// add records item i of list, refusing an id an earlier item has (an empty
+// id is made by Import, so never a duplicate).
+func (seen snapshotIDs) add(list string, i int, t Tenant, id, where string) error {
+	if id == "" {
+		return nil
+	}
+	k := tenantItem{t, id}
+	if j, dup := seen[k]; dup {
+		return errf(KindInvalidRequest, "%s: ID %s is also the id of %s[%d] in %s/%s; ids appear once per snapshot", where, id, list, j, t.Account, t.Region)
+	}
+	seen[k] = i
 	return nil
 }
 
