@@ -22,6 +22,7 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 )
@@ -406,5 +407,24 @@ func TestImportedSubnetsAreKnown(t *testing.T) {
 		if got := out.Cluster.SubnetMapping["us-east-1a"]; got != "subnet-0f1e2d3c4b5a69781" {
 			t.Errorf("restarted: %v: new cluster's subnet mapping %v, want subnet-0f1e2d3c4b5a69781 in us-east-1a", restart, out.Cluster.SubnetMapping)
 		}
+	}
+}
+
+// Only a cluster that is ACTIVE under DEGRADED takes backups: one degraded
+// while waiting for activation (manual here) takes no daily backup.
+func TestDegradedUnactivatedClusterTakesNoBackups(t *testing.T) {
+	t.Parallel()
+	domain := cloudhsm.DefaultConfig()
+	domain.ManualActivation = true
+	e := newEnv(t, server.Config{Domain: domain})
+	cl := snapCluster("cluster-aaaaaaaaaab", "DEGRADED", "", 0, "hsm-aaaaaaaaaab")
+	cl["StateBeforeDegraded"] = "INITIALIZED"
+	cl["Hsms"].([]map[string]any)[0]["State"] = "DEGRADED"
+	importSnapshot(t, e, []any{cl}, nil)
+	if _, err := e.admin.Advance(ctx, 3*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if bs := backupStates(t, e.sdk(acctA, "us-east-1", 1)); len(bs) != 0 {
+		t.Errorf("a cluster DEGRADED while INITIALIZED took backups: %v", bs)
 	}
 }

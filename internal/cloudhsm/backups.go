@@ -54,7 +54,7 @@ func (s *Service) newBackupID() string {
 
 // scheduledBackup is the every-24-hours backup of an ACTIVE cluster with HSMs.
 func (s *Service) scheduledBackup(c *Cluster, at time.Time, p *pending) {
-	if (c.State == ClusterActive || c.State == ClusterDegraded) && len(c.Hsms) > 0 {
+	if c.baseState() == ClusterActive && len(c.Hsms) > 0 {
 		s.takeBackup(c, at, p)
 	} else {
 		c.NextBackup = time.Time{}

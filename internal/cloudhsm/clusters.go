@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -555,11 +556,13 @@ func (c *Cluster) Certificates() CertificatesView {
 	return v
 }
 
-// baseState is the cluster's state under a DEGRADED one: the state whose
-// rules apply (an HSM's health does not initialize or activate a cluster).
+// baseState is the cluster's state under a DEGRADED one (ACTIVE when the
+// snapshot or an older store did not say): the state whose rules apply,
+// which healing returns to (an HSM's health does not initialize, activate
+// or back up a cluster).
 func (c *Cluster) baseState() string {
-	if c.State == ClusterDegraded && c.StateBeforeDegraded != "" {
-		return c.StateBeforeDegraded
+	if c.State == ClusterDegraded {
+		return cmp.Or(c.StateBeforeDegraded, ClusterActive)
 	}
 	return c.State
 }

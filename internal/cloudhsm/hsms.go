@@ -1,7 +1,6 @@
 package cloudhsm
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -40,7 +39,7 @@ func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) 
 		if st != ClusterUninitialized {
 			return nil, errf(KindInvalidRequest, "Cluster %s is %s; HSMs can be added once it is ACTIVE.", c.ID, c.State)
 		}
-	case ClusterActive, ClusterDegraded:
+	case ClusterActive: // also under DEGRADED (baseState)
 	default:
 		return nil, errf(KindInvalidRequest, "Cluster %s is %s; HSMs can be created only in an UNINITIALIZED (first HSM) or ACTIVE cluster.", c.ID, c.State)
 	}
@@ -226,7 +225,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 				c.CsrHsmID = h.ID
 			}
 		}
-		if c.State == ClusterActive || c.State == ClusterDegraded {
+		if c.baseState() == ClusterActive {
 			s.takeBackup(c, at, p)
 		}
 	case HsmDeleteInProgress:
@@ -234,7 +233,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 		s.tenant(c.Tenant).trackHsm(h, -1)
 		delete(s.hsmIDs, h.ID)
 		if c.State == ClusterDegraded && !slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.State == HsmDegraded }) {
-			c.State, c.StateBeforeDegraded = cmp.Or(c.StateBeforeDegraded, ClusterActive), ""
+			c.State, c.StateBeforeDegraded = c.baseState(), ""
 		}
 		if c.CsrHsmID == h.ID && c.State == ClusterUninitialized {
 			// The CSR belonged to this HSM's key; it goes with it.
@@ -296,7 +295,7 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 		if st := c.baseState(); st == ClusterModifyInProgress || st == ClusterRollbackInProgress {
 			return errf(KindInvalidRequest, "Cluster %s is %s; HSMs cannot be deleted until it completes.", c.ID, c.State)
 		}
-		if c.State == ClusterActive || c.State == ClusterDegraded {
+		if c.baseState() == ClusterActive {
 			s.takeBackup(c, now, p)
 		}
 		h.State = HsmDeleteInProgress

@@ -301,7 +301,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 	if c.State == ClusterDeleteInProgress && c.StateMessage == "" {
 		c.StateMessage = msgDeleting
 	}
-	if c.NextBackup.IsZero() && (c.State == ClusterActive || c.State == ClusterDegraded) && len(c.Hsms) > 0 {
+	if c.NextBackup.IsZero() && c.baseState() == ClusterActive && len(c.Hsms) > 0 {
 		c.NextBackup = now.Add(s.cfg.BackupInterval)
 	}
 	for j, h := range c.Hsms {
@@ -469,11 +469,7 @@ func (s *Service) HealHsm(t Tenant, clusterID, hsmID string) (*Cluster, error) {
 			}
 		}
 		if c.State == ClusterDegraded {
-			c.State = c.StateBeforeDegraded
-			if c.State == "" {
-				c.State = ClusterActive
-			}
-			c.StateBeforeDegraded = ""
+			c.State, c.StateBeforeDegraded = c.baseState(), ""
 		}
 		return nil
 	})
