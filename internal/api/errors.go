@@ -17,7 +17,6 @@ var codeByKind = map[cloudhsm.ErrorKind]string{
 	cloudhsm.KindTag:            awsjson.CodeTag,
 	cloudhsm.KindService:        awsjson.CodeService,
 	cloudhsm.KindAccessDenied:   awsjson.CodeAccessDenied,
-	cloudhsm.KindInternal:       awsjson.CodeInternalFailure,
 }
 
 // wireError turns any error into what the client sees.

@@ -316,14 +316,6 @@ func (f ClusterFilter) match(c *Cluster) bool {
 		(f.States == nil || slices.Contains(f.States, c.State))
 }
 
-// DescribeClusters returns up to limit clusters with Seq > after, in
-// creation order, and the Seq to continue after (0 when there are no more).
-func (s *Service) DescribeClusters(t Tenant, f ClusterFilter, after uint64, limit int) ([]*Cluster, uint64, error) {
-	var out []*Cluster
-	next, err := s.VisitClusters(t, f, after, limit, func(c *Cluster) { out = append(out, s.clone(c)) })
-	return out, next, err
-}
-
 // VisitClusters calls fn, under the read lock, for up to limit clusters
 // with Seq > after in creation order, and returns the Seq to continue after
 // (0 when there are no more). fn must not keep c or change it: it is the
@@ -530,7 +522,7 @@ func (s *Service) DeleteCluster(t Tenant, id string) (*Cluster, error) {
 	return out, err
 }
 
-// ClusterCertificateView returns which certificates a cluster shows in its
+// CertificatesView is which certificates a cluster shows in its
 // current state, as AWS does: the CSR and hardware certificates only while
 // UNINITIALIZED, the cluster certificate once initialized.
 type CertificatesView struct {

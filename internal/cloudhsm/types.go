@@ -6,7 +6,6 @@ package cloudhsm
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
@@ -18,6 +17,14 @@ type Tenant struct {
 	Account string
 	Region  string
 }
+
+// ClusterStates lists every cluster state.
+var ClusterStates = []string{ClusterCreateInProgress, ClusterUninitialized, ClusterInitializeInProgress,
+	ClusterInitialized, ClusterActive, ClusterUpdateInProgress, ClusterModifyInProgress,
+	ClusterRollbackInProgress, ClusterDeleteInProgress, ClusterDeleted, ClusterDegraded}
+
+// BackupStates lists every backup state.
+var BackupStates = []string{BackupCreateInProgress, BackupReady, BackupDeleted, BackupPendingDeletion}
 
 // Cluster states, in the service model's order.
 const (
@@ -33,11 +40,6 @@ const (
 	ClusterDeleted              = "DELETED"
 	ClusterDegraded             = "DEGRADED"
 )
-
-// ClusterStates lists every cluster state.
-var ClusterStates = []string{ClusterCreateInProgress, ClusterUninitialized, ClusterInitializeInProgress,
-	ClusterInitialized, ClusterActive, ClusterUpdateInProgress, ClusterModifyInProgress,
-	ClusterRollbackInProgress, ClusterDeleteInProgress, ClusterDeleted, ClusterDegraded}
 
 // HSM states.
 const (
@@ -55,9 +57,6 @@ const (
 	BackupDeleted          = "DELETED"
 	BackupPendingDeletion  = "PENDING_DELETION"
 )
-
-// BackupStates lists every backup state.
-var BackupStates = []string{BackupCreateInProgress, BackupReady, BackupDeleted, BackupPendingDeletion}
 
 // HSM types and modes.
 const (
@@ -212,39 +211,4 @@ type Backup struct {
 // ARN returns the backup's ARN.
 func (b *Backup) ARN() string {
 	return fmt.Sprintf("arn:%s:cloudhsm:%s:%s:backup/%s", Partition(b.Tenant.Region), b.Tenant.Region, b.Tenant.Account, b.ID)
-}
-
-// Partition returns the ARN partition of region: aws-us-gov for the
-// GovCloud (US) regions, aws otherwise.
-func Partition(region string) string {
-	if strings.HasPrefix(region, "us-gov-") {
-		return "aws-us-gov"
-	}
-	return "aws"
-}
-
-// ErrorKind classifies domain errors; the API maps each kind to an AWS code.
-type ErrorKind int
-
-// Error kinds.
-const (
-	KindInvalidRequest ErrorKind = iota
-	KindNotFound
-	KindLimitExceeded
-	KindTag
-	KindService
-	KindAccessDenied
-	KindInternal
-)
-
-// Error is a refusal by the domain, with a message for the user.
-type Error struct {
-	Kind    ErrorKind
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-func errf(kind ErrorKind, format string, args ...any) *Error {
-	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
 }

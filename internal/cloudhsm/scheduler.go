@@ -1,0 +1,221 @@
+package cloudhsm
+
+import (
+	"container/heap"
+	"time"
+)
+
+type eventKind int
+
+const (
+	evCluster       eventKind = iota // cluster state transition
+	evClusterBackup                  // scheduled backup
+	evHsm                            // HSM state transition
+	evBackup                         // backup state transition
+	evBackupExpire                   // retention expiry
+)
+
+type event struct {
+	at     time.Time
+	kind   eventKind
+	tenant Tenant
+	id     string // cluster or backup id
+	hsm    string
+}
+
+type eventHeap []event
+
+func (h eventHeap) Len() int { return len(h) }
+
+func (h eventHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+func (h *eventHeap) Push(x any) { *h = append(*h, x.(event)) }
+
+func (h *eventHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	*h = old[:n-1]
+	return x
+}
+
+// schedule queues an event unless the same one is already queued: marker
+// is the resource's record of the time it last queued for this kind of
+// event (apply clears it when the event fires).
+func (s *Service) schedule(e event, marker *int64) {
+	if e.at.IsZero() || *marker == e.at.UnixNano() {
+		return
+	}
+	*marker = e.at.UnixNano()
+	if s.loading {
+		s.events = append(s.events, e) // scheduleAll heapifies once
+		return
+	}
+	heap.Push(&s.events, e)
+	s.updateNextDue()
+}
+
+func (s *Service) updateNextDue() {
+	if len(s.events) == 0 {
+		s.nextDue.Store(1<<63 - 1)
+		return
+	}
+	next := s.events[0].at.UnixNano()
+	if s.nextDue.Swap(next) > next {
+		// The scheduler may be asleep until a later time (an hour when
+		// nothing was due): without a request to catch up on the way, the
+		// transition would wait for it.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// scheduleAll queues the events of every loaded resource, building the heap
+// in one pass.
+func (s *Service) scheduleAll() {
+	s.loading = true
+	for _, ts := range s.tenants {
+		for _, c := range ts.clusterOrder {
+			s.scheduleCluster(c)
+		}
+		for _, b := range ts.backupOrder {
+			s.scheduleBackup(b)
+		}
+	}
+	s.loading = false
+	heap.Init(&s.events)
+	s.updateNextDue()
+}
+
+func (s *Service) scheduleCluster(c *Cluster) {
+	s.schedule(event{at: c.Due, kind: evCluster, tenant: c.Tenant, id: c.ID}, &c.queuedDue)
+	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID}, &c.queuedBackup)
+	for _, h := range c.Hsms {
+		s.scheduleHsm(c, h)
+	}
+}
+
+func (s *Service) scheduleHsm(c *Cluster, h *Hsm) {
+	s.schedule(event{at: h.Due, kind: evHsm, tenant: c.Tenant, id: c.ID, hsm: h.ID}, &h.queuedDue)
+}
+
+func (s *Service) scheduleBackup(b *Backup) {
+	s.schedule(event{at: b.Due, kind: evBackup, tenant: b.Tenant, id: b.ID}, &b.queuedDue)
+	s.schedule(event{at: b.ExpireAt, kind: evBackupExpire, tenant: b.Tenant, id: b.ID}, &b.queuedExpire)
+}
+
+// run wakes at the earliest due event (or when the clock moves) and applies
+// every transition that is due.
+func (s *Service) run() {
+	defer close(s.done)
+	moved := s.clock.Subscribe()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if !s.clock.Frozen() {
+			next := s.nextDue.Load()
+			d := time.Duration(next - s.clock.Now().UnixNano())
+			if d < wait {
+				wait = d
+			}
+			if wait < time.Millisecond {
+				wait = time.Millisecond
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.stop:
+			return
+		case <-moved:
+		case <-s.wake:
+		case <-timer.C:
+		}
+		if s.clock.Now().UnixNano() >= s.nextDue.Load() {
+			s.mu.Lock()
+			p := s.newPending()
+			s.catchUpLocked(s.clock.Now(), p)
+			w := s.submit(p)
+			s.mu.Unlock()
+			p.finish()
+			if err := w(); err != nil {
+				s.log.Error("persist scheduled transitions", "err", err)
+			}
+		}
+	}
+}
+
+// CatchUp applies every transition due at the clock's current time and waits
+// until the changes are durable. Tests and the admin API call it after
+// advancing the clock.
+func (s *Service) CatchUp() error {
+	return s.commit(func(time.Time, *pending) error { return nil })
+}
+
+// catchUpLocked applies due events in time order. Each event is checked
+// against the resource's current due time, so stale events are ignored.
+func (s *Service) catchUpLocked(now time.Time, p *pending) {
+	for len(s.events) > 0 && !s.events[0].at.After(now) {
+		e := heap.Pop(&s.events).(event)
+		s.apply(e, p)
+	}
+	s.updateNextDue()
+}
+
+func (s *Service) apply(e event, p *pending) {
+	ts := s.lookupTenant(e.tenant)
+	if ts == nil {
+		return
+	}
+	fired := func(marker *int64) {
+		if *marker == e.at.UnixNano() {
+			*marker = 0
+		}
+	}
+	switch e.kind {
+	case evCluster:
+		if c := ts.clusters[e.id]; c != nil {
+			fired(&c.queuedDue)
+			if c.Due.Equal(e.at) {
+				s.advanceCluster(ts, c, e.at, p)
+			}
+		}
+	case evClusterBackup:
+		if c := ts.clusters[e.id]; c != nil {
+			fired(&c.queuedBackup)
+			if c.NextBackup.Equal(e.at) {
+				s.scheduledBackup(c, e.at, p)
+			}
+		}
+	case evHsm:
+		if c := ts.clusters[e.id]; c != nil {
+			for _, h := range c.Hsms {
+				if h.ID == e.hsm {
+					fired(&h.queuedDue)
+					if h.Due.Equal(e.at) {
+						s.advanceHsm(c, h, e.at, p)
+					}
+					break
+				}
+			}
+		}
+	case evBackup:
+		if b := ts.backups[e.id]; b != nil {
+			fired(&b.queuedDue)
+			if b.Due.Equal(e.at) {
+				s.advanceBackup(ts, b, e.at, p)
+			}
+		}
+	case evBackupExpire:
+		if b := ts.backups[e.id]; b != nil {
+			fired(&b.queuedExpire)
+			if b.ExpireAt.Equal(e.at) {
+				s.expireBackup(ts, b, e.at, p)
+			}
+		}
+	}
+}
