@@ -130,6 +130,9 @@ type Cluster struct {
 	// PreviousHsmType is the type before the last migration, which a
 	// ModifyCluster can roll back to until HsmTypeRollbackExpiration.
 	PreviousHsmType string
+	// History is the cluster's latest state transitions, oldest first, at
+	// most MaxHistory of them (see recordTransition).
+	History []Transition
 
 	// The times (Unix nanoseconds) for which events are queued (see
 	// Service.schedule); int64 rather than time.Time keeps a Cluster in a
@@ -145,6 +148,16 @@ func (c *Cluster) SubnetMapping() map[string]string {
 	}
 	return m
 }
+
+// Transition is one change of a cluster's state, kept in its History.
+type Transition struct {
+	From, To string    // states; From is "" for the cluster's creation
+	At       time.Time // simulated time
+	Cause    string    // what made it: an operation, "clock", "admin", "import"
+}
+
+// MaxHistory is how many transitions a cluster's History keeps.
+const MaxHistory = 32
 
 // Hsm is one HSM of a cluster.
 type Hsm struct {
