@@ -106,19 +106,32 @@ func TestConstraintTable(t *testing.T) {
 }
 
 func TestParseRejectsBrokenModels(t *testing.T) {
-	for name, doc := range map[string]string{
-		"not json":        `{`,
-		"protocol":        `{"metadata":{"protocol":"rest-json"},"operations":{},"shapes":{}}`,
-		"unknown type":    `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"weird"}}}`,
-		"dangling member": `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"structure","members":{"B":{"shape":"Missing"}}}}}`,
-		"dangling input":  `{"metadata":{"protocol":"json"},"operations":{"Op":{"input":{"shape":"Missing"}}},"shapes":{}}`,
-		"bad pattern":     `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"string","pattern":"a(b"}}}`,
-		"java-only regex": `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"string","pattern":"\\Qa\\E"}}}`,
-		"bad required":    `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"structure","required":["X"],"members":{}}}}`,
-		"fractional max":  `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"string","max":1.5}}}`,
+	const head = `{"metadata":{"protocol":"json"},`
+	for name, c := range map[string]struct{ doc, want string }{
+		"not json":           {`{`, "parsing service model"},
+		"protocol":           {`{"metadata":{"protocol":"rest-json"},"operations":{},"shapes":{}}`, `unsupported protocol "rest-json"`},
+		"unknown type":       {head + `"operations":{},"shapes":{"A":{"type":"weird"}}}`, `shape A: unknown type "weird"`},
+		"dangling member":    {head + `"operations":{},"shapes":{"A":{"type":"structure","members":{"B":{"shape":"Missing"}}}}}`, `shape A.B: reference to unknown shape "Missing"`},
+		"duplicate member":   {head + `"operations":{},"shapes":{"S":{"type":"string"},"A":{"type":"structure","members":{"B":{"shape":"S"},"B":{"shape":"S"}}}}}`, "shape A: duplicate member B"},
+		"dangling element":   {head + `"operations":{},"shapes":{"L":{"type":"list","member":{"shape":"Missing"}}}}`, `shape L: reference to unknown shape "Missing"`},
+		"list without elem":  {head + `"operations":{},"shapes":{"L":{"type":"list"}}}`, "shape L: missing shape reference"},
+		"dangling map value": {head + `"operations":{},"shapes":{"S":{"type":"string"},"M":{"type":"map","key":{"shape":"S"},"value":{"shape":"Missing"}}}}`, `shape M: reference to unknown shape "Missing"`},
+		"dangling input":     {head + `"operations":{"Op":{"input":{"shape":"Missing"}}},"shapes":{}}`, `shape operation Op: reference to unknown shape "Missing"`},
+		"input not struct":   {head + `"operations":{"Op":{"input":{"shape":"S"}}},"shapes":{"S":{"type":"string"}}}`, "operation Op: input shape S is not a structure"},
+		"bad pattern":        {head + `"operations":{},"shapes":{"A":{"type":"string","pattern":"a(b"}}}`, "shape A: "},
+		"pattern on integer": {head + `"operations":{},"shapes":{"A":{"type":"integer","pattern":"a"}}}`, "shape A: pattern on a integer shape"},
+		"java-only regex":    {head + `"operations":{},"shapes":{"A":{"type":"string","pattern":"\\Qa\\E"}}}`, "shape A: "},
+		"bad required":       {head + `"operations":{},"shapes":{"A":{"type":"structure","required":["X"],"members":{}}}}`, "shape A: required member X is not declared"},
+		"fractional max":     {head + `"operations":{},"shapes":{"A":{"type":"string","max":1.5}}}`, "shape A: max: "},
+		"fractional min":     {head + `"operations":{},"shapes":{"A":{"type":"string","min":0.5}}}`, "shape A: min: "},
 	} {
-		if _, err := parse([]byte(doc)); err == nil {
+		_, err := parse([]byte(c.doc))
+		if err == nil {
 			t.Errorf("%s: parse succeeded", name)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "model: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q, want it to contain %q", name, err, c.want)
 		}
 	}
 }
