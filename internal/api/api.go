@@ -128,15 +128,12 @@ func (a *API) Operations() awsjson.Operations {
 type tagIn struct {
 	Key   string
 	Value string
-	null  bool
 }
 
 func tagsIn(in []tagIn) []cloudhsm.Tag {
-	out := make([]cloudhsm.Tag, 0, len(in))
-	for _, t := range in {
-		if !t.null {
-			out = append(out, cloudhsm.Tag{Key: t.Key, Value: t.Value})
-		}
+	out := make([]cloudhsm.Tag, len(in))
+	for i, t := range in {
+		out[i] = cloudhsm.Tag{Key: t.Key, Value: t.Value}
 	}
 	return out
 }

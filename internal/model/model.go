@@ -188,6 +188,11 @@ type rawShape struct {
 	Max      json.Number `json:"max"`
 	Pattern  *string     `json:"pattern"`
 	Enum     []string    `json:"enum"`
+	// Sparse is Smithy's sparse trait (a list or map that may hold nulls),
+	// should a model document carry it. Check refuses every null in a list
+	// or map, so a model with a sparse shape is refused rather than read
+	// wrongly.
+	Sparse bool `json:"sparse"`
 }
 
 type rawOperation struct {
@@ -296,6 +301,9 @@ func (s *shape) compileConstraints(rs rawShape) error {
 // link resolves the shapes that s refers to: a list's element, a map's
 // key and value, a structure's members.
 func (m *Model) link(s *shape, rs rawShape) error {
+	if rs.Sparse {
+		return fmt.Errorf("model: shape %s: sparse %s shapes are not supported: Check refuses every null in a list or map", s.name, rs.Type)
+	}
 	var err error
 	switch s.kind {
 	case kindList:

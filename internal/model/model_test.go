@@ -124,6 +124,7 @@ func TestParseRejectsBrokenModels(t *testing.T) {
 		"bad required":       {head + `"operations":{},"shapes":{"A":{"type":"structure","required":["X"],"members":{}}}}`, "shape A: required member X is not declared"},
 		"fractional max":     {head + `"operations":{},"shapes":{"A":{"type":"string","max":1.5}}}`, "shape A: max: "},
 		"fractional min":     {head + `"operations":{},"shapes":{"A":{"type":"string","min":0.5}}}`, "shape A: min: "},
+		"sparse list":        {head + `"operations":{},"shapes":{"S":{"type":"string"},"L":{"type":"list","member":{"shape":"S"},"sparse":true}}}`, "shape L: sparse list shapes are not supported"},
 	} {
 		_, err := parse([]byte(c.doc))
 		if err == nil {
@@ -189,7 +190,8 @@ func TestCheckValid(t *testing.T) {
 		{"unknown members ignored", "DeleteCluster", `{"ClusterId":"cluster-igklspoyj5v","Foo":{"bar":[1,2.5e3,{"x":null}],"s":"\ud83d\ude00"},"clusterId":42}`},
 		{"null means absent", "DescribeClusters", `{"Filters":null,"MaxResults":null,"NextToken":null}`},
 		{"null optional members", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0"],"TagList":null,"Mode":null,"BackupRetentionPolicy":null}`},
-		{"null list elements and map values", "DescribeClusters", `{"Filters":{"states":[null,"ACTIVE"],"bad key":null}}`},
+		{"null member inside a list element", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"k","Value":"v","Note":null}]}`},
+		{"nulls inside unknown members", "DescribeClusters", `{"Other":[null,{"a":null}],"Filters":{"states":["ACTIVE"]}}`},
 		{"null nested member", "ModifyCluster", `{"ClusterId":"cluster-igklspoyj5v","BackupRetentionPolicy":{"Type":null,"Value":null}}`},
 		{"depth 32", "DescribeClusters", `{"x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`},
 		{"negative zero", "DescribeClusters", `{"MaxResults":1,"Other":-0}`},
@@ -274,7 +276,14 @@ func TestCheckSerializationErrors(t *testing.T) {
 		{checkCase{"list given string", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":"subnet-0123456789abcdef0"}`}, "Expected a JSON array for member 'SubnetIds' but found a string"},
 		{checkCase{"list given object", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":{}}`}, "Expected a JSON array for member 'TagKeyList' but found an object"},
 		{checkCase{"list element", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0",7]}`}, "Expected a JSON string for member 'SubnetIds[1]' but found a number"},
-		{checkCase{"list element after null", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null,[]]}`}, "Expected a JSON string for member 'SubnetIds[1]' but found an array"},
+		// Nulls in lists and maps (none of the model's is sparse).
+		{checkCase{"null in a list", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null]}`}, "Member 'SubnetIds' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null after elements", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":["a","b",null]}`}, "Member 'TagKeyList' holds null at index 2: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null tag", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"a","Value":"b"},null]}`}, "Member 'TagList' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null filter value element", "DescribeClusters", `{"Filters":{"clusterIds":[null]}}`}, "Member 'Filters[\"clusterIds\"]' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null filter value", "DescribeBackups", `{"Filters":{"states":["READY"],"clusterIds":null}}`}, "Member 'Filters' holds null for key \"clusterIds\": a map in a request cannot contain null values; remove the entry" + nullNote},
+		{checkCase{"null wins over validation", "CreateCluster", `{"HsmType":"x!","SubnetIds":["bad",null]}`}, "Member 'SubnetIds' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"type error before a null", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[[],null]}`}, "Expected a JSON string for member 'SubnetIds[0]' but found an array"},
 		{checkCase{"map given array", "DescribeClusters", `{"Filters":[]}`}, "Expected a JSON object for member 'Filters' but found an array"},
 		{checkCase{"map value given string", "DescribeClusters", `{"Filters":{"states":"ACTIVE"}}`}, "Expected a JSON array for member 'Filters[\"states\"]' but found a string"},
 		{checkCase{"map value element", "DescribeClusters", `{"Filters":{"states":["ACTIVE",false]}}`}, "Expected a JSON string for member 'Filters[\"states\"][1]' but found a boolean"},
@@ -397,13 +406,9 @@ func TestCheckValidationErrors(t *testing.T) {
 			[]string{rule("'0'", "maxResults", "Member must have value greater than or equal to 1")}},
 		{checkCase{"list too short", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[]}`},
 			[]string{rule("'[]'", "subnetIds", "Member must have length greater than or equal to 1")}},
-		{checkCase{"list of nulls is empty", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null,null]}`},
-			[]string{rule("'[]'", "subnetIds", "Member must have length greater than or equal to 1")}},
 		{checkCase{"list too long", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":` + elevenJSON + `}`},
 			[]string{rule("'"+elevenRendered+"'", "subnetIds", "Member must have length less than or equal to 10")}},
 		{checkCase{"list element pattern", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0","sub-1"]}`},
-			[]string{rule("'sub-1'", "subnetIds.2.member", "Member must satisfy regular expression pattern: "+subnetPattern)}},
-		{checkCase{"list index skips nulls", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null,"subnet-0123456789abcdef0",null,"sub-1"]}`},
 			[]string{rule("'sub-1'", "subnetIds.2.member", "Member must satisfy regular expression pattern: "+subnetPattern)}},
 		{checkCase{"string list element length", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":["ok",""]}`},
 			[]string{rule("''", "tagKeyList.2.member", "Member must have length greater than or equal to 1")}},
@@ -428,8 +433,6 @@ func TestCheckValidationErrors(t *testing.T) {
 			[]string{rule("'[]'", "tagList", "Member must have length greater than or equal to 1")}},
 		{checkCase{"map keys", "DescribeClusters", `{"Filters":{"states":["ACTIVE"],"bad key":["a","b"],"":[]}}`},
 			[]string{rule("'{states=[ACTIVE], bad key=[a, b], =[]}'", "filters", "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+]")}},
-		{checkCase{"map keys ignore null entries", "DescribeBackups", `{"Filters":{"bad key":null,"ok":["x"]},"MaxResults":51}`},
-			[]string{rule("'51'", "maxResults", "Member must have value less than or equal to 50")}},
 		{checkCase{"map too big", "DescribeClusters", `{"Filters":` + filters31 + `}`},
 			[]string{rule("'"+filters31Rendered+"'", "filters", "Member must have length less than or equal to 30")}},
 		{checkCase{"next token too long", "DescribeClusters", `{"NextToken":"` + long + `"}`},
@@ -782,7 +785,7 @@ func TestValidateKnownMembers(t *testing.T) {
 		{"DescribeClusters", `{"MaxResults": null}`, true},
 		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b"}]}`, true},
 		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b", "value": "c"}]}`, false},
-		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [null, {"Key": "a", "Value": "b"}]}`, true},
+		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b", "Extra": null}]}`, false},
 	} {
 		known, err := m.Validate(tc.op, []byte(tc.body))
 		if err != nil {
@@ -796,5 +799,75 @@ func TestValidateKnownMembers(t *testing.T) {
 	// A refused body reports nothing known.
 	if known, err := m.Validate("DescribeClusters", []byte(`{"MaxResults": 0}`)); err == nil || known {
 		t.Errorf("invalid body: known=%v err=%v", known, err)
+	}
+}
+
+// nullSite is a body that puts a null directly inside one list or map of
+// an operation's input, and the path of that collection.
+type nullSite struct {
+	op, body, path string
+}
+
+// nullSites finds every list and map reachable from shape s, at any depth,
+// and builds for each a body holding null in it; wrap puts a value where s
+// sits in the body, and path is s's JSON path.
+func nullSites(op string, s *shape, wrap func(string) string, path string, depth int) []nullSite {
+	if depth > 8 {
+		return nil
+	}
+	var out []nullSite
+	switch s.kind {
+	case kindList:
+		out = append(out, nullSite{op, wrap(`[null]`), path})
+		out = append(out, nullSites(op, s.elem, func(v string) string { return wrap("[" + v + "]") }, path+"[0]", depth+1)...)
+	case kindMap:
+		out = append(out, nullSite{op, wrap(`{"k":null}`), path})
+		out = append(out, nullSites(op, s.value, func(v string) string { return wrap(`{"k":` + v + `}`) }, path+`["k"]`, depth+1)...)
+	case kindStructure:
+		for _, mem := range s.members {
+			p := mem.name
+			if path != "" {
+				p = path + "." + mem.name
+			}
+			out = append(out, nullSites(op, mem.shape, func(v string) string { return wrap(`{"` + mem.name + `":` + v + `}`) }, p, depth+1)...)
+		}
+	}
+	return out
+}
+
+// No list or map of the model is sparse, so a null directly inside any of
+// them, in any operation's input and at any depth, is a serialization
+// error naming the member that holds it, whatever else the body lacks.
+func TestNullInEveryListAndMapIsRefused(t *testing.T) {
+	m := mustLoad(t)
+	var sites []nullSite
+	for _, op := range m.Operations() {
+		if in := m.inputs[op]; in != nil {
+			sites = append(sites, nullSites(op, in, func(v string) string { return v }, "", 0)...)
+		}
+	}
+	seen := map[string]bool{}
+	for _, st := range sites {
+		seen[st.op+" "+st.path] = true
+		err := m.Check(st.op, []byte(st.body))
+		var se *SerializationError
+		if !errors.As(err, &se) {
+			t.Errorf("%s %s: Check = %v, want *SerializationError", st.op, st.body, err)
+			continue
+		}
+		if want := "Member '" + st.path + "' holds null "; !strings.HasPrefix(se.Message, want) {
+			t.Errorf("%s %s: message %q, want it to start %q", st.op, st.body, se.Message, want)
+		}
+	}
+	// The walk reached every kind of collection the model has in inputs.
+	for _, want := range []string{
+		"CreateCluster SubnetIds", "CreateCluster TagList", "CopyBackupToRegion TagList",
+		"TagResource TagList", "UntagResource TagKeyList",
+		"DescribeClusters Filters", `DescribeClusters Filters["k"]`,
+		"DescribeBackups Filters", `DescribeBackups Filters["k"]`,
+	} {
+		if !seen[want] {
+			t.Errorf("no null case for %s", want)
+		}
 	}
 }
