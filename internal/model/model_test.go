@@ -205,8 +205,9 @@ func TestCheckValid(t *testing.T) {
 	}
 }
 
+// Bodies that are not one well-formed JSON object: syntax, the top-level
+// type, encoding, duplicate keys and nesting depth.
 func TestCheckSerializationErrors(t *testing.T) {
-	m := mustLoad(t)
 	deep := strings.Repeat("[", 32) + strings.Repeat("]", 32)
 	manyKeys := func(dup string) string {
 		var b strings.Builder
@@ -217,10 +218,7 @@ func TestCheckSerializationErrors(t *testing.T) {
 		b.WriteString(`"` + dup + `":true}`)
 		return b.String()
 	}
-	cases := []struct {
-		checkCase
-		want string // exact message, or prefix when it ends in "…"
-	}{
+	checkSerializationErrors(t, []serializationCase{
 		// Malformed JSON.
 		{checkCase{"truncated", "DeleteCluster", `{"ClusterId":`}, "Request body is not valid JSON: unexpected end of input at offset 13"},
 		{checkCase{"whitespace-only body", "DescribeClusters", " \n"}, "Request body is not valid JSON: unexpected end of input at offset 2"},
@@ -259,7 +257,12 @@ func TestCheckSerializationErrors(t *testing.T) {
 		// Depth.
 		{checkCase{"depth 33", "DescribeClusters", `{"x":` + deep + `}`}, "Request body nests JSON arrays and objects deeper than 32 levels"},
 		{checkCase{"very deep", "DescribeClusters", strings.Repeat(`{"a":`, 100000)}, "Request body nests JSON arrays and objects deeper than 32 levels"},
-		// Type mismatches.
+	})
+}
+
+// Members whose JSON type is not their shape's.
+func TestCheckTypeErrors(t *testing.T) {
+	checkSerializationErrors(t, []serializationCase{
 		{checkCase{"string given number", "DeleteCluster", `{"ClusterId":42}`}, "Expected a JSON string for member 'ClusterId' but found a number"},
 		{checkCase{"string given bool", "DeleteCluster", `{"ClusterId":true}`}, "Expected a JSON string for member 'ClusterId' but found a boolean"},
 		{checkCase{"string given object", "DeleteCluster", `{"ClusterId":{}}`}, "Expected a JSON string for member 'ClusterId' but found an object"},
@@ -276,14 +279,6 @@ func TestCheckSerializationErrors(t *testing.T) {
 		{checkCase{"list given string", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":"subnet-0123456789abcdef0"}`}, "Expected a JSON array for member 'SubnetIds' but found a string"},
 		{checkCase{"list given object", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":{}}`}, "Expected a JSON array for member 'TagKeyList' but found an object"},
 		{checkCase{"list element", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0",7]}`}, "Expected a JSON string for member 'SubnetIds[1]' but found a number"},
-		// Nulls in lists and maps (none of the model's is sparse).
-		{checkCase{"null in a list", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null]}`}, "Member 'SubnetIds' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
-		{checkCase{"null after elements", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":["a","b",null]}`}, "Member 'TagKeyList' holds null at index 2: a list in a request cannot contain null; remove the element" + nullNote},
-		{checkCase{"null tag", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"a","Value":"b"},null]}`}, "Member 'TagList' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
-		{checkCase{"null filter value element", "DescribeClusters", `{"Filters":{"clusterIds":[null]}}`}, "Member 'Filters[\"clusterIds\"]' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
-		{checkCase{"null filter value", "DescribeBackups", `{"Filters":{"states":["READY"],"clusterIds":null}}`}, "Member 'Filters' holds null for key \"clusterIds\": a map in a request cannot contain null values; remove the entry" + nullNote},
-		{checkCase{"null wins over validation", "CreateCluster", `{"HsmType":"x!","SubnetIds":["bad",null]}`}, "Member 'SubnetIds' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
-		{checkCase{"type error before a null", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[[],null]}`}, "Expected a JSON string for member 'SubnetIds[0]' but found an array"},
 		{checkCase{"map given array", "DescribeClusters", `{"Filters":[]}`}, "Expected a JSON object for member 'Filters' but found an array"},
 		{checkCase{"map value given string", "DescribeClusters", `{"Filters":{"states":"ACTIVE"}}`}, "Expected a JSON array for member 'Filters[\"states\"]' but found a string"},
 		{checkCase{"map value element", "DescribeClusters", `{"Filters":{"states":["ACTIVE",false]}}`}, "Expected a JSON string for member 'Filters[\"states\"][1]' but found a boolean"},
@@ -292,7 +287,30 @@ func TestCheckSerializationErrors(t *testing.T) {
 		{checkCase{"nested structure member", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"a","Value":"b"},{"Key":1,"Value":"b"}]}`}, "Expected a JSON string for member 'TagList[1].Key' but found a number"},
 		{checkCase{"retention value as number", "ModifyCluster", `{"ClusterId":"cluster-igklspoyj5v","BackupRetentionPolicy":{"Type":"DAYS","Value":90}}`}, "Expected a JSON string for member 'BackupRetentionPolicy.Value' but found a number"},
 		{checkCase{"type error wins over validation", "CreateCluster", `{"HsmType":"x!","SubnetIds":["bad"],"Mode":1}`}, "Expected a JSON string for member 'Mode' but found a number"},
-	}
+	})
+}
+
+// Nulls in lists and maps: none of the model's is sparse.
+func TestCheckNullInListOrMap(t *testing.T) {
+	checkSerializationErrors(t, []serializationCase{
+		{checkCase{"null in a list", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null]}`}, "Member 'SubnetIds' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null after elements", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":["a","b",null]}`}, "Member 'TagKeyList' holds null at index 2: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null tag", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"a","Value":"b"},null]}`}, "Member 'TagList' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null filter value element", "DescribeClusters", `{"Filters":{"clusterIds":[null]}}`}, "Member 'Filters[\"clusterIds\"]' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null filter value", "DescribeBackups", `{"Filters":{"states":["READY"],"clusterIds":null}}`}, "Member 'Filters' holds null for key \"clusterIds\": a map in a request cannot contain null values; remove the entry" + nullNote},
+		{checkCase{"null wins over validation", "CreateCluster", `{"HsmType":"x!","SubnetIds":["bad",null]}`}, "Member 'SubnetIds' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"type error before a null", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[[],null]}`}, "Expected a JSON string for member 'SubnetIds[0]' but found an array"},
+	})
+}
+
+type serializationCase struct {
+	checkCase
+	want string // the exact message
+}
+
+func checkSerializationErrors(t *testing.T, cases []serializationCase) {
+	t.Helper()
+	m := mustLoad(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := m.Check(tc.op, []byte(tc.body))
@@ -310,54 +328,12 @@ func TestCheckSerializationErrors(t *testing.T) {
 	}
 }
 
+// Violations of a member's own constraints: required, pattern, length,
+// enum, integer bounds.
 func TestCheckValidationErrors(t *testing.T) {
-	m := mustLoad(t)
-	const (
-		tagPattern    = `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`
-		clusterIDPat  = `cluster-[2-7a-zA-Z]{11,16}`
-		subnetPattern = `subnet-[0-9a-fA-F]{8,17}`
-	)
-	rule := func(value, path, constraint string) string {
-		return "Value " + value + " at '" + path + "' failed to satisfy constraint: " + constraint
-	}
-	subnets := func(n int) (list, rendered string) {
-		var ids []string
-		for i := 0; i < n; i++ {
-			ids = append(ids, fmt.Sprintf("subnet-%08x", i))
-		}
-		b, _ := json.Marshal(ids)
-		return string(b), "[" + strings.Join(ids, ", ") + "]"
-	}
-	elevenJSON, elevenRendered := subnets(11)
 	long := strings.Repeat("a", 257)
-	tags51 := func() string {
-		var tags []string
-		for i := 0; i < 51; i++ {
-			tags = append(tags, fmt.Sprintf(`{"Key":"k%d","Value":"v"}`, i))
-		}
-		return "[" + strings.Join(tags, ",") + "]"
-	}()
-	filters31 := func() string {
-		var kv []string
-		for i := 0; i < 31; i++ {
-			kv = append(kv, fmt.Sprintf(`"f%02d":["x"]`, i))
-		}
-		return "{" + strings.Join(kv, ",") + "}"
-	}()
-	// Java-like rendering of filters31, cut at 256 characters.
-	filters31Rendered := func() string {
-		var kv []string
-		for i := 0; i < 31; i++ {
-			kv = append(kv, fmt.Sprintf("f%02d=[x]", i))
-		}
-		s := "{" + strings.Join(kv, ", ") + "}"
-		return s[:256] + "..."
-	}()
 
-	cases := []struct {
-		checkCase
-		want []string // violation messages, in order
-	}{
+	checkViolations(t, []validationCase{
 		{checkCase{"brief example", "DeleteCluster", `{"ClusterId":"abc"}`},
 			[]string{rule("'abc'", "clusterId", "Member must satisfy regular expression pattern: "+clusterIDPat)}},
 		{checkCase{"required missing", "DeleteCluster", `{}`},
@@ -404,6 +380,61 @@ func TestCheckValidationErrors(t *testing.T) {
 			[]string{rule("'-5'", "maxResults", "Member must have value greater than or equal to 1")}},
 		{checkCase{"integer negative zero", "ListTags", `{"ResourceId":"cluster-igklspoyj5v","MaxResults":-0}`},
 			[]string{rule("'0'", "maxResults", "Member must have value greater than or equal to 1")}},
+		{checkCase{"next token too long", "DescribeClusters", `{"NextToken":"` + long + `"}`},
+			[]string{rule("'"+long[:256]+"...'", "nextToken", "Member must have length less than or equal to 256")}},
+		{checkCase{"java dot excludes CR", "DescribeClusters", `{"NextToken":"a\rb"}`},
+			[]string{rule("'a\rb'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
+		{checkCase{"java dot excludes LINE SEPARATOR", "DescribeClusters", `{"NextToken":"a\u2028b"}`},
+			[]string{rule("'a\u2028b'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
+		{checkCase{"cert pattern", "InitializeCluster", `{"ClusterId":"cluster-igklspoyj5v","SignedCert":"-----BEGIN CERT-----\n***\n","TrustAnchor":"ok"}`},
+			[]string{rule("'-----BEGIN CERT-----\n***\n'", "signedCert", `Member must satisfy regular expression pattern: [a-zA-Z0-9+-/=\s]*`)}},
+		{checkCase{"region pattern", "CopyBackupToRegion", `{"DestinationRegion":"us-west-2a","BackupId":"backup-ro5c4er4aac"}`},
+			[]string{rule("'us-west-2a'", "destinationRegion", `Member must satisfy regular expression pattern: [a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d`)}},
+		{checkCase{"arn pattern", "GetResourcePolicy", `{"ResourceArn":"arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac"}`},
+			[]string{rule("'arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac'", "resourceArn", `Member must satisfy regular expression pattern: arn:aws(-(us-gov))?:cloudhsm:([a-z]{2}(-(gov|isob|iso))?-(east|west|north|south|central){1,2}-[0-9]{1}):[0-9]{12}:(backup/backup|cluster/cluster|hsm/hsm)-[2-7a-zA-Z]{11,16}`)}},
+		{checkCase{"ip pattern", "DeleteHsm", `{"ClusterId":"cluster-igklspoyj5v","EniIp":"10.0.0"}`},
+			[]string{rule("'10.0.0'", "eniIp", `Member must satisfy regular expression pattern: \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)}},
+	})
+}
+
+// Violations of lists and maps, and of the members of their elements, with
+// AWS's paths (tagList.2.member.key).
+func TestCheckValidationErrorsInListsAndMaps(t *testing.T) {
+	subnets := func(n int) (list, rendered string) {
+		var ids []string
+		for i := 0; i < n; i++ {
+			ids = append(ids, fmt.Sprintf("subnet-%08x", i))
+		}
+		b, _ := json.Marshal(ids)
+		return string(b), "[" + strings.Join(ids, ", ") + "]"
+	}
+	elevenJSON, elevenRendered := subnets(11)
+	long := strings.Repeat("a", 257)
+	tags51 := func() string {
+		var tags []string
+		for i := 0; i < 51; i++ {
+			tags = append(tags, fmt.Sprintf(`{"Key":"k%d","Value":"v"}`, i))
+		}
+		return "[" + strings.Join(tags, ",") + "]"
+	}()
+	filters31 := func() string {
+		var kv []string
+		for i := 0; i < 31; i++ {
+			kv = append(kv, fmt.Sprintf(`"f%02d":["x"]`, i))
+		}
+		return "{" + strings.Join(kv, ",") + "}"
+	}()
+	// Java-like rendering of filters31, cut at 256 characters.
+	filters31Rendered := func() string {
+		var kv []string
+		for i := 0; i < 31; i++ {
+			kv = append(kv, fmt.Sprintf("f%02d=[x]", i))
+		}
+		s := "{" + strings.Join(kv, ", ") + "}"
+		return s[:256] + "..."
+	}()
+
+	checkViolations(t, []validationCase{
 		{checkCase{"list too short", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[]}`},
 			[]string{rule("'[]'", "subnetIds", "Member must have length greater than or equal to 1")}},
 		{checkCase{"list too long", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":` + elevenJSON + `}`},
@@ -435,20 +466,13 @@ func TestCheckValidationErrors(t *testing.T) {
 			[]string{rule("'{states=[ACTIVE], bad key=[a, b], =[]}'", "filters", "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+]")}},
 		{checkCase{"map too big", "DescribeClusters", `{"Filters":` + filters31 + `}`},
 			[]string{rule("'"+filters31Rendered+"'", "filters", "Member must have length less than or equal to 30")}},
-		{checkCase{"next token too long", "DescribeClusters", `{"NextToken":"` + long + `"}`},
-			[]string{rule("'"+long[:256]+"...'", "nextToken", "Member must have length less than or equal to 256")}},
-		{checkCase{"java dot excludes CR", "DescribeClusters", `{"NextToken":"a\rb"}`},
-			[]string{rule("'a\rb'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
-		{checkCase{"java dot excludes LINE SEPARATOR", "DescribeClusters", `{"NextToken":"a\u2028b"}`},
-			[]string{rule("'a\u2028b'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
-		{checkCase{"cert pattern", "InitializeCluster", `{"ClusterId":"cluster-igklspoyj5v","SignedCert":"-----BEGIN CERT-----\n***\n","TrustAnchor":"ok"}`},
-			[]string{rule("'-----BEGIN CERT-----\n***\n'", "signedCert", `Member must satisfy regular expression pattern: [a-zA-Z0-9+-/=\s]*`)}},
-		{checkCase{"region pattern", "CopyBackupToRegion", `{"DestinationRegion":"us-west-2a","BackupId":"backup-ro5c4er4aac"}`},
-			[]string{rule("'us-west-2a'", "destinationRegion", `Member must satisfy regular expression pattern: [a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d`)}},
-		{checkCase{"arn pattern", "GetResourcePolicy", `{"ResourceArn":"arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac"}`},
-			[]string{rule("'arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac'", "resourceArn", `Member must satisfy regular expression pattern: arn:aws(-(us-gov))?:cloudhsm:([a-z]{2}(-(gov|isob|iso))?-(east|west|north|south|central){1,2}-[0-9]{1}):[0-9]{12}:(backup/backup|cluster/cluster|hsm/hsm)-[2-7a-zA-Z]{11,16}`)}},
-		{checkCase{"ip pattern", "DeleteHsm", `{"ClusterId":"cluster-igklspoyj5v","EniIp":"10.0.0"}`},
-			[]string{rule("'10.0.0'", "eniIp", `Member must satisfy regular expression pattern: \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)}},
+	})
+}
+
+// Violations are reported in the model's declaration order, a list's own
+// before its elements', whatever the order of the JSON.
+func TestCheckValidationErrorOrder(t *testing.T) {
+	checkViolations(t, []validationCase{
 		{checkCase{"declared order, not JSON order", "CreateCluster", `{"Mode":"X","TagList":[{"Key":"k!","Value":"v"}],"NetworkType":"IPV6","SubnetIds":["s"],"SourceBackupId":"b","HsmType":"h","BackupRetentionPolicy":{"Value":"1000","Type":"D"}}`},
 			[]string{
 				rule("'D'", "backupRetentionPolicy.type", "Member must satisfy enum value set: [DAYS]"),
@@ -467,7 +491,29 @@ func TestCheckValidationErrors(t *testing.T) {
 			}},
 		{checkCase{"unknown members ignored", "DeleteCluster", `{"ClusterId":"abc","Unknown":{"deep":[1,"x",null,{"y":true}]},"ClusterID":"x"}`},
 			[]string{rule("'abc'", "clusterId", "Member must satisfy regular expression pattern: "+clusterIDPat)}},
-	}
+	})
+}
+
+// Constraint texts shared by the validation tests.
+const (
+	tagPattern    = `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`
+	clusterIDPat  = `cluster-[2-7a-zA-Z]{11,16}`
+	subnetPattern = `subnet-[0-9a-fA-F]{8,17}`
+)
+
+// rule renders one violation as AWS words it.
+func rule(value, path, constraint string) string {
+	return "Value " + value + " at '" + path + "' failed to satisfy constraint: " + constraint
+}
+
+type validationCase struct {
+	checkCase
+	want []string // violation messages, in order
+}
+
+func checkViolations(t *testing.T, cases []validationCase) {
+	t.Helper()
+	m := mustLoad(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := m.Check(tc.op, []byte(tc.body))
