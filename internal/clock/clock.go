@@ -108,6 +108,14 @@ func (c *Clock) Resume() time.Time {
 	return now
 }
 
+// UseReal makes the clock follow the real time that now tells from here on
+// (a database's clock, shared by several processes), keeping its offset.
+func (c *Clock) UseReal(now func() time.Time) {
+	c.mu.Lock()
+	c.real = now
+	c.mu.Unlock()
+}
+
 // State returns the clock's offset or frozen time, and its generation.
 func (c *Clock) State() State {
 	c.mu.Lock()

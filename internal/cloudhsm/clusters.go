@@ -186,6 +186,11 @@ func checkRetention(days int) error {
 
 func networkError(err error) error {
 	var ne *network.Error
+	if errors.As(err, &ne) && ne.Kind == network.ErrUnavailable && errors.Is(err, errStoreCause) {
+		// The placements could not be saved: the store is away, which is
+		// the service's failure (500), not a refusal.
+		return fmt.Errorf("network: %w", err)
+	}
 	if errors.As(err, &ne) {
 		switch ne.Kind {
 		case network.ErrNotFound, network.ErrInvalid:

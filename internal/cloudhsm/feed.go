@@ -14,6 +14,9 @@ const (
 	ResourceHsm     = "hsm"
 	ResourceBackup  = "backup"
 	ResourceClock   = "clock"
+	// ResourceEstate: anything may have changed (this process reloaded
+	// the whole estate from a shared store).
+	ResourceEstate = "estate"
 )
 
 // Causes of a Change, beside the name of the API operation that made it

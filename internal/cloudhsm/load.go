@@ -1,12 +1,14 @@
 package cloudhsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 )
@@ -166,4 +168,24 @@ func (ts *tenantState) sortBySeq() {
 		slices.SortFunc(bs, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
 	}
 	slices.SortFunc(ts.withPolicy, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+}
+
+// loadShared reads the whole estate from a shared store. The estate's kept
+// clock comes back as it is: it is every process's.
+func (s *Service) loadShared() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.storeTimeout())
+	defer cancel()
+	before := time.Now()
+	view := &cacheView{s: s}
+	sy, err := s.shared.Refresh(ctx, 0, view)
+	if err != nil {
+		return err
+	}
+	s.observeStoreClock(sy.Now, before)
+	s.sh.version = sy.Version
+	for _, ts := range s.tenants {
+		ts.sortBySeq()
+	}
+	s.clockKept.Store(s.clock.Generation())
+	return nil
 }

@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -42,10 +43,13 @@ type Codec interface {
 }
 
 // SubnetPlacements keeps a learned network provider's placements in st, as
-// records of the estate (see network.Placements). The process that owns st
-// is the only one that learns subnets, so Save never reports missed
-// placements.
+// records of the estate (see network.Placements). With a store.Shared,
+// Save reports the placements other processes made; otherwise the process
+// that owns st is the only one that learns subnets, and it never does.
 func SubnetPlacements(st store.Store, codec Codec) network.Placements {
+	if sh, ok := st.(store.Shared); ok {
+		return sharedPlacements{st: sh, codec: codec, timeout: 5 * time.Second}
+	}
 	return storePlacements{st: st, codec: codec}
 }
 
@@ -63,8 +67,15 @@ func (sp storePlacements) Save(t network.Tenant, _ int, subnets []network.Subnet
 		}
 		muts = append(muts, store.Mutation{Kind: kindSubnet, Key: subnetKey(Tenant(t), sn.ID), Value: b})
 	}
-	return nil, sp.st.Submit(muts)()
+	if err := sp.st.Submit(muts)(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errStoreCause, err)
+	}
+	return nil, nil
 }
+
+// errStoreCause marks the failures of the store under a network provider's
+// placements: the service's failure, not the request's (see networkError).
+var errStoreCause = errors.New("the store of learned subnets failed")
 
 // subnetKey is the store key of a subnet learned for t.
 func subnetKey(t Tenant, subnetID string) string { return t.Account + "/" + t.Region + "/" + subnetID }
@@ -182,13 +193,19 @@ func clockMode(frozen bool) string {
 	return "RUNNING"
 }
 
-// submit enqueues the collected mutations (under the lock), hands the
-// changes to the feed, and returns the wait for durability.
-func (s *Service) submit(p *pending) func() error {
+// seal adds what every change writes besides its resources: the clock's
+// state when it changed, the sequence floor when records were dropped.
+func (p *pending) seal() {
 	p.clock()
 	if p.dropped {
-		p.meta(metaSeq, []byte(strconv.FormatUint(s.seq.last, 10)))
+		p.meta(metaSeq, []byte(strconv.FormatUint(p.s.seq.last, 10)))
 	}
+}
+
+// submit enqueues the collected mutations (under the lock) and returns the
+// wait for durability.
+func (s *Service) submit(p *pending) func() error {
+	p.seal()
 	if len(p.muts) == 0 {
 		return func() error { return nil }
 	}
@@ -212,6 +229,9 @@ func (s *Service) commit(cause string, fn func(now time.Time, p *pending) error)
 // commitChanges is commit, and it returns the changes made (also those the
 // clock made due first).
 func (s *Service) commitChanges(cause string, fn func(now time.Time, p *pending) error) ([]Change, error) {
+	if s.shared != nil {
+		return s.commitShared(cause, fn)
+	}
 	s.mu.Lock()
 	now := s.clock.Now()
 	p := s.newPending(cause, now)
@@ -242,8 +262,14 @@ func (s *Service) unlockAndAnnounce(changes []Change) {
 	s.announceMu.Unlock()
 }
 
-// read runs fn under the read lock, after catching up with the clock.
+// read runs fn under the read lock, after catching up with the clock (and,
+// with a shared store, with what other processes changed).
 func (s *Service) read(fn func(now time.Time) error) error {
+	if s.shared != nil {
+		if err := s.refresh(); err != nil {
+			return err
+		}
+	}
 	now := s.clock.Now()
 	if now.UnixNano() >= s.nextDue.Load() || s.clock.Generation() != s.clockKept.Load() {
 		if err := s.CatchUp(); err != nil {

@@ -151,25 +151,18 @@ func (s *Service) scheduleBackup(b *Backup) {
 }
 
 // run wakes at the earliest due event (or when the clock moves) and applies
-// every transition that is due.
+// every transition that is due. With a shared store it also looks for
+// changes made elsewhere every RefreshInterval, and only the lease holder
+// applies due transitions (every process applies those due to what it
+// reads).
 func (s *Service) run() {
 	defer close(s.done)
 	moved := s.clock.Subscribe()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	refreshing := refreshLog{log: s.log}
 	for {
-		wait := time.Hour
-		if !s.clock.Frozen() {
-			next := s.nextDue.Load()
-			d := time.Duration(next - s.clock.Now().UnixNano())
-			if d < wait {
-				wait = d
-			}
-			if wait < time.Millisecond {
-				wait = time.Millisecond
-			}
-		}
-		timer.Reset(wait)
+		timer.Reset(s.sleep())
 		select {
 		case <-s.stop:
 			return
@@ -177,12 +170,57 @@ func (s *Service) run() {
 		case <-s.wake:
 		case <-timer.C:
 		}
-		if s.clock.Now().UnixNano() >= s.nextDue.Load() || s.clock.Generation() != s.clockKept.Load() {
+		leader := true
+		if s.shared != nil {
+			refreshing.report(s.refresh())
+			leader = s.shared.Leader()
+		}
+		due := s.clock.Now().UnixNano() >= s.nextDue.Load()
+		if (leader && due) || s.clock.Generation() != s.clockKept.Load() {
 			if err := s.CatchUp(); err != nil {
 				s.log.Error("persist scheduled transitions", "err", err)
 			}
 		}
 	}
+}
+
+// sleep is how long the scheduler may sleep: until the next due event (an
+// hour at most, nothing while the clock is frozen), and no longer than the
+// refresh interval with a shared store.
+func (s *Service) sleep() time.Duration {
+	wait := time.Hour
+	if s.shared != nil {
+		wait = s.cfg.RefreshInterval
+		if wait <= 0 {
+			wait = 250 * time.Millisecond
+		}
+	}
+	if !s.clock.Frozen() {
+		if d := time.Duration(s.nextDue.Load() - s.clock.Now().UnixNano()); d < wait {
+			wait = d
+		}
+	}
+	return max(wait, time.Millisecond)
+}
+
+// refreshLog logs the background refreshes' failures once, and their
+// recovery, rather than every few hundred milliseconds.
+type refreshLog struct {
+	log interface {
+		Error(string, ...any)
+		Info(string, ...any)
+	}
+	failed bool
+}
+
+func (r *refreshLog) report(err error) {
+	switch {
+	case err != nil && !r.failed:
+		r.log.Error("the shared store does not answer; requests fail until it does", "err", err)
+	case err == nil && r.failed:
+		r.log.Info("the shared store answers again")
+	}
+	r.failed = err != nil
 }
 
 // CatchUp applies every transition due at the clock's current time and waits

@@ -63,6 +63,10 @@ type Service struct {
 	feed       Feed
 	announceMu sync.Mutex // see unlockAndAnnounce
 
+	// shared is the store when it is a store.Shared (see shared.go).
+	shared store.Shared
+	sh     sharedState
+
 	newIdentities  func() pki.IdentitySource
 	identitiesOnce sync.Once
 	identitySource pki.IdentitySource
@@ -136,7 +140,13 @@ func New(opts Options) (*Service, error) {
 	if s.clock == nil {
 		s.clock = clock.New()
 	}
-	if err := s.load(); err != nil {
+	if sh, ok := s.store.(store.Shared); ok {
+		s.shared = sh
+		s.clock.UseReal(s.storeClock())
+		if err := s.loadShared(); err != nil {
+			return nil, fmt.Errorf("load state: %w", err)
+		}
+	} else if err := s.load(); err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
 	if _, err := s.madeOnce(metaTokenSecret, newTokenSecret); err != nil {
