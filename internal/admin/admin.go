@@ -718,7 +718,12 @@ func (a *API) faultsClear(w http.ResponseWriter, r *http.Request) {
 	if !a.injector(w) {
 		return
 	}
-	writeJSON(w, http.StatusOK, Deleted{Deleted: a.faults.Clear()})
+	n, err := a.faults.Clear()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Deleted{Deleted: n})
 }
 
 func (a *API) faultsGet(w http.ResponseWriter, r *http.Request) {
@@ -737,7 +742,12 @@ func (a *API) faultsDelete(w http.ResponseWriter, r *http.Request) {
 	if !a.injector(w) {
 		return
 	}
-	if !a.faults.Delete(r.PathValue("id")) {
+	ok, err := a.faults.Delete(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !ok {
 		writeErr(w, http.StatusNotFound, fmt.Sprintf("no fault rule %q", r.PathValue("id")))
 		return
 	}

@@ -3,6 +3,7 @@ package cloudhsm
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,9 @@ const (
 	// ResourceEstate: anything may have changed (this process reloaded
 	// the whole estate from a shared store).
 	ResourceEstate = "estate"
+	// ResourceKept: a value kept with the estate changed (see ChangeKept);
+	// ID is its name.
+	ResourceKept = "kept"
 )
 
 // Causes of a Change, beside the name of the API operation that made it
@@ -124,7 +128,14 @@ func (f *Feed) publish(changes []Change) {
 // request, so nothing else says they happened), those an API request made
 // at debug (its request line tells already).
 func logChanges(log *slog.Logger, changes []Change) {
+	if len(changes) > maxLoggedChanges {
+		logSummary(log, changes)
+		return
+	}
 	for _, c := range changes {
+		if c.Resource == ResourceKept {
+			continue // its owner logs what it means
+		}
 		level := slog.LevelInfo
 		if !isBackgroundCause(c.Cause) {
 			level = slog.LevelDebug
@@ -143,6 +154,25 @@ func logChanges(log *slog.Logger, changes []Change) {
 			slog.String("at", c.At.UTC().Format(time.RFC3339Nano)), slog.String("cause", c.Cause))
 		log.LogAttrs(context.Background(), level, changeMessage(c), attrs...)
 	}
+}
+
+// maxLoggedChanges is how many changes of one commit are logged one by one;
+// more (a reset, an import, a reload) are summed up in one line.
+const maxLoggedChanges = 50
+
+func logSummary(log *slog.Logger, changes []Change) {
+	counts := map[string]int{}
+	var cause string
+	var at time.Time
+	for _, c := range changes {
+		counts[changeMessage(c)]++
+		cause, at = c.Cause, c.At
+	}
+	attrs := []slog.Attr{slog.Int("changes", len(changes)), slog.String("cause", cause), slog.String("at", at.UTC().Format(time.RFC3339Nano))}
+	for msg, n := range counts {
+		attrs = append(attrs, slog.Int(strings.ReplaceAll(msg, " ", "_"), n))
+	}
+	log.LogAttrs(context.Background(), slog.LevelInfo, "estate changed", attrs...)
 }
 
 func isBackgroundCause(cause string) bool {

@@ -452,6 +452,10 @@ func (v *cacheView) meta(key string, value []byte) error {
 		return nil
 	}
 	s.meta[key] = string(value)
+	if name, ok := keptName(key); ok {
+		v.changes = append(v.changes, Change{Resource: ResourceKept, ID: name, At: s.clock.Now(), Cause: CauseReplica})
+		return nil
+	}
 	switch key {
 	case metaSeq:
 		if n, err := strconv.ParseUint(string(value), 10, 64); err == nil {

@@ -130,6 +130,20 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now stamps rules' creation time; nil uses time.Now.
 	Now func() time.Time
+	// Ledger, when set, keeps the rules with an estate that several
+	// processes serve (see Ledger). Nil: the rules live in this injector.
+	Ledger Ledger
+}
+
+// A Ledger keeps an injector's rules with an estate that several processes
+// serve, so that each process applies the same rules and a counted rule
+// counts the calls to the whole estate. The injector calls it without its
+// own lock held; it may be slow (a database).
+type Ledger interface {
+	// Change runs fn on the estate's rules (as encoded by the injector;
+	// nil when there are none) and keeps what fn returns, atomically with
+	// respect to every process; it returns what it kept.
+	Change(fn func(old []byte) ([]byte, error)) ([]byte, error)
 }
 
 // Injector holds the rules and applies them. The zero value is not usable;
@@ -141,6 +155,8 @@ type Injector struct {
 	sleep    func(ctx context.Context, d time.Duration) error
 	now      func() time.Time
 
+	ledger Ledger
+
 	mu     sync.Mutex
 	rng    *rand.Rand
 	rules  []*Rule
@@ -149,7 +165,7 @@ type Injector struct {
 
 // New returns an Injector with no rules.
 func New(opts Options) *Injector {
-	in := &Injector{log: opts.Logger, onInject: opts.OnInject, sleep: opts.Sleep, now: opts.Now}
+	in := &Injector{log: opts.Logger, onInject: opts.OnInject, sleep: opts.Sleep, now: opts.Now, ledger: opts.Ledger}
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
 	}
@@ -245,19 +261,84 @@ func (in *Injector) Add(r Rule) (Rule, error) {
 	if err := in.Validate(r); err != nil {
 		return Rule{}, err
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if len(in.rules) >= MaxRules {
-		return Rule{}, invalid("at most %d rules; delete some first", MaxRules)
+	var stored Rule
+	err := in.update(func(rules []*Rule, nextID int) ([]*Rule, int, error) {
+		if len(rules) >= MaxRules {
+			return nil, 0, invalid("at most %d rules; delete some first", MaxRules)
+		}
+		nextID++
+		r.ID = "fault-" + strconv.Itoa(nextID)
+		r.Hits, r.Spent, r.Remaining = 0, false, r.Count
+		r.Created = in.now().UTC()
+		stored = r
+		return append(rules, &stored), nextID, nil
+	})
+	if err != nil {
+		return Rule{}, err
 	}
-	in.nextID++
-	r.ID = "fault-" + strconv.Itoa(in.nextID)
-	r.Hits, r.Spent, r.Remaining = 0, false, r.Count
-	r.Created = in.now().UTC()
-	stored := r
-	in.rules = append(in.rules, &stored)
 	in.log.Info("fault rule added", ruleAttrs(stored)...)
 	return stored, nil
+}
+
+// update changes the rules: in the ledger when there is one, else here.
+// fn gets the rules and the last id number given, and returns the new ones.
+func (in *Injector) update(fn func(rules []*Rule, nextID int) ([]*Rule, int, error)) error {
+	if in.ledger == nil {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		rules, next, err := fn(slices.Clone(in.rules), in.nextID)
+		if err != nil {
+			return err
+		}
+		in.rules, in.nextID = rules, next
+		return nil
+	}
+	kept, err := in.ledger.Change(func(old []byte) ([]byte, error) {
+		st, err := decodeRules(old)
+		if err != nil {
+			return nil, err
+		}
+		rules, next, err := fn(st.Rules, st.NextID)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(ledgerState{Rules: rules, NextID: next})
+	})
+	if err != nil {
+		return err
+	}
+	return in.Replace(kept)
+}
+
+// ledgerState is what a Ledger keeps: the rules and the last id number.
+type ledgerState struct {
+	Rules  []*Rule `json:"rules"`
+	NextID int     `json:"nextId"`
+}
+
+func decodeRules(b []byte) (ledgerState, error) {
+	var st ledgerState
+	if len(b) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("fault rules kept with the estate: %w", err)
+	}
+	return st, nil
+}
+
+// Replace sets the rules to those a Ledger keeps (as its Change returned
+// them): a process serving a shared estate calls it when another process
+// changed them.
+func (in *Injector) Replace(kept []byte) error {
+	st, err := decodeRules(kept)
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.rules, in.nextID = st.Rules, st.NextID
+	in.mu.Unlock()
+	return nil
 }
 
 // Rules returns copies of every rule, in the order they are evaluated.
@@ -284,29 +365,31 @@ func (in *Injector) Get(id string) (Rule, bool) {
 }
 
 // Delete removes the rule with id and reports whether it existed.
-func (in *Injector) Delete(id string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	for i, r := range in.rules {
-		if r.ID == id {
-			in.rules = slices.Delete(in.rules, i, i+1)
-			in.log.Info("fault rule deleted", slog.String("fault_id", id))
-			return true
-		}
+func (in *Injector) Delete(id string) (bool, error) {
+	found := false
+	err := in.update(func(rules []*Rule, next int) ([]*Rule, int, error) {
+		before := len(rules)
+		rules = slices.DeleteFunc(rules, func(r *Rule) bool { return r.ID == id })
+		found = len(rules) < before
+		return rules, next, nil
+	})
+	if err == nil && found {
+		in.log.Info("fault rule deleted", slog.String("fault_id", id))
 	}
-	return false
+	return found, err
 }
 
 // Clear removes every rule and returns how many there were.
-func (in *Injector) Clear() int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	n := len(in.rules)
-	in.rules = nil
-	if n > 0 {
+func (in *Injector) Clear() (int, error) {
+	n := 0
+	err := in.update(func(rules []*Rule, next int) ([]*Rule, int, error) {
+		n = len(rules)
+		return nil, next, nil
+	})
+	if err == nil && n > 0 {
 		in.log.Info("fault rules cleared", slog.Int("count", n))
 	}
-	return n
+	return n, err
 }
 
 func (r *Rule) matches(c Call) bool {
@@ -336,36 +419,17 @@ type hit struct {
 // first one with an error ends the evaluation: Inject waits for the total
 // latency (or until ctx is done, returning ctx.Err()) and returns that error
 // as an *awsjson.Error. It returns nil when no error is injected.
+//
+// With a Ledger, a counted rule's hit is taken from the estate's count
+// (a rule another process spent meanwhile does not fire); other rules
+// count their hits in this process.
 func (in *Injector) Inject(ctx context.Context, c Call) error {
 	var hits []hit
-	in.mu.Lock()
-	for _, r := range in.rules {
-		if !r.matches(c) {
-			continue
-		}
-		if r.Probability > 0 && r.Probability < 1 && in.rng.Float64() >= r.Probability {
-			continue
-		}
-		r.Hits++
-		if r.Count > 0 {
-			r.Remaining--
-			if r.Remaining <= 0 {
-				r.Spent = true
-			}
-		}
-		h := hit{id: r.ID, code: r.Error, latency: time.Duration(r.Latency)}
-		if r.Error != "" {
-			h.message = r.Message
-			if h.message == "" {
-				h.message = messageFor(r.Error)
-			}
-		}
-		hits = append(hits, h)
-		if r.Error != "" {
-			break
-		}
+	if in.ledger == nil {
+		hits = in.hitsLocal(c)
+	} else {
+		hits = in.hitsShared(c)
 	}
-	in.mu.Unlock()
 	if len(hits) == 0 {
 		return nil
 	}
@@ -408,6 +472,108 @@ func (in *Injector) Inject(ctx context.Context, c Call) error {
 		return nil
 	}
 	return &awsjson.Error{Code: fail.code, Message: fail.message}
+}
+
+// hitsLocal evaluates the rules for c and counts their hits.
+func (in *Injector) hitsLocal(c Call) []hit {
+	var hits []hit
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, r := range in.rules {
+		if !r.matches(c) || !in.draw(r) {
+			continue
+		}
+		r.take()
+		hits = append(hits, r.hit())
+		if r.Error != "" {
+			break
+		}
+	}
+	return hits
+}
+
+// hitsShared is hitsLocal for rules kept in a Ledger: counted rules take
+// their hit from the estate's count.
+func (in *Injector) hitsShared(c Call) []hit {
+	in.mu.Lock()
+	var cands []*Rule
+	for _, r := range in.rules {
+		if r.matches(c) {
+			cands = append(cands, r)
+		}
+	}
+	in.mu.Unlock()
+	var hits []hit
+	for _, r := range cands {
+		in.mu.Lock()
+		fire := in.draw(r)
+		in.mu.Unlock()
+		if !fire {
+			continue
+		}
+		if r.Count > 0 {
+			if !in.takeShared(r.ID) {
+				continue
+			}
+		} else {
+			in.mu.Lock()
+			r.Hits++
+			in.mu.Unlock()
+		}
+		hits = append(hits, r.hit())
+		if r.Error != "" {
+			break
+		}
+	}
+	return hits
+}
+
+// takeShared takes one hit of counted rule id from the estate's count; it
+// reports false when the rule is spent or gone, or the ledger fails (a
+// fault the estate cannot count is not injected).
+func (in *Injector) takeShared(id string) bool {
+	took := false
+	err := in.update(func(rules []*Rule, next int) ([]*Rule, int, error) {
+		for _, r := range rules {
+			if r.ID == id && !r.Spent {
+				r.take()
+				took = true
+			}
+		}
+		return rules, next, nil
+	})
+	if err != nil {
+		in.log.Error("count a fault rule's hit with the estate", slog.String("fault_id", id), slog.Any("err", err))
+		return false
+	}
+	return took
+}
+
+// draw reports whether a rule with a probability fires (in.mu held).
+func (in *Injector) draw(r *Rule) bool {
+	return r.Probability <= 0 || r.Probability >= 1 || in.rng.Float64() < r.Probability
+}
+
+// take counts one hit of r.
+func (r *Rule) take() {
+	r.Hits++
+	if r.Count > 0 {
+		r.Remaining--
+		if r.Remaining <= 0 {
+			r.Spent = true
+		}
+	}
+}
+
+func (r *Rule) hit() hit {
+	h := hit{id: r.ID, code: r.Error, latency: time.Duration(r.Latency)}
+	if r.Error != "" {
+		h.message = r.Message
+		if h.message == "" {
+			h.message = messageFor(r.Error)
+		}
+	}
+	return h
 }
 
 func messageFor(code string) string {

@@ -303,7 +303,10 @@ func TestDeleteClearGet(t *testing.T) {
 	if a.ID == b.ID {
 		t.Fatalf("duplicate ids %s", a.ID)
 	}
-	if !in.Delete(a.ID) || in.Delete(a.ID) {
+	if ok, err := in.Delete(a.ID); !ok || err != nil {
+		t.Fatalf("first Delete: %v %v", ok, err)
+	}
+	if ok, _ := in.Delete(a.ID); ok {
 		t.Fatal("Delete should succeed once")
 	}
 	if _, ok := in.Get(a.ID); ok {
@@ -312,7 +315,7 @@ func TestDeleteClearGet(t *testing.T) {
 	if err := in.Inject(context.Background(), call("DescribeClusters", acctA)); err != nil {
 		t.Fatalf("deleted rule hit: %v", err)
 	}
-	if n := in.Clear(); n != 1 {
+	if n, err := in.Clear(); n != 1 || err != nil {
 		t.Fatalf("Clear = %d, want 1", n)
 	}
 	if len(in.Rules()) != 0 {

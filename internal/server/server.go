@@ -36,6 +36,10 @@ type Config struct {
 	// DataDir holds the embedded store; ignored when InMemory.
 	DataDir  string
 	InMemory bool
+	// Store, when set, is the store to serve the estate from instead
+	// (DataDir and InMemory are then ignored): a store.Shared serves one
+	// estate with other processes. The server closes it.
+	Store store.Store
 	// TopologyFile, when set, declares the subnets instead of learning them.
 	TopologyFile string
 	// DefaultAccount is the account of callers whose access key id is not a
@@ -91,6 +95,8 @@ type Server struct {
 	seeded  *admin.ImportResult
 	// verifier is set in strict mode.
 	verifier *sigv4.Verifier
+	// stopFollow stops following the estate's fault rules (shared stores).
+	stopFollow func()
 }
 
 // New opens the store and starts the domain service.
@@ -157,6 +163,9 @@ func openStore(cfg Config) (store.Store, error) {
 	if cfg.TopologyFile != "" && cfg.EC2 != nil {
 		return nil, errors.New("a topology file and an EC2 endpoint cannot both declare the subnets: choose one")
 	}
+	if cfg.Store != nil {
+		return cfg.Store, nil
+	}
 	if cfg.InMemory {
 		return store.NewMemory(), nil
 	}
@@ -216,12 +225,21 @@ func (s *Server) routes() error {
 		names = append(names, name)
 	}
 	s.metrics = metrics.New(s.svc.Stats)
-	s.faults = faults.New(faults.Options{
+	fo := faults.Options{
 		Operations: names,
 		Seed:       cfg.FaultSeed,
 		Logger:     cfg.Logger,
 		OnInject:   s.metrics.InjectedFault,
-	})
+	}
+	if s.svc.Shared() {
+		fo.Ledger = keptFaults{s.svc}
+	}
+	s.faults = faults.New(fo)
+	if fo.Ledger != nil {
+		if err := s.followFaults(); err != nil {
+			return err
+		}
+	}
 	wire := awsjson.NewServer(ops, awsjson.Hooks{
 		Authenticate: s.authenticate,
 		Before:       s.before,
@@ -251,6 +269,38 @@ func (s *Server) routes() error {
 	}
 	mux.Handle("/", wire)
 	s.handler = mux
+	return nil
+}
+
+// keptFaults keeps the fault rules with a shared estate, so that every
+// replica applies them and counted rules count the estate's calls.
+type keptFaults struct{ svc *cloudhsm.Service }
+
+const faultsKept = "faults"
+
+func (k keptFaults) Change(fn func([]byte) ([]byte, error)) ([]byte, error) {
+	return k.svc.ChangeKept(faultsKept, fn)
+}
+
+// followFaults loads the estate's fault rules and follows the changes
+// other replicas make to them, until the server closes.
+func (s *Server) followFaults() error {
+	if err := s.faults.Replace(s.svc.Kept(faultsKept)); err != nil {
+		return err
+	}
+	sub := s.svc.Feed().Subscribe(256)
+	s.stopFollow = sub.Close
+	go func() {
+		missed := int64(0)
+		for c := range sub.C {
+			if (c.Resource == cloudhsm.ResourceKept && c.ID == faultsKept) || c.Resource == cloudhsm.ResourceEstate || sub.Missed() != missed {
+				missed = sub.Missed()
+				if err := s.faults.Replace(s.svc.Kept(faultsKept)); err != nil {
+					s.log.Error("load the estate's fault rules", "err", err)
+				}
+			}
+		}
+	}()
 	return nil
 }
 
@@ -330,6 +380,9 @@ func (s *Server) Seeded() *admin.ImportResult { return s.seeded }
 
 // Close stops the scheduler and closes the store.
 func (s *Server) Close() error {
+	if s.stopFollow != nil {
+		s.stopFollow()
+	}
 	s.svc.Close()
 	return s.store.Close()
 }
