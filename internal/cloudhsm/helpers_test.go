@@ -234,6 +234,14 @@ func newEnvWith(t *testing.T, cfg cloudhsm.Config, st store.Store) *env {
 	return &env{t: t, svc: svc, clk: clk, ids: ids, ca: mustCA(t, customerCA)}
 }
 
+// on returns e reporting to t: a subtest's failures must end the
+// subtest, not its parent.
+func (e *env) on(t *testing.T) *env {
+	cp := *e
+	cp.t = t
+	return &cp
+}
+
 func manual(c *cloudhsm.Config) { c.ManualActivation = true }
 
 // advance moves the clock by d and applies what fell due.

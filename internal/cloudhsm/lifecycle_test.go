@@ -378,7 +378,14 @@ func TestDeleteClusterByState(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.state, func(t *testing.T) {
-			id := e.importCluster(snapCluster(tenantA, cloudhsm.HsmTypeHsm2m, tc.state, 0, ""))
+			c := snapCluster(tenantA, cloudhsm.HsmTypeHsm1, tc.state, 0, "")
+			switch tc.state { // a migration has a target
+			case cloudhsm.ClusterModifyInProgress:
+				c.TargetHsmType, c.PreviousHsmType = cloudhsm.HsmTypeHsm2m, cloudhsm.HsmTypeHsm1
+			case cloudhsm.ClusterRollbackInProgress:
+				c.HsmType, c.TargetHsmType, c.PreviousHsmType = cloudhsm.HsmTypeHsm2m, cloudhsm.HsmTypeHsm1, cloudhsm.HsmTypeHsm1
+			}
+			id := e.on(t).importCluster(c)
 			got, err := e.svc.DeleteCluster(tenantA, id)
 			if tc.want != "" {
 				wantErr(t, err, cloudhsm.KindInvalidRequest, tc.want)

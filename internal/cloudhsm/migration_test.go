@@ -126,6 +126,7 @@ func TestMigrationPreconditions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			id := e.importCluster(tc.cluster)
 			_, err := e.modifyType(id, tc.target)
 			wantErr(t, err, cloudhsm.KindInvalidRequest, tc.want)

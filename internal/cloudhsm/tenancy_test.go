@@ -35,6 +35,7 @@ func TestTagRules(t *testing.T) {
 		{"AWS: prefix", []cloudhsm.Tag{{Key: "AWS:owner"}}, "reserved"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			e := e.on(t)
 			_, err := e.createClusterIn(tenantA, func(in *cloudhsm.CreateClusterInput) { in.Tags = tc.tags })
 			wantErr(t, err, cloudhsm.KindTag, tc.want)
 			c := e.createCluster()
