@@ -35,10 +35,18 @@ func (s *Service) takeBackup(c *Cluster, at time.Time, p *pending) *Backup {
 }
 
 // scheduledBackup is the every-24-hours backup of an ACTIVE cluster with HSMs.
+// A cluster being migrated (or rolled back) skips it and keeps its
+// schedule: it is ACTIVE again once the migration ends.
 func (s *Service) scheduledBackup(c *Cluster, at time.Time, p *pending) {
-	if c.baseState() == ClusterActive && len(c.Hsms) > 0 {
+	switch st := c.baseState(); {
+	case len(c.Hsms) == 0:
+		c.NextBackup = time.Time{}
+	case st == ClusterActive:
 		s.takeBackup(c, at, p)
-	} else {
+	case st == ClusterModifyInProgress || st == ClusterRollbackInProgress:
+		c.NextBackup = at.Add(s.cfg.BackupInterval)
+		s.scheduleCluster(c)
+	default:
 		c.NextBackup = time.Time{}
 	}
 	p.cluster(c)

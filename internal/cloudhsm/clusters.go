@@ -511,6 +511,11 @@ func (s *Service) finishModify(c *Cluster, at time.Time, p *pending) {
 	c.TargetHsmType = ""
 	c.State = ClusterActive
 	c.StateMessage = ""
+	if c.NextBackup.IsZero() && len(c.Hsms) > 0 {
+		// Imported mid-migration without a schedule: daily backups
+		// start now that the cluster is ACTIVE.
+		c.NextBackup = at.Add(s.cfg.BackupInterval)
+	}
 }
 
 // DeleteCluster starts deleting a cluster that has no HSMs.

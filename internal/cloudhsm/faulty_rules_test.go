@@ -114,7 +114,7 @@ func TestImportKeepsHsmIDsUnique(t *testing.T) {
 	if err != nil {
 		wantErr(t, err, cloudhsm.KindInvalidRequest, "clusters[0]", "hsm-aaaaaaaaaaa")
 	}
-	cs, _, err := e.svc.DescribeClusters(tenantA, cloudhsm.ClusterFilter{}, 0, 25)
+	cs, _, err := e.describe(tenantA, cloudhsm.ClusterFilter{}, 25)
 	mustOK(t, err)
 	seen := map[string]string{}
 	for _, c := range cs {

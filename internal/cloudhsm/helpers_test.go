@@ -257,7 +257,7 @@ func (e *env) advance(d time.Duration) {
 // DELETED one too), or nil when it is not listed.
 func (e *env) clusterOf(t cloudhsm.Tenant, id string) *cloudhsm.Cluster {
 	e.t.Helper()
-	cs, _, err := e.svc.DescribeClusters(t, cloudhsm.ClusterFilter{IDs: []string{id}}, 0, 25)
+	cs, _, err := e.describe(t, cloudhsm.ClusterFilter{IDs: []string{id}}, 25)
 	if err != nil {
 		e.t.Fatalf("DescribeClusters: %v", err)
 	}
@@ -472,4 +472,21 @@ func mustOK(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// describe lists up to limit clusters of t (as DescribeClusters does),
+// copies the service may not change.
+func (e *env) describe(t cloudhsm.Tenant, f cloudhsm.ClusterFilter, limit int) ([]*cloudhsm.Cluster, uint64, error) {
+	var out []*cloudhsm.Cluster
+	next, err := e.svc.VisitClusters(t, f, 0, limit, func(c *cloudhsm.Cluster) {
+		cp := *c
+		cp.Hsms = make([]*cloudhsm.Hsm, len(c.Hsms))
+		for i, h := range c.Hsms {
+			hc := *h
+			cp.Hsms[i] = &hc
+		}
+		cp.Tags = append([]cloudhsm.Tag(nil), c.Tags...)
+		out = append(out, &cp)
+	})
+	return out, next, err
 }

@@ -40,6 +40,7 @@ func (s *Service) Import(snap *Snapshot) error {
 		}
 	}
 	return s.commit(CauseAdmin+"import", func(now time.Time, p *pending) error {
+		p.imported = true
 		addrs := s.newImportAddrs(snap.Clusters)
 		for i, c := range snap.Clusters {
 			if err := s.fillCluster(c, now, addrs); err != nil {

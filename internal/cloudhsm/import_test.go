@@ -291,7 +291,7 @@ func TestReset(t *testing.T) {
 		t.Fatal("Reset(account) removed another account's cluster")
 	}
 	e.advance(30 * day)
-	if cs, _, _ := e.svc.DescribeClusters(tenantA, cloudhsm.ClusterFilter{}, 0, 25); len(cs) != 0 {
+	if cs, _, _ := e.describe(tenantA, cloudhsm.ClusterFilter{}, 25); len(cs) != 0 {
 		t.Fatalf("%d clusters came back", len(cs))
 	}
 	if bs, _, _ := e.svc.DescribeBackups(tenantA, cloudhsm.DescribeBackupsInput{Limit: 50}); len(bs) != 0 {

@@ -100,6 +100,9 @@ type pending struct {
 	at    time.Time
 	// dropped is set when a record was dropped (see seqFloor).
 	dropped bool
+	// imported marks the writes of an import: clusters come with their
+	// History, which they keep as it is.
+	imported bool
 	muts    []store.Mutation
 	changes []Change
 	// after holds work that must not run under the lock (calls to the
@@ -117,7 +120,7 @@ func (p *pending) finish() {
 
 // cluster writes c, and notes its changes of state and its HSMs'.
 func (p *pending) cluster(c *Cluster) {
-	if c.State != c.shown {
+	if c.State != c.shown && !p.imported {
 		c.History = append(c.History, Transition{From: c.shown, To: c.State, At: p.at, Cause: p.cause})
 		if n := len(c.History) - MaxHistory; n > 0 {
 			c.History = slices.Delete(c.History, 0, n)

@@ -147,7 +147,7 @@ func TestTenancyIsolation(t *testing.T) {
 	b := e.backups(c.ID)[0]
 	for _, other := range []cloudhsm.Tenant{tenantB, {Account: acctA, Region: region2}} {
 		t.Run(other.Account+"/"+other.Region, func(t *testing.T) {
-			if cs, _, _ := e.svc.DescribeClusters(other, cloudhsm.ClusterFilter{}, 0, 25); len(cs) != 0 {
+			if cs, _, _ := e.describe(other, cloudhsm.ClusterFilter{}, 25); len(cs) != 0 {
 				t.Fatalf("%d clusters visible", len(cs))
 			}
 			if bs, _, _ := e.svc.DescribeBackups(other, cloudhsm.DescribeBackupsInput{Limit: 50}); len(bs) != 0 {
