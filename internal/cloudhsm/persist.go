@@ -103,8 +103,8 @@ type pending struct {
 	// imported marks the writes of an import: clusters come with their
 	// History, which they keep as it is.
 	imported bool
-	muts    []store.Mutation
-	changes []Change
+	muts     []store.Mutation
+	changes  []Change
 	// after holds work that must not run under the lock (calls to the
 	// network provider, which may be a remote EC2); it runs once the lock
 	// is released.
