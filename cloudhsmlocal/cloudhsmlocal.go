@@ -61,7 +61,11 @@ type options struct {
 // Option configures Start.
 type Option func(*options)
 
-// WithDataDir keeps state in the embedded durable store in dir instead of memory.
+// WithDataDir keeps state in the embedded durable store in dir instead of
+// memory. The clock's state is kept there too: a server started again on dir
+// comes back at the time the last one's clock had reached (frozen or
+// running as it was), or at its own start time if that is later, never
+// earlier.
 func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
 
 // WithRealClock makes the server's clock follow real time (it still can be advanced).
