@@ -1,7 +1,10 @@
 // Package store owns durable persistence of cloudhsm-local's state: the Store
 // interface that the domain writes through, an embedded durable implementation
-// (bbolt, with group commit), an in-memory implementation, and the conformance
-// suite that every implementation must pass.
+// (bbolt, with group commit), an in-memory implementation, the Shared
+// contract for stores that several processes serve one estate from (with an
+// in-memory reference, SharedMemory; the PostgreSQL store is in package
+// postgres), and the conformance suites (storetest) that every
+// implementation must pass.
 //
 // The store is a dumb ordered key-value log of records grouped by kind. It knows
 // nothing of clusters or HSMs: the domain encodes each record itself and hands
