@@ -207,9 +207,18 @@ func (es *estate) backupsOf(c *cloudhsmv2.Client, clusterID string) []types.Back
 func buildEstate(t *testing.T, e *env) *estate {
 	t.Helper()
 	es := &estate{t: t, e: e, c: e.sdk(acctA, "us-east-1", 1), ca: testkit.NewCA(t, "Estate Root", "cloudhsm-local tests"), ids: map[string]string{}}
-	c := es.c
-	b := e.sdk(acctB, "eu-west-1", 1)
+	es.longLived()
+	es.migrations()
+	es.lastInstant()
+	es.checkStates()
+	return es
+}
 
+// longLived makes the clusters that live through eight days, and backups
+// of every kind.
+func (es *estate) longLived() {
+	t, e, c := es.t, es.e, es.c
+	b := e.sdk(acctB, "eu-west-1", 1)
 	// Long-lived clusters, then eight days of daily backups: with a
 	// retention of 7 days the oldest backups are purged by the service.
 	es.ids["purging"] = es.active(c, acctA, "us-east-1", 1, &cloudhsmv2.CreateClusterInput{
@@ -266,7 +275,11 @@ func buildEstate(t *testing.T, e *env) *estate {
 	es.advance(2 * estateStep) // the copy READY
 	// A cluster restored from a backup: ACTIVE with no HSMs.
 	es.ids["restored"] = *es.create(c, &cloudhsmv2.CreateClusterInput{SourceBackupId: &ready[2]}).ClusterId
+}
 
+// migrations makes the clusters of HSM type migrations.
+func (es *estate) migrations() {
+	t, e, c := es.t, es.e, es.c
 	// A migration done, within its rollback window (and later rolling
 	// back); one migrating (one of three HSMs replaced) whose last HSM is
 	// degraded.
@@ -283,6 +296,12 @@ func buildEstate(t *testing.T, e *env) *estate {
 		t.Fatal(err)
 	}
 
+}
+
+// lastInstant makes the clusters that are in the middle of something at
+// the estate's last instant.
+func (es *estate) lastInstant() {
+	t, e, c := es.t, es.e, es.c
 	// DEGRADED over ACTIVE (dual-stack); a cluster deleted; NON_FIPS.
 	es.ids["degraded"] = es.active(c, acctA, "us-east-1", 2, &cloudhsmv2.CreateClusterInput{NetworkType: types.NetworkTypeDualstack})
 	deg := es.describe(c, es.ids["degraded"])
@@ -316,8 +335,6 @@ func buildEstate(t *testing.T, e *env) *estate {
 	es.migrate(c, es.ids["rolling-back"], "hsm1.medium")
 	es.ids["creating"] = *es.create(c, &cloudhsmv2.CreateClusterInput{}).ClusterId
 	es.advance(estateStep / 2)
-	es.checkStates()
-	return es
 }
 
 // wantEstateStates is the state of each of the estate's clusters at its
