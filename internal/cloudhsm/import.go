@@ -211,7 +211,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 	if c.ID == "" {
 		c.ID = newID("cluster-")
 	}
-	c.HsmType = cmp.Or(c.HsmType, HsmTypeHsm2m)
+	c.HsmType = cmp.Or(c.HsmType, defaultHsmType(c))
 	c.Mode = cmp.Or(c.Mode, ModeFIPS)
 	c.NetworkType = cmp.Or(c.NetworkType, NetworkIPv4)
 	c.State = cmp.Or(c.State, ClusterActive)
@@ -227,6 +227,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 	}
 	c.Tags = sortTags(c.Tags)
 	s.fillClusterDue(c, now)
+	fillMigration(c, now)
 	if c.State == ClusterInitializeInProgress && c.StateMessage == "" {
 		c.StateMessage = msgInitializing
 	}
@@ -258,13 +259,14 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 	return nil
 }
 
-// fillClusterDue gives an in-progress state without a due time the one it
-// would have had if it had begun at the import: one delay from now.
+// fillClusterDue gives an in-progress state (also one under DEGRADED)
+// without a due time the one it would have had if it had begun at the
+// import: one delay from now.
 func (s *Service) fillClusterDue(c *Cluster, now time.Time) {
 	if !c.Due.IsZero() {
 		return
 	}
-	switch c.State {
+	switch c.baseState() {
 	case ClusterCreateInProgress:
 		c.Due = now.Add(s.cfg.Delays.ClusterCreate)
 	case ClusterInitializeInProgress:
@@ -275,10 +277,34 @@ func (s *Service) fillClusterDue(c *Cluster, now time.Time) {
 		}
 	case ClusterDeleteInProgress:
 		c.Due = now.Add(s.cfg.Delays.ClusterDelete)
-	case ClusterModifyInProgress:
+	case ClusterModifyInProgress, ClusterRollbackInProgress:
 		c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
 	case ClusterDeleted:
 		c.Due = now.Add(s.cfg.DeletedRetention)
+	}
+}
+
+// rollbackWindow is how long after a migration starts AWS lets it be
+// rolled back (see startModify).
+const rollbackWindow = 24 * time.Hour
+
+// fillMigration completes an HSM type migration or rollback whose target,
+// previous type or rollback window the snapshot leaves out. Each has one
+// possible value (checkMigration refused the rest): AWS migrates only
+// hsm1.medium to hsm2m.medium, and rolls back only that. A migration
+// without its rollback window gets the window of one begun at the import
+// (24 hours), as a due time left out does.
+func fillMigration(c *Cluster, now time.Time) {
+	switch c.baseState() {
+	case ClusterModifyInProgress:
+		c.TargetHsmType = cmp.Or(c.TargetHsmType, HsmTypeHsm2m)
+		c.PreviousHsmType = cmp.Or(c.PreviousHsmType, HsmTypeHsm1)
+		if c.HsmTypeRollbackExpiration.IsZero() {
+			c.HsmTypeRollbackExpiration = now.Add(rollbackWindow)
+		}
+	case ClusterRollbackInProgress:
+		c.TargetHsmType = cmp.Or(c.TargetHsmType, HsmTypeHsm1)
+		c.PreviousHsmType = cmp.Or(c.PreviousHsmType, HsmTypeHsm1)
 	}
 }
 

@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -205,7 +206,8 @@ func checkCluster(c *Cluster, where string) error {
 	if err := checkMigration(c, where); err != nil {
 		return err
 	}
-	hsmType := c.HsmType
+	// The type the cluster will have: a hsmType left out is filled in.
+	hsmType := cmp.Or(c.HsmType, defaultHsmType(c))
 	if err := checkTypeAndMode(hsmType, c.Mode, where); err != nil {
 		return err
 	}
@@ -253,14 +255,55 @@ func checkCluster(c *Cluster, where string) error {
 	return nil
 }
 
-// checkMigration checks the HSM types of a migration.
+// checkMigration refuses an HSM type migration or rollback the service
+// could never run, and the fields of one on a cluster that runs none. AWS
+// migrates only hsm1.medium to hsm2m.medium (and rolls that back): a
+// cluster keeps the type it migrates from until the last HSM is replaced,
+// and remembers it as its previous type. Left out, the target and previous
+// type (and the cluster's own) have one possible value, which Import fills
+// in (fillMigration, defaultHsmType).
 func checkMigration(c *Cluster, where string) error {
 	for _, f := range []struct{ name, v string }{{"migrationTargetHsmType", c.TargetHsmType}, {"previousHsmType", c.PreviousHsmType}} {
 		if err := checkOneOf(f.v, f.name, where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
 			return err
 		}
 	}
+	from, to := "", ""
+	switch c.baseState() {
+	case ClusterModifyInProgress:
+		from, to = HsmTypeHsm1, HsmTypeHsm2m
+	case ClusterRollbackInProgress:
+		from, to = HsmTypeHsm2m, HsmTypeHsm1
+	default:
+		if c.TargetHsmType != "" {
+			return errf(KindInvalidRequest, "%s: migrationTargetHsmType %s belongs to a cluster MODIFY_IN_PROGRESS or ROLLBACK_IN_PROGRESS, not %s; leave it out", where, c.TargetHsmType, c.State)
+		}
+		return nil
+	}
+	state := c.baseState()
+	if err := checkOneOf(c.HsmType, "hsmType", where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
+		return err
+	}
+	if c.HsmType != "" && c.HsmType != from {
+		return errf(KindInvalidRequest, "%s: hsmType of a cluster %s is %s, not %s: it goes from %s to %s (the only HSM type migration AWS runs, or its rollback) and keeps the type it leaves until its last HSM is replaced; leave hsmType out to have it filled in", where, state, from, c.HsmType, from, to)
+	}
+	if c.TargetHsmType != "" && c.TargetHsmType != to {
+		return errf(KindInvalidRequest, "%s: migrationTargetHsmType of a cluster %s is %s (from %s), not %s; leave it out to have it filled in", where, state, to, from, c.TargetHsmType)
+	}
+	if c.PreviousHsmType != "" && c.PreviousHsmType != HsmTypeHsm1 {
+		return errf(KindInvalidRequest, "%s: previousHsmType of a cluster %s is %s, the type it migrated from, not %s; leave it out to have it filled in", where, state, HsmTypeHsm1, c.PreviousHsmType)
+	}
 	return nil
+}
+
+// defaultHsmType is the HsmType Import gives a cluster that leaves it out:
+// hsm2m.medium, but hsm1.medium for a cluster MODIFY_IN_PROGRESS, the only
+// type that migrates.
+func defaultHsmType(c *Cluster) string {
+	if c.baseState() == ClusterModifyInProgress {
+		return HsmTypeHsm1
+	}
+	return HsmTypeHsm2m
 }
 
 func checkHsm(h *Hsm, azs map[string]bool, at string) error {
