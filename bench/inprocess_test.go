@@ -524,7 +524,7 @@ func BenchmarkCreateHsmInBigAccount(b *testing.B) {
 			cfg.HsmsPerRegion = 1 << 20
 			ids := &reusedIdentity{}
 			svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg, Clock: clk, Store: st,
-				Network: network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{})), Identities: func() pki.IdentitySource { return ids }})
+				Network: network.NewLearned(cloudhsm.SubnetPlacements(st, records.Codec{})), Identities: func() pki.IdentitySource { return ids }})
 			if err != nil {
 				b.Fatal(err)
 			}

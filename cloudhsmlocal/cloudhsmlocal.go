@@ -216,8 +216,7 @@ func (s *Server) Now() time.Time { return s.clock.Now() }
 // Advance moves the server's clock forward by d and applies every
 // transition, scheduled backup and expiry that falls due.
 func (s *Server) Advance(d time.Duration) {
-	s.clock.Advance(d)
-	if err := s.srv.Service().CatchUp(); err != nil {
+	if _, err := s.srv.Service().AdvanceClock(d); err != nil {
 		panic("cloudhsmlocal: advance: " + err.Error())
 	}
 }

@@ -148,23 +148,28 @@ func checkRestored(t *testing.T, srv *cloudhsmlocal.Server, f durableFixture, wa
 	}
 }
 
-// TestDurabilityRestartSameClock: a restarted server (whose frozen clock
-// starts at the same default time again) finds every cluster and tag, and
-// completes the pending transitions when its clock reaches them.
-func TestDurabilityRestartSameClock(t *testing.T) {
+// TestDurabilityRestartKeepsTheClock: a restarted server whose clock would
+// start at the first server's start time again comes back at the time the
+// first server's clock had reached (a simulated time never goes back), finds
+// every cluster and tag, and completes the pending transitions when its
+// clock reaches them.
+func TestDurabilityRestartKeepsTheClock(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	f := buildDurableState(t, dir)
 
 	srv := cloudhsmlocal.Start(t, cloudhsmlocal.WithDataDir(dir), cloudhsmlocal.WithStartTime(firstStart))
-	// The new clock starts at 2026-01-01 00:00:00 again; c5 is due at
+	// The first server's clock was at +1s when it stopped; c5 is due at
 	// +1.5s and c4's deletion at +1.5s.
+	if now := srv.Now(); !now.Equal(firstStart.Add(time.Second)) {
+		t.Fatalf("restarted clock at %s, want %s (where the first server's clock was)", now, firstStart.Add(time.Second))
+	}
 	checkRestored(t, srv, f, map[string]types.ClusterState{
 		f.pending:  types.ClusterStateCreateInProgress,
 		f.deleting: types.ClusterStateDeleteInProgress,
 		f.order[0]: types.ClusterStateUninitialized,
 	})
-	srv.Advance(1499 * time.Millisecond)
+	srv.Advance(499 * time.Millisecond)
 	c := client(srv)
 	if got := describe(t, c, f.pending); got.State != types.ClusterStateCreateInProgress {
 		t.Errorf("pending cluster %s before its due time", got.State)

@@ -1,6 +1,7 @@
 package cloudhsmlocal_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -371,13 +372,71 @@ func TestEmptyStringFilterValue(t *testing.T) {
 	wantAPIError(t, err, "CloudHsmInvalidRequestException", "neverExpires")
 }
 
-// JSON null stands for an absent member or map entry (model.Check's rule):
-// a filter key whose value is null is absent, so it is not refused as an
-// unknown key.
-func TestNullFilterEntryIsAbsent(t *testing.T) {
+// A null inside a list, or as the value of a map entry, is refused with
+// SerializationException naming the member that holds it: no list or map
+// of the service model is sparse, and Smithy's server SDKs refuse nulls in
+// non-sparse collections alike. Above all, a filter meant to narrow a
+// listing must not widen it: {"clusterIds":[null]} used to list every
+// cluster. A refused request changes nothing.
+func TestNullInsideListOrMapIsRefused(t *testing.T) {
 	srv := cloudhsmlocal.Start(t)
-	r := rawCall(t, srv, "DescribeClusters", `{"Filters":{"bogus":null}}`)
+	c := client(srv)
+	cl := createCluster(t, c, 1)
+	id := aws.ToString(cl.ClusterId)
+	tests := []struct {
+		name, op, body, want string
+	}{
+		{"filter value element", "DescribeClusters", `{"Filters":{"clusterIds":[null]}}`,
+			`Member 'Filters["clusterIds"]' holds null at index 0: a list in a request cannot contain null`},
+		{"filter value element after a value", "DescribeClusters", `{"Filters":{"clusterIds":["` + id + `",null]}}`,
+			`Member 'Filters["clusterIds"]' holds null at index 1`},
+		{"filter value", "DescribeClusters", `{"Filters":{"bogus":null}}`,
+			`Member 'Filters' holds null for key "bogus": a map in a request cannot contain null values`},
+		{"backup filter value element", "DescribeBackups", `{"Filters":{"states":["READY",null]}}`,
+			`Member 'Filters["states"]' holds null at index 1`},
+		{"subnet id", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null]}`,
+			`Member 'SubnetIds' holds null at index 0`},
+		{"tag", "TagResource", `{"ResourceId":"` + id + `","TagList":[{"Key":"new","Value":"v"},null]}`,
+			`Member 'TagList' holds null at index 1`},
+		{"tag key", "UntagResource", `{"ResourceId":"` + id + `","TagKeyList":[null]}`,
+			`Member 'TagKeyList' holds null at index 0`},
+		{"copy tag", "CopyBackupToRegion", `{"DestinationRegion":"us-west-2","BackupId":"backup-ro5c4er4aac","TagList":[null]}`,
+			`Member 'TagList' holds null at index 0`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := wantEnvelope(t, rawCall(t, srv, tc.op, tc.body), 400, "SerializationException")
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("message %q does not contain %q", msg, tc.want)
+			}
+		})
+	}
+	tags, err := c.ListTags(ctx, &cloudhsmv2.ListTagsInput{ResourceId: cl.ClusterId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range tags.TagList {
+		if aws.ToString(tag.Key) == "new" {
+			t.Errorf("the refused TagResource added tag %q", "new")
+		}
+	}
+}
+
+// JSON null as the value of a member is an absent member, as AWS JSON 1.1
+// servers read it (Smithy's protocol test
+// AwsJson11ServersDontDeserializeNullStructureValues): the same as {}.
+func TestNullMemberIsAbsent(t *testing.T) {
+	srv := cloudhsmlocal.Start(t)
+	createCluster(t, client(srv), 1)
+	r := rawCall(t, srv, "DescribeClusters", `{"Filters":null,"NextToken":null,"MaxResults":null}`)
 	if r.Status != 200 {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	var out struct{ Clusters []json.RawMessage }
+	if err := json.Unmarshal(r.Body, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Clusters) != 1 {
+		t.Errorf("%d clusters, want the one", len(out.Clusters))
 	}
 }

@@ -91,6 +91,7 @@ func New(o Options) *API {
 		"POST clock/advance":          a.clockAdvance,
 		"POST clock/freeze":           a.clockFreeze,
 		"POST clock/resume":           a.clockResume,
+		"POST clock/real-time":        a.clockRealTime,
 		"GET faults":                  a.faultsList,
 		"POST faults":                 a.faultsAdd,
 		"DELETE faults":               a.faultsClear,
@@ -523,6 +524,37 @@ type ClockState struct {
 	Now    string  `json:"now"`
 	Epoch  float64 `json:"epoch"`
 	Frozen bool    `json:"frozen"`
+	// Advance says what an advance did (POST clock/advance only).
+	Advance *AdvanceSummary `json:"advance,omitempty"`
+}
+
+// AdvanceSummary is what an advance of the clock did.
+type AdvanceSummary struct {
+	From           string         `json:"from"`
+	To             string         `json:"to"`
+	Transitions    int            `json:"transitions"`
+	BackupsTaken   int            `json:"backupsTaken"`
+	BackupsExpired int            `json:"backupsExpired"`
+	Removed        int            `json:"removed"`
+	Changes        []ChangeRecord `json:"changes"`
+}
+
+// ChangeRecord is one change of the estate, as the admin API shows it.
+type ChangeRecord struct {
+	Resource  string `json:"resource"`
+	ID        string `json:"id"`
+	ClusterID string `json:"clusterId,omitempty"`
+	Account   string `json:"account,omitempty"`
+	Region    string `json:"region,omitempty"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	At        string `json:"at"`
+	Cause     string `json:"cause"`
+}
+
+func changeRecord(c cloudhsm.Change) ChangeRecord {
+	return ChangeRecord{Resource: c.Resource, ID: c.ID, ClusterID: c.ClusterID, Account: c.Tenant.Account, Region: c.Tenant.Region,
+		From: c.From, To: c.To, At: c.At.UTC().Format(time.RFC3339Nano), Cause: c.Cause}
 }
 
 func (a *API) clockState() ClockState {
@@ -553,21 +585,43 @@ func (a *API) clockAdvance(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "duration must be a non-negative Go duration such as 90s, 15m or 24h")
 		return
 	}
-	a.svc.Clock().Advance(d)
-	if err := a.svc.CatchUp(); err != nil {
+	rep, err := a.svc.AdvanceClock(d)
+	if err != nil {
+		a.domainErr(w, err, http.StatusInternalServerError)
+		return
+	}
+	st := a.clockState()
+	sum := &AdvanceSummary{From: rep.From.UTC().Format(time.RFC3339Nano), To: rep.To.UTC().Format(time.RFC3339Nano),
+		Transitions: rep.Transitions, BackupsTaken: rep.BackupsTaken, BackupsExpired: rep.BackupsExpired, Removed: rep.Removed,
+		Changes: make([]ChangeRecord, 0, len(rep.Changes))}
+	for _, c := range rep.Changes {
+		sum.Changes = append(sum.Changes, changeRecord(c))
+	}
+	st.Advance = sum
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) clockFreeze(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.svc.FreezeClock(); err != nil {
 		a.domainErr(w, err, http.StatusInternalServerError)
 		return
 	}
 	writeJSON(w, http.StatusOK, a.clockState())
 }
 
-func (a *API) clockFreeze(w http.ResponseWriter, r *http.Request) {
-	a.svc.Clock().Freeze()
+func (a *API) clockResume(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.svc.ResumeClock(); err != nil {
+		a.domainErr(w, err, http.StatusInternalServerError)
+		return
+	}
 	writeJSON(w, http.StatusOK, a.clockState())
 }
 
-func (a *API) clockResume(w http.ResponseWriter, r *http.Request) {
-	a.svc.Clock().Resume()
+func (a *API) clockRealTime(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.svc.RealTimeClock(); err != nil {
+		a.domainErr(w, err, http.StatusInternalServerError)
+		return
+	}
 	writeJSON(w, http.StatusOK, a.clockState())
 }
 

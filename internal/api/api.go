@@ -7,7 +7,9 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
@@ -24,18 +26,55 @@ type Caller struct {
 type API struct {
 	svc      *cloudhsm.Service
 	model    *model.Model
+	routes   map[string]handlerFunc // the routing table, checked against model
 	tokens   tokens
 	clusters *clusterCache
 	pages    *pagePool
 }
 
-// New returns the API for svc.
+// New returns the API for svc. It refuses to start when the routing table
+// and the service model disagree on the operations, rather than answering
+// their requests with an internal failure (or as unknown) later.
 func New(svc *cloudhsm.Service) (*API, error) {
 	m, err := model.Load()
 	if err != nil {
 		return nil, fmt.Errorf("load service model: %w", err)
 	}
-	return &API{svc: svc, model: m, tokens: tokens{secret: svc.TokenSecret()}, clusters: newClusterCache(20000), pages: &pagePool{}}, nil
+	return newAPI(svc, m, routes)
+}
+
+// newAPI is New with the routing table given; the table is checked before
+// svc is used.
+func newAPI(svc *cloudhsm.Service, m *model.Model, table map[string]handlerFunc) (*API, error) {
+	if err := checkRoutes(m, table); err != nil {
+		return nil, err
+	}
+	return &API{svc: svc, model: m, routes: table, tokens: tokens{secret: svc.TokenSecret()}, clusters: newClusterCache(20000), pages: &pagePool{}}, nil
+}
+
+// checkRoutes reports every disagreement between the routing table and the
+// model's operations: an operation of the model without a handler would be
+// answered UnknownOperationException, and a route the model does not know
+// could not have its input checked (every request to it would be a
+// CloudHsmInternalFailureException).
+func checkRoutes(m *model.Model, table map[string]handlerFunc) error {
+	var errs []error
+	for _, op := range m.Operations() {
+		if _, ok := table[op]; !ok {
+			errs = append(errs, fmt.Errorf("api: operation %s of the service model has no handler in the routing table", op))
+		}
+	}
+	var extra []string
+	for op := range table {
+		if !m.HasOperation(op) {
+			extra = append(extra, op)
+		}
+	}
+	sort.Strings(extra)
+	for _, op := range extra {
+		errs = append(errs, fmt.Errorf("api: route %s is not an operation of the service model, so its input cannot be validated", op))
+	}
+	return errors.Join(errs...)
 }
 
 type handlerFunc func(a *API, ctx context.Context, c *Caller, body input) (any, error)
@@ -66,7 +105,7 @@ var routes = map[string]handlerFunc{
 // against the model, then runs the operation.
 func (a *API) Operations() awsjson.Operations {
 	ops := awsjson.Operations{}
-	for name, h := range routes {
+	for name, h := range a.routes {
 		ops[name] = func(ctx context.Context, req *awsjson.Request) (any, error) {
 			known, err := a.model.Validate(name, req.Body)
 			if err != nil {
@@ -89,15 +128,12 @@ func (a *API) Operations() awsjson.Operations {
 type tagIn struct {
 	Key   string
 	Value string
-	null  bool
 }
 
 func tagsIn(in []tagIn) []cloudhsm.Tag {
-	out := make([]cloudhsm.Tag, 0, len(in))
-	for _, t := range in {
-		if !t.null {
-			out = append(out, cloudhsm.Tag{Key: t.Key, Value: t.Value})
-		}
+	out := make([]cloudhsm.Tag, len(in))
+	for i, t := range in {
+		out[i] = cloudhsm.Tag{Key: t.Key, Value: t.Value}
 	}
 	return out
 }

@@ -16,18 +16,17 @@ func (a *API) describeBackups(ctx context.Context, c *Caller, body input) (any, 
 	var in struct {
 		NextToken     string
 		MaxResults    *int32
-		Filters       map[string][]*string
+		Filters       map[string][]string
 		Shared        bool
 		SortAscending bool
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	filters := presentFilters(in.Filters)
-	if err := checkFilterKeys("DescribeBackups", filters, backupFilterKeys); err != nil {
+	if err := checkFilterKeys("DescribeBackups", in.Filters, backupFilterKeys); err != nil {
 		return nil, err
 	}
-	filters = nonEmptyFilters(filters)
+	filters := nonEmptyFilters(in.Filters)
 	query := filterQuery("DescribeBackups", filters,
 		"shared="+strconv.FormatBool(in.Shared), "asc="+strconv.FormatBool(in.SortAscending))
 	if err := checkEnumFilter("states", filters["states"], cloudhsm.BackupStates); err != nil {

@@ -52,7 +52,7 @@ func (a *API) createCluster(ctx context.Context, c *Caller, body input) (any, er
 	}
 	cl, err := a.svc.CreateCluster(ctx, c.Tenant, cloudhsm.CreateClusterInput{
 		HsmType:        in.HsmType,
-		SubnetIDs:      present(in.SubnetIds),
+		SubnetIDs:      in.SubnetIds,
 		Mode:           in.Mode,
 		NetworkType:    in.NetworkType,
 		RetentionDays:  days,
@@ -127,18 +127,17 @@ func pageSize(p *int32, def int) int {
 
 func (a *API) describeClusters(ctx context.Context, c *Caller, body input) (any, error) {
 	var in struct {
-		Filters    map[string][]*string
+		Filters    map[string][]string
 		NextToken  string
 		MaxResults *int32
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	filters := presentFilters(in.Filters)
-	if err := checkFilterKeys("DescribeClusters", filters, clusterFilterKeys); err != nil {
+	if err := checkFilterKeys("DescribeClusters", in.Filters, clusterFilterKeys); err != nil {
 		return nil, err
 	}
-	filters = nonEmptyFilters(filters)
+	filters := nonEmptyFilters(in.Filters)
 	query := func() string { return filterQuery("DescribeClusters", filters) }
 	if err := checkEnumFilter("states", filters["states"], cloudhsm.ClusterStates); err != nil {
 		return nil, err
@@ -282,31 +281,10 @@ func (a *API) deleteHsm(ctx context.Context, c *Caller, body input) (any, error)
 	}{id}, nil
 }
 
-// presentFilters drops the filter entries whose value is null and the null
-// elements of filter values (null is absent, as in the model's check). An
-// empty string is a value like any other and is kept.
-func presentFilters(f map[string][]*string) map[string][]string {
-	if len(f) == 0 {
-		return nil // the usual request: no allocation
-	}
-	out := make(map[string][]string, len(f))
-	for k, v := range f {
-		if v == nil {
-			continue
-		}
-		vals := make([]string, 0, len(v))
-		for _, s := range v {
-			if s != nil {
-				vals = append(vals, *s)
-			}
-		}
-		out[k] = vals
-	}
-	return out
-}
-
-// nonEmptyFilters drops the keys left with no value at all: an empty list
-// filters nothing, like an absent key.
+// nonEmptyFilters drops the keys with no value at all: an empty list
+// filters nothing, like an absent key. (A null in a filter, as the value of
+// a key or inside its list, never gets here: the model's check refuses it.)
+// An empty string is a value like any other and is kept.
 func nonEmptyFilters(f map[string][]string) map[string][]string {
 	for k, v := range f {
 		if len(v) == 0 {

@@ -22,7 +22,8 @@ type input struct {
 // checked only the exact name). When the check saw only declared names,
 // encoding/json is exact already and reads the body in one pass; otherwise
 // decodeExact picks the members by exact name first. Null members are
-// absent either way.
+// absent either way; the check has refused nulls anywhere else (in a list
+// or as a map value), so handlers never see one.
 func decode(in input, v any) error {
 	if len(in.body) == 0 {
 		return nil
@@ -62,13 +63,8 @@ func decodeExact(data []byte, v any) error {
 	return nil
 }
 
-// UnmarshalJSON matches Key and Value exactly; a null tag is marked so that
-// it is dropped, as the model's check dropped it.
+// UnmarshalJSON matches Key and Value exactly.
 func (t *tagIn) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		t.null = true
-		return nil
-	}
 	type plain tagIn
 	var p plain
 	if err := decodeExact(b, &p); err != nil {
@@ -87,18 +83,4 @@ func (r *retentionIn) UnmarshalJSON(b []byte) error {
 	}
 	*r = retentionIn(p)
 	return nil
-}
-
-// present drops the empty strings that null list elements decode to.
-func present(ss []string) []string {
-	if ss == nil {
-		return nil
-	}
-	out := ss[:0:0]
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -29,7 +29,7 @@ func (a *API) untagResource(ctx context.Context, c *Caller, body input) (any, er
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	return nil, a.svc.UntagResource(c.Tenant, in.ResourceId, present(in.TagKeyList))
+	return nil, a.svc.UntagResource(c.Tenant, in.ResourceId, in.TagKeyList)
 }
 
 // A ListTags token carries where the previous page ended: a prefix of the

@@ -6,6 +6,7 @@ package clock
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,10 +19,30 @@ type Clock struct {
 	frozen   bool
 	frozenAt time.Time
 	subs     []chan struct{}
+	// gen counts the changes of offset and freezing (see State).
+	gen atomic.Uint64
+}
+
+// State is what a clock keeps beside real time: its offset from it, or the
+// time it is frozen at. An estate keeps it, so that its simulated time never
+// goes back across a restart.
+type State struct {
+	Offset   time.Duration // added to real time while running
+	Frozen   bool
+	FrozenAt time.Time // the time shown while frozen
+	// Generation counts the changes made to the clock (Advance, Freeze,
+	// Resume, Restore) since it was made: a keeper compares it with the
+	// generation it kept last to know whether there is anything to keep.
+	Generation uint64
 }
 
 // New returns a clock that follows real time.
 func New() *Clock { return &Clock{real: time.Now} }
+
+// NewFrom returns a clock that follows the real time that now tells (for
+// instance a database's clock, shared by several processes), plus its
+// offset.
+func NewFrom(now func() time.Time) *Clock { return &Clock{real: now} }
 
 // NewFrozen returns a clock frozen at t: it moves only when advanced.
 func NewFrozen(t time.Time) *Clock {
@@ -53,6 +74,7 @@ func (c *Clock) Advance(d time.Duration) time.Time {
 		} else {
 			c.offset += d
 		}
+		c.gen.Add(1)
 	}
 	now := c.nowLocked()
 	c.notifyLocked()
@@ -67,6 +89,7 @@ func (c *Clock) Freeze() time.Time {
 	if !c.frozen {
 		c.frozenAt = c.nowLocked()
 		c.frozen = true
+		c.gen.Add(1)
 	}
 	return c.frozenAt
 }
@@ -77,11 +100,41 @@ func (c *Clock) Resume() time.Time {
 	if c.frozen {
 		c.offset = c.frozenAt.Sub(c.real())
 		c.frozen = false
+		c.gen.Add(1)
 	}
 	now := c.nowLocked()
 	c.notifyLocked()
 	c.mu.Unlock()
 	return now
+}
+
+// UseReal makes the clock follow the real time that now tells from here on
+// (a database's clock, shared by several processes), keeping its offset.
+func (c *Clock) UseReal(now func() time.Time) {
+	c.mu.Lock()
+	c.real = now
+	c.mu.Unlock()
+}
+
+// State returns the clock's offset or frozen time, and its generation.
+func (c *Clock) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return State{Offset: c.offset, Frozen: c.frozen, FrozenAt: c.frozenAt, Generation: c.gen.Load()}
+}
+
+// Generation returns the number of changes made to the clock so far
+// (see State), without taking its lock.
+func (c *Clock) Generation() uint64 { return c.gen.Load() }
+
+// Restore sets the clock's offset and freezing to st (its Generation is
+// ignored) and wakes every subscriber. It counts as a change.
+func (c *Clock) Restore(st State) {
+	c.mu.Lock()
+	c.offset, c.frozen, c.frozenAt = st.Offset, st.Frozen, st.FrozenAt
+	c.gen.Add(1)
+	c.notifyLocked()
+	c.mu.Unlock()
 }
 
 // Frozen reports whether the clock is frozen.

@@ -14,8 +14,8 @@ const PendingDeletionWindow = 7 * 24 * time.Hour
 func (s *Service) takeBackup(c *Cluster, at time.Time, p *pending) *Backup {
 	b := &Backup{
 		Tenant:             c.Tenant,
-		ID:                 s.newBackupID(),
-		Seq:                s.nextSeq(),
+		ID:                 s.ids.fresh("backup-"),
+		Seq:                s.seq.next(),
 		ClusterID:          c.ID,
 		State:              BackupCreateInProgress,
 		Created:            at,
@@ -32,22 +32,6 @@ func (s *Service) takeBackup(c *Cluster, at time.Time, p *pending) *Backup {
 	c.NextBackup = at.Add(s.cfg.BackupInterval)
 	s.schedule(event{at: c.NextBackup, kind: evClusterBackup, tenant: c.Tenant, id: c.ID}, &c.queuedBackup)
 	return b
-}
-
-func (s *Service) newBackupID() string {
-	for {
-		id := newID("backup-")
-		clash := false
-		for _, ts := range s.tenants {
-			if ts.backups[id] != nil {
-				clash = true
-				break
-			}
-		}
-		if !clash {
-			return id
-		}
-	}
 }
 
 // scheduledBackup is the every-24-hours backup of an ACTIVE cluster with HSMs.
@@ -308,7 +292,7 @@ func (s *Service) DescribeBackups(t Tenant, in DescribeBackupsInput) ([]*Backup,
 
 // DeleteBackup marks a backup PENDING_DELETION for 7 days.
 func (s *Service) DeleteBackup(t Tenant, id string) (*Backup, error) {
-	return s.mutateBackup(t, id, func(now time.Time, b *Backup, p *pending) error {
+	return s.mutateBackup("DeleteBackup", t, id, func(now time.Time, b *Backup, p *pending) error {
 		if b.State != BackupReady {
 			return errf(KindInvalidRequest, "Backup %s is %s; only a READY backup can be deleted.", b.ID, b.State)
 		}
@@ -322,7 +306,7 @@ func (s *Service) DeleteBackup(t Tenant, id string) (*Backup, error) {
 
 // RestoreBackup returns a PENDING_DELETION backup to READY.
 func (s *Service) RestoreBackup(t Tenant, id string) (*Backup, error) {
-	return s.mutateBackup(t, id, func(now time.Time, b *Backup, p *pending) error {
+	return s.mutateBackup("RestoreBackup", t, id, func(now time.Time, b *Backup, p *pending) error {
 		if b.State != BackupPendingDeletion {
 			return errf(KindInvalidRequest, "Backup %s is %s; only a backup in PENDING_DELETION can be restored.", b.ID, b.State)
 		}
@@ -342,7 +326,7 @@ func (s *Service) RestoreBackup(t Tenant, id string) (*Backup, error) {
 
 // ModifyBackupAttributes sets NeverExpires.
 func (s *Service) ModifyBackupAttributes(t Tenant, id string, neverExpires bool) (*Backup, error) {
-	return s.mutateBackup(t, id, func(now time.Time, b *Backup, p *pending) error {
+	return s.mutateBackup("ModifyBackupAttributes", t, id, func(now time.Time, b *Backup, p *pending) error {
 		if b.State == BackupDeleted {
 			return errf(KindInvalidRequest, "Backup %s is DELETED and cannot be modified.", b.ID)
 		}
@@ -352,9 +336,9 @@ func (s *Service) ModifyBackupAttributes(t Tenant, id string, neverExpires bool)
 	})
 }
 
-func (s *Service) mutateBackup(t Tenant, id string, fn func(now time.Time, b *Backup, p *pending) error) (*Backup, error) {
+func (s *Service) mutateBackup(op string, t Tenant, id string, fn func(now time.Time, b *Backup, p *pending) error) (*Backup, error) {
 	var out *Backup
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit(op, func(now time.Time, p *pending) error {
 		b, err := s.getBackup(t, id)
 		if err != nil {
 			return err
@@ -395,7 +379,7 @@ func (s *Service) CopyBackupToRegion(t Tenant, id, dest string, tags []Tag, tags
 		}
 	}
 	var out *CopyResult
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("CopyBackupToRegion", func(now time.Time, p *pending) error {
 		src, err := s.getBackup(t, id)
 		if err != nil {
 			return err
@@ -405,8 +389,8 @@ func (s *Service) CopyBackupToRegion(t Tenant, id, dest string, tags []Tag, tags
 		}
 		cp := &Backup{
 			Tenant:             Tenant{Account: t.Account, Region: dest},
-			ID:                 s.newBackupID(),
-			Seq:                s.nextSeq(),
+			ID:                 s.ids.fresh("backup-"),
+			Seq:                s.seq.next(),
 			ClusterID:          src.ClusterID,
 			State:              BackupCreateInProgress,
 			Created:            src.Created,

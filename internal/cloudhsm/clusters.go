@@ -94,7 +94,8 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 		}
 	}
 	vpc := subnets[0].VpcID
-	id := newID("cluster-")
+	id := s.reserveID("cluster-")
+	defer s.unreserveID(id)
 	// Not cancelled with the request: a caller that gives up while EC2
 	// makes the group would otherwise leave a group that no cluster records.
 	sg, err := s.net.CreateSecurityGroup(context.WithoutCancel(ctx), network.Tenant(t), vpc, id)
@@ -102,7 +103,7 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 		return nil, networkError(err)
 	}
 	var out *Cluster
-	err = s.commit(func(now time.Time, p *pending) error {
+	err = s.commit("CreateCluster", func(now time.Time, p *pending) error {
 		ts := s.tenant(t)
 		if q := s.cfg.ClustersPerRegion; q > 0 && s.liveClusters(ts) >= q {
 			return errf(KindLimitExceeded, "The quota of %d clusters per Region has been reached in %s for account %s (the cloudhsm-local --quota-clusters setting). Delete a cluster first.", q, t.Region, t.Account)
@@ -110,7 +111,7 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 		c := &Cluster{
 			Tenant:        t,
 			ID:            id,
-			Seq:           s.nextSeq(),
+			Seq:           s.seq.next(),
 			HsmType:       in.HsmType,
 			Mode:          in.Mode,
 			NetworkType:   in.NetworkType,
@@ -185,6 +186,11 @@ func checkRetention(days int) error {
 
 func networkError(err error) error {
 	var ne *network.Error
+	if errors.As(err, &ne) && ne.Kind == network.ErrUnavailable && errors.Is(err, errStoreCause) {
+		// The placements could not be saved: the store is away, which is
+		// the service's failure (500), not a refusal.
+		return fmt.Errorf("network: %w", err)
+	}
 	if errors.As(err, &ne) {
 		switch ne.Kind {
 		case network.ErrNotFound, network.ErrInvalid:
@@ -199,18 +205,25 @@ func networkError(err error) error {
 
 // advanceCluster ends the cluster's current in-progress state.
 func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *pending) {
-	if c.State == ClusterDegraded && c.StateBeforeDegraded != "" {
-		// The transition belongs to the state under the degradation; the
-		// cluster stays DEGRADED in its new state (recorded again: the
-		// transition recorded the state under it).
+	// Under DEGRADED the transition belongs to the state under the
+	// degradation; the cluster stays DEGRADED in its new state.
+	degraded := c.State == ClusterDegraded && c.StateBeforeDegraded != ""
+	if degraded {
 		c.State = c.StateBeforeDegraded
-		s.advanceCluster(ts, c, at, p)
-		if c.State != ClusterDeleted {
-			c.StateBeforeDegraded, c.State = c.State, ClusterDegraded
-			p.cluster(c)
-		}
+	}
+	if gone := s.stepCluster(c, at, p); gone {
 		return
 	}
+	if degraded && c.State != ClusterDeleted {
+		c.StateBeforeDegraded, c.State = c.State, ClusterDegraded
+	}
+	s.scheduleCluster(c)
+	p.cluster(c)
+}
+
+// stepCluster makes the transition that ends c's in-progress state, and
+// reports whether c is gone (a DELETED cluster past its retention).
+func (s *Service) stepCluster(c *Cluster, at time.Time, p *pending) (gone bool) {
 	c.Due = time.Time{}
 	switch c.State {
 	case ClusterCreateInProgress:
@@ -243,10 +256,9 @@ func (s *Service) advanceCluster(ts *tenantState, c *Cluster, at time.Time, p *p
 	case ClusterDeleted:
 		s.removeCluster(c)
 		p.dropCluster(c)
-		return
+		return true
 	}
-	s.scheduleCluster(c)
-	p.cluster(c)
+	return false
 }
 
 // deleteSecurityGroup deletes c's security group once the lock is
@@ -276,7 +288,7 @@ func (s *Service) activate(c *Cluster, at time.Time, p *pending) {
 // `cluster activate` does on a real HSM.
 func (s *Service) Activate(t Tenant, clusterID string) (*Cluster, error) {
 	var out *Cluster
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit(CauseAdmin+"activate", func(now time.Time, p *pending) error {
 		c, err := s.getCluster(t, clusterID)
 		if err != nil {
 			return err
@@ -386,7 +398,7 @@ func (s *Service) ModifyCluster(t Tenant, in ModifyClusterInput) (*Cluster, erro
 		}
 	}
 	var out *Cluster
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("ModifyCluster", func(now time.Time, p *pending) error {
 		c, err := s.getCluster(t, in.ClusterID)
 		if err != nil {
 			return err
@@ -491,7 +503,7 @@ func (s *Service) finishModify(c *Cluster, at time.Time, p *pending) {
 // DeleteCluster starts deleting a cluster that has no HSMs.
 func (s *Service) DeleteCluster(t Tenant, id string) (*Cluster, error) {
 	var out *Cluster
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("DeleteCluster", func(now time.Time, p *pending) error {
 		c, err := s.getCluster(t, id)
 		if err != nil {
 			return err

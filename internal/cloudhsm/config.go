@@ -48,6 +48,10 @@ type Config struct {
 	HsmsPerRegion     int
 	// BackupInterval is the period of scheduled backups (24h on AWS).
 	BackupInterval time.Duration
+	// StoreTimeout bounds each call to a shared store (default 5s);
+	// RefreshInterval is how often a process serving a shared estate
+	// looks for changes made elsewhere when nothing asks (default 250ms).
+	StoreTimeout, RefreshInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.

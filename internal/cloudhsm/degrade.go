@@ -4,7 +4,7 @@ import "time"
 
 // DegradeHsm marks an HSM DEGRADED and its cluster DEGRADED.
 func (s *Service) DegradeHsm(t Tenant, clusterID, hsmID string) (*Cluster, error) {
-	return s.mutateHsm(t, clusterID, hsmID, func(c *Cluster, h *Hsm) error {
+	return s.mutateHsm("degrade", t, clusterID, hsmID, func(c *Cluster, h *Hsm) error {
 		if h.State != HsmActive {
 			return errf(KindInvalidRequest, "HSM %s is %s; only an ACTIVE HSM can be degraded.", h.ID, h.State)
 		}
@@ -21,7 +21,7 @@ func (s *Service) DegradeHsm(t Tenant, clusterID, hsmID string) (*Cluster, error
 // HealHsm returns a DEGRADED HSM to ACTIVE, and its cluster to its state
 // before degradation once no HSM is degraded.
 func (s *Service) HealHsm(t Tenant, clusterID, hsmID string) (*Cluster, error) {
-	return s.mutateHsm(t, clusterID, hsmID, func(c *Cluster, h *Hsm) error {
+	return s.mutateHsm("heal", t, clusterID, hsmID, func(c *Cluster, h *Hsm) error {
 		if h.State != HsmDegraded {
 			return errf(KindInvalidRequest, "HSM %s is %s; only a DEGRADED HSM can be healed.", h.ID, h.State)
 		}
@@ -39,9 +39,9 @@ func (s *Service) HealHsm(t Tenant, clusterID, hsmID string) (*Cluster, error) {
 	})
 }
 
-func (s *Service) mutateHsm(t Tenant, clusterID, hsmID string, fn func(*Cluster, *Hsm) error) (*Cluster, error) {
+func (s *Service) mutateHsm(name string, t Tenant, clusterID, hsmID string, fn func(*Cluster, *Hsm) error) (*Cluster, error) {
 	var out *Cluster
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit(CauseAdmin+name, func(now time.Time, p *pending) error {
 		c, err := s.getCluster(t, clusterID)
 		if err != nil {
 			return err

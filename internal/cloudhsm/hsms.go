@@ -75,16 +75,16 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 		}
 		return nil
 	})
-	id := s.reserveHsmID()
+	id := s.reserveID("hsm-")
+	defer s.unreserveID(id)
 	// The first HSM's key signs the cluster CSR when it becomes ACTIVE; the
 	// signature is made now, outside the lock, for that moment.
 	identity, csr, err := s.newIdentity(id, mode, hsmType, state == ClusterUninitialized)
 	if err != nil {
-		s.releaseHsmID(id)
 		return nil, err
 	}
 	var out *Hsm
-	err = s.commit(func(now time.Time, p *pending) error {
+	err = s.commit("CreateHsm", func(now time.Time, p *pending) error {
 		c, err := s.checkCanAddHsm(t, in)
 		if err != nil {
 			return err
@@ -115,8 +115,7 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			}
 			h.EniIPv6 = ip6.String()
 		}
-		c.Hsms = append(c.Hsms, h)
-		s.tenant(t).trackHsm(h, 1)
+		s.addHsm(c, h)
 		s.scheduleHsm(c, h)
 		p.cluster(c)
 		hc := *h
@@ -124,28 +123,9 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 		return nil
 	})
 	if err != nil {
-		s.releaseHsmID(id)
 		return nil, err
 	}
 	return out, nil
-}
-
-func (s *Service) reserveHsmID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for {
-		id := newID("hsm-")
-		if !s.hsmIDs[id] {
-			s.hsmIDs[id] = true
-			return id
-		}
-	}
-}
-
-func (s *Service) releaseHsmID(id string) {
-	s.mu.Lock()
-	delete(s.hsmIDs, id)
-	s.mu.Unlock()
 }
 
 func (c *Cluster) subnet(az string) network.Subnet {
@@ -229,9 +209,7 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 			s.takeBackup(c, at, p)
 		}
 	case HsmDeleteInProgress:
-		c.Hsms = slices.DeleteFunc(c.Hsms, func(x *Hsm) bool { return x == h })
-		s.tenant(c.Tenant).trackHsm(h, -1)
-		delete(s.hsmIDs, h.ID)
+		s.removeHsm(c, h, p)
 		if c.State == ClusterDegraded && !slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.State == HsmDegraded }) {
 			c.State, c.StateBeforeDegraded = c.baseState(), ""
 		}
@@ -266,7 +244,7 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 		return "", errf(KindInvalidRequest, "Specify exactly one of HsmId, EniId or EniIp to identify the HSM to delete (got %d).", n)
 	}
 	var id string
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("DeleteHsm", func(now time.Time, p *pending) error {
 		c, err := s.getCluster(t, in.ClusterID)
 		if err != nil {
 			return err
@@ -313,7 +291,7 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 // initialization.
 func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor string) (*Cluster, error) {
 	var out *Cluster
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("InitializeCluster", func(now time.Time, p *pending) error {
 		c, err := s.getCluster(t, clusterID)
 		if err != nil {
 			return err

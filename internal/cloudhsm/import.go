@@ -29,7 +29,8 @@ func (s *Service) Import(snap *Snapshot) error {
 	for _, c := range snap.Clusters {
 		for _, h := range c.Hsms {
 			if h.ID == "" {
-				h.ID = newID("hsm-")
+				h.ID = s.reserveID("hsm-")
+				defer s.unreserveID(h.ID)
 			}
 			if h.Identity == nil {
 				id, _, err := s.newIdentity(h.ID, c.Mode, c.HsmType, false)
@@ -40,7 +41,7 @@ func (s *Service) Import(snap *Snapshot) error {
 			}
 		}
 	}
-	return s.commit(func(now time.Time, p *pending) error {
+	return s.commit(CauseAdmin+"import", func(now time.Time, p *pending) error {
 		addrs := s.newImportAddrs(snap.Clusters)
 		for i, c := range snap.Clusters {
 			if err := s.fillCluster(c, now, addrs); err != nil {
@@ -52,9 +53,9 @@ func (s *Service) Import(snap *Snapshot) error {
 				return wrapItem(err, "backups[%d] (%s)", i, b.ID)
 			}
 		}
-		// The import goes through from here on (adoptSubnets fails only
-		// on a subnet its codec cannot encode, which JSON always can).
-		if err := s.adoptSubnets(snap.Clusters, p); err != nil {
+		// The import goes through from here on (unless the network
+		// provider cannot save the subnets it adopts).
+		if err := s.adoptSubnets(snap.Clusters); err != nil {
 			return err
 		}
 		for _, c := range snap.Clusters {
@@ -69,7 +70,7 @@ func (s *Service) Import(snap *Snapshot) error {
 					}
 				}
 			}
-			c.Seq = s.nextSeq()
+			c.Seq = s.seq.next()
 			s.insertCluster(c)
 			s.scheduleCluster(c)
 			p.cluster(c)
@@ -84,7 +85,7 @@ func (s *Service) Import(snap *Snapshot) error {
 					p.dropBackup(old)
 				}
 			}
-			b.Seq = s.nextSeq()
+			b.Seq = s.seq.next()
 			s.insertBackup(b)
 		}
 		// Expiry is decided once every backup is in: whether a backup is
@@ -123,27 +124,15 @@ func (s *Service) fillExpiry(b *Backup, now time.Time) {
 	b.ExpireAt = at
 }
 
-// adoptSubnets makes a learned network provider remember the subnets of
-// imported clusters it does not know yet (with their VPC, zone and CIDR
-// blocks), so that a later CreateCluster naming one finds it where the
-// imported cluster has it rather than inventing another placement.
-// Subnets it knows keep their placement. Other providers own their
-// subnets: nothing to do.
-func (s *Service) adoptSubnets(clusters []*Cluster, p *pending) error {
-	learned, ok := s.net.(*network.Learned)
-	if !ok {
-		return nil
-	}
+// adoptSubnets makes the network provider remember the subnets of imported
+// clusters it does not know yet (with their VPC, zone and CIDR blocks), so
+// that a later CreateCluster naming one finds it where the imported cluster
+// has it rather than inventing another placement (see network.Provider's
+// Adopt).
+func (s *Service) adoptSubnets(clusters []*Cluster) error {
 	for _, c := range clusters {
-		for _, sn := range c.Subnets {
-			if sn.ID == "" || sn.VpcID == "" || sn.AZ == "" || !sn.CIDR.IsValid() {
-				continue // not a placement to remember
-			}
-			if learned.Adopt(network.Tenant(c.Tenant), sn) {
-				if err := p.subnet(c.Tenant, sn); err != nil {
-					return err
-				}
-			}
+		if err := s.net.Adopt(network.Tenant(c.Tenant), c.Subnets); err != nil {
+			return fmt.Errorf("subnets of cluster %s: %w", c.ID, err)
 		}
 	}
 	return nil
@@ -209,7 +198,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 		return errf(KindInvalidRequest, "account and region are required")
 	}
 	if c.ID == "" {
-		c.ID = newID("cluster-")
+		c.ID = s.ids.fresh("cluster-")
 	}
 	c.HsmType = cmp.Or(c.HsmType, defaultHsmType(c))
 	c.Mode = cmp.Or(c.Mode, ModeFIPS)
@@ -399,7 +388,7 @@ func (s *Service) fillBackup(b *Backup, now time.Time) error {
 		return errf(KindInvalidRequest, "account and region are required")
 	}
 	if b.ID == "" {
-		b.ID = newID("backup-")
+		b.ID = s.ids.fresh("backup-")
 	}
 	if b.State == "" {
 		b.State = BackupReady

@@ -63,13 +63,28 @@ func (s *Service) insertCluster(c *Cluster) {
 	ts.clusters[c.ID] = c
 	// Keep clusterOrder sorted by Seq: loads arrive in key order, not Seq order.
 	ts.clusterOrder = insertBySeq(ts.clusterOrder, c, clusterSeq)
+	s.ids.hold(c.ID)
 	for _, h := range c.Hsms {
-		s.hsmIDs[h.ID] = true
+		s.ids.hold(h.ID)
 		ts.trackHsm(h, 1)
 	}
-	if c.Seq > s.seq {
-		s.seq = c.Seq
-	}
+	s.seq.observe(c.Seq)
+}
+
+// addHsm adds h to c: every HSM entering a cluster goes through it.
+func (s *Service) addHsm(c *Cluster, h *Hsm) {
+	c.Hsms = append(c.Hsms, h)
+	s.ids.hold(h.ID)
+	s.tenant(c.Tenant).trackHsm(h, 1)
+}
+
+// removeHsm takes h out of c: every HSM leaving a cluster that stays goes
+// through it.
+func (s *Service) removeHsm(c *Cluster, h *Hsm, p *pending) {
+	c.Hsms = slices.DeleteFunc(c.Hsms, func(x *Hsm) bool { return x == h })
+	s.ids.release(h.ID)
+	s.tenant(c.Tenant).trackHsm(h, -1)
+	p.hsmGone(c, h)
 }
 
 func (s *Service) insertBackup(b *Backup) {
@@ -82,9 +97,8 @@ func (s *Service) insertBackup(b *Backup) {
 		b.sharedAccounts = policyAccounts(b)
 		ts.withPolicy = insertBySeq(ts.withPolicy, b, backupSeq)
 	}
-	if b.Seq > s.seq {
-		s.seq = b.Seq
-	}
+	s.ids.hold(b.ID)
+	s.seq.observe(b.Seq)
 }
 
 // insertBySeq inserts x into xs, kept in Seq order (key gives the Seq).
@@ -107,9 +121,10 @@ func (s *Service) removeCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)
 	delete(ts.clusters, c.ID)
 	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, clusterSeq)
+	s.ids.release(c.ID)
 	for _, h := range c.Hsms {
 		ts.trackHsm(h, -1)
-		delete(s.hsmIDs, h.ID)
+		s.ids.release(h.ID)
 	}
 }
 
@@ -125,6 +140,7 @@ func (s *Service) removeBackup(b *Backup) {
 	if b.Policy != "" {
 		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, backupSeq)
 	}
+	s.ids.release(b.ID)
 }
 
 func removeBySeq[T any](xs []T, seq uint64, key func(T) uint64) []T {

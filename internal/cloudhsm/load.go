@@ -1,15 +1,106 @@
 package cloudhsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 )
 
 type loadedRecord struct {
 	key   string
 	value []byte
+}
+
+// load reads the whole estate from the store into memory: clusters and
+// backups, the meta records (the sequence floor, the clock, the values made
+// once) and the learned subnets, which go back to the network provider.
+func (s *Service) load() error {
+	// Records are collected first and decoded on every core: decoding is
+	// most of a large store's startup.
+	var clusterRecs, backupRecs []loadedRecord
+	err := s.store.Load(func(kind, key string, value []byte) error {
+		switch kind {
+		case kindCluster:
+			clusterRecs = append(clusterRecs, loadedRecord{key, value})
+		case kindBackup:
+			backupRecs = append(backupRecs, loadedRecord{key, value})
+		case kindMeta:
+			s.meta[key] = string(value)
+		case kindSubnet:
+			t, sn, err := s.codec.DecodeSubnet(value)
+			if err != nil {
+				return fmt.Errorf("decode subnet %s: %w", key, err)
+			}
+			s.net.Restore(network.Tenant(t), sn)
+		default:
+			// Skipping it would serve a partial state, and a --seed could
+			// then import over it.
+			return fmt.Errorf("record %s of unknown kind %q: the data directory was written by a newer cloudhsm-local; use that version, or another directory", key, kind)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	clusters, err := decodeAll(clusterRecs, "cluster", s.codec.DecodeOwnedCluster)
+	if err != nil {
+		return err
+	}
+	backups, err := decodeAll(backupRecs, "backup", s.codec.DecodeOwnedBackup)
+	if err != nil {
+		return err
+	}
+	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	for _, c := range clusters {
+		s.loadCluster(c)
+	}
+	for _, b := range backups {
+		s.loadBackup(b)
+	}
+	// Records load in key order; the listing order is creation order.
+	for _, ts := range s.tenants {
+		ts.sortBySeq()
+	}
+	return nil
+}
+
+// loadMeta applies the meta records read: the sequence floor and the kept
+// clock.
+func (s *Service) loadMeta() error {
+	if v, ok := s.meta[metaSeq]; ok {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			s.seq.observe(n)
+		}
+	}
+	if v, ok := s.meta[metaClock]; ok {
+		st, err := s.codec.DecodeClock([]byte(v))
+		if err != nil {
+			return fmt.Errorf("decode the kept clock: %w", err)
+		}
+		// The kept clock comes back as it was, frozen or running, so that
+		// a simulated time never goes back across a restart; a clock
+		// started later than it (WithStartTime in a test, say) moves it
+		// forward, never back.
+		started := s.clock.Now()
+		s.clock.Restore(st)
+		s.clockMode = st.Frozen
+		s.clockKept.Store(s.clock.Generation())
+		if kept := s.clock.Now(); kept.Before(started) {
+			s.clock.Advance(started.Sub(kept)) // kept at the next commit
+		}
+		return nil
+	}
+	s.clockKept.Store(s.clock.Generation())
+	return nil
 }
 
 // decodeAll decodes records on every core, keeping their order.
@@ -36,19 +127,22 @@ func decodeAll[T any](recs []loadedRecord, what string, decode func([]byte) (T, 
 	return out, errors.Join(errs...)
 }
 
-// loadCluster adds a cluster read from the store; New sorts the order once
-// every record is loaded.
+// loadCluster adds a cluster read from the store; load sorts the order once
+// every record is in.
 func (s *Service) loadCluster(c *Cluster) {
 	c.Subnets = s.internSubnets(c.Subnets)
 	ts := s.tenant(c.Tenant)
 	ts.clusters[c.ID] = c
 	ts.clusterOrder = append(ts.clusterOrder, c)
+	s.ids.hold(c.ID)
+	c.shown = c.State
 	for _, h := range c.Hsms {
-		s.hsmIDs[h.ID] = true
+		s.ids.hold(h.ID)
+		h.shown = h.State
 		ts.trackHsm(h, 1)
 	}
-	s.seq = max(s.seq, c.Seq)
-	s.version = max(s.version, c.Version)
+	s.seq.observe(c.Seq)
+	s.versions.observe(c.Version)
 }
 
 func (s *Service) loadBackup(b *Backup) {
@@ -56,10 +150,42 @@ func (s *Service) loadBackup(b *Backup) {
 	ts.backups[b.ID] = b
 	ts.backupOrder = append(ts.backupOrder, b)
 	ts.byCluster[b.ClusterID] = append(ts.byCluster[b.ClusterID], b)
+	s.ids.hold(b.ID)
+	b.shown = b.State
 	b.sharedAccounts = nil
 	if b.Policy != "" {
 		b.sharedAccounts = policyAccounts(b)
 		ts.withPolicy = append(ts.withPolicy, b)
 	}
-	s.seq = max(s.seq, b.Seq)
+	s.seq.observe(b.Seq)
+}
+
+// sortBySeq puts a loaded tenant's lists in creation order.
+func (ts *tenantState) sortBySeq() {
+	slices.SortFunc(ts.clusterOrder, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(ts.backupOrder, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+	for _, bs := range ts.byCluster {
+		slices.SortFunc(bs, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+	}
+	slices.SortFunc(ts.withPolicy, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
+}
+
+// loadShared reads the whole estate from a shared store. The estate's kept
+// clock comes back as it is: it is every process's.
+func (s *Service) loadShared() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.storeTimeout())
+	defer cancel()
+	before := time.Now()
+	view := &cacheView{s: s}
+	sy, err := s.shared.Refresh(ctx, 0, view)
+	if err != nil {
+		return err
+	}
+	s.observeStoreClock(sy.Now, before)
+	s.sh.version = sy.Version
+	for _, ts := range s.tenants {
+		ts.sortBySeq()
+	}
+	s.clockKept.Store(s.clock.Generation())
+	return nil
 }

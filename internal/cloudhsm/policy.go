@@ -42,7 +42,7 @@ func (s *Service) GetResourcePolicy(t Tenant, arn string) (string, error) {
 // PutResourcePolicy sets a backup's policy and returns the stored policy.
 func (s *Service) PutResourcePolicy(t Tenant, arn, policy string) (string, error) {
 	var out string
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("PutResourcePolicy", func(now time.Time, p *pending) error {
 		b, err := s.policyBackup(t, arn)
 		if err != nil {
 			return err
@@ -64,7 +64,7 @@ func (s *Service) PutResourcePolicy(t Tenant, arn, policy string) (string, error
 // DeleteResourcePolicy removes a backup's policy and returns it.
 func (s *Service) DeleteResourcePolicy(t Tenant, arn string) (string, error) {
 	var out string
-	err := s.commit(func(now time.Time, p *pending) error {
+	err := s.commit("DeleteResourcePolicy", func(now time.Time, p *pending) error {
 		b, err := s.policyBackup(t, arn)
 		if err != nil {
 			return err

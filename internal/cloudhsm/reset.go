@@ -5,21 +5,23 @@ import "time"
 // Reset deletes every cluster and backup, of one account when account is
 // not empty, or of every account.
 func (s *Service) Reset(account string) error {
-	return s.commit(func(now time.Time, p *pending) error {
+	return s.commit(CauseAdmin+"reset", func(now time.Time, p *pending) error {
 		for t, ts := range s.tenants {
 			if account != "" && t.Account != account {
 				continue
 			}
 			for _, c := range ts.clusterOrder {
-				for _, h := range c.Hsms {
-					delete(s.hsmIDs, h.ID)
-				}
 				if c.State != ClusterDeleted { // a DELETED cluster's group is gone
 					s.deleteSecurityGroup(c, p)
+				}
+				s.ids.release(c.ID)
+				for _, h := range c.Hsms {
+					s.ids.release(h.ID)
 				}
 				p.dropCluster(c)
 			}
 			for _, b := range ts.backupOrder {
+				s.ids.release(b.ID)
 				p.dropBackup(b)
 			}
 			delete(s.tenants, t)

@@ -1,12 +1,12 @@
 package cloudhsm
 
 import (
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
 
 // processAuthority makes the simulated roots once per process. Generating
@@ -42,32 +42,69 @@ func (s *Service) Authority() (*pki.Authority, error) {
 	if s.auth != nil {
 		return s.auth, nil
 	}
-	s.mu.RLock()
-	stored, ok := s.meta["authority"]
-	s.mu.RUnlock()
-	if ok {
-		a, err := pki.ParseAuthority([]byte(stored))
+	encoded, err := s.madeOnce(metaAuthority, func() ([]byte, error) {
+		roots, err := processAuthority()
 		if err != nil {
-			return nil, fmt.Errorf("load simulated roots: %w", err)
+			return nil, fmt.Errorf("create simulated roots: %w", err)
 		}
-		s.auth = a
-		return a, nil
-	}
-	roots, err := processAuthority()
+		return roots.encoded, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create simulated roots: %w", err)
+		return nil, err
 	}
-	s.mu.Lock()
-	wait := s.store.Submit([]store.Mutation{{Kind: kindMeta, Key: "authority", Value: roots.encoded}})
-	s.meta["authority"] = string(roots.encoded)
-	s.mu.Unlock()
-	if err := wait(); err != nil {
-		return nil, fmt.Errorf("save simulated roots: %w", err)
+	a, err := pki.ParseAuthority(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("load simulated roots: %w", err)
 	}
-	s.auth = roots.auth
-	return s.auth, nil
+	s.auth = a
+	return a, nil
 }
 
 // TokenSecret returns the persistent secret that pagination tokens are
 // signed with.
-func (s *Service) TokenSecret() []byte { return []byte(s.meta["token-secret"]) }
+func (s *Service) TokenSecret() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return []byte(s.meta[metaTokenSecret])
+}
+
+// newTokenSecret makes a token secret: 32 random bytes, in hex.
+func newTokenSecret() ([]byte, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(nil, "%x", secret), nil
+}
+
+// madeOnce returns the value the estate keeps under key, making it with
+// make and keeping it when the estate has none. make runs outside the lock
+// (making roots takes RSA key generations); the value is kept under the
+// write lock only if the estate still has none, so every caller, and every
+// process serving the estate, gets the same value.
+func (s *Service) madeOnce(key string, make func() ([]byte, error)) ([]byte, error) {
+	s.mu.RLock()
+	v, ok := s.meta[key]
+	s.mu.RUnlock()
+	if ok {
+		return []byte(v), nil
+	}
+	made, err := make()
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = s.commit(CauseAdmin+"made-once", func(_ time.Time, p *pending) error {
+		if v, ok := s.meta[key]; ok {
+			out = []byte(v)
+			return nil
+		}
+		p.meta(key, made)
+		out = made
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keep %s: %w", key, err)
+	}
+	return out, nil
+}

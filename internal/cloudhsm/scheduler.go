@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// The scheduler: events, the agenda that orders them, and the loop that
+// applies them when they fall due.
+
 type eventKind int
 
 const (
@@ -23,6 +26,27 @@ type event struct {
 	hsm    string
 }
 
+// agenda is the queue of due work: the events the clock makes due. The
+// service's write lock guards it (it is not safe for concurrent use).
+// Every process serving an estate keeps the whole agenda, made from the
+// records it holds, so that whichever applies an event first does it, and
+// the others, seeing the resource's due time moved, skip it (see apply).
+type agenda interface {
+	// add queues e.
+	add(e event)
+	// peek returns the earliest event, if any.
+	peek() (event, bool)
+	// pop removes and returns the earliest event.
+	pop() event
+	// len counts the queued events.
+	len() int
+	// bulk queues events without ordering them until the next sort,
+	// which loading calls once.
+	bulk(e event)
+	sort()
+}
+
+// eventHeap is the agenda of a process: a binary heap by due time.
 type eventHeap []event
 
 func (h eventHeap) Len() int { return len(h) }
@@ -41,6 +65,23 @@ func (h *eventHeap) Pop() any {
 	return x
 }
 
+func (h *eventHeap) add(e event) { heap.Push(h, e) }
+
+func (h *eventHeap) peek() (event, bool) {
+	if len(*h) == 0 {
+		return event{}, false
+	}
+	return (*h)[0], true
+}
+
+func (h *eventHeap) pop() event { return heap.Pop(h).(event) }
+
+func (h *eventHeap) len() int { return len(*h) }
+
+func (h *eventHeap) bulk(e event) { *h = append(*h, e) }
+
+func (h *eventHeap) sort() { heap.Init(h) }
+
 // schedule queues an event unless the same one is already queued: marker
 // is the resource's record of the time it last queued for this kind of
 // event (apply clears it when the event fires).
@@ -50,19 +91,20 @@ func (s *Service) schedule(e event, marker *int64) {
 	}
 	*marker = e.at.UnixNano()
 	if s.loading {
-		s.events = append(s.events, e) // scheduleAll heapifies once
+		s.agenda.bulk(e) // scheduleAll sorts once
 		return
 	}
-	heap.Push(&s.events, e)
+	s.agenda.add(e)
 	s.updateNextDue()
 }
 
 func (s *Service) updateNextDue() {
-	if len(s.events) == 0 {
+	first, ok := s.agenda.peek()
+	if !ok {
 		s.nextDue.Store(1<<63 - 1)
 		return
 	}
-	next := s.events[0].at.UnixNano()
+	next := first.at.UnixNano()
 	if s.nextDue.Swap(next) > next {
 		// The scheduler may be asleep until a later time (an hour when
 		// nothing was due): without a request to catch up on the way, the
@@ -87,7 +129,7 @@ func (s *Service) scheduleAll() {
 		}
 	}
 	s.loading = false
-	heap.Init(&s.events)
+	s.agenda.sort()
 	s.updateNextDue()
 }
 
@@ -109,25 +151,18 @@ func (s *Service) scheduleBackup(b *Backup) {
 }
 
 // run wakes at the earliest due event (or when the clock moves) and applies
-// every transition that is due.
+// every transition that is due. With a shared store it also looks for
+// changes made elsewhere every RefreshInterval, and only the lease holder
+// applies due transitions (every process applies those due to what it
+// reads).
 func (s *Service) run() {
 	defer close(s.done)
 	moved := s.clock.Subscribe()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	refreshing := refreshLog{log: s.log}
 	for {
-		wait := time.Hour
-		if !s.clock.Frozen() {
-			next := s.nextDue.Load()
-			d := time.Duration(next - s.clock.Now().UnixNano())
-			if d < wait {
-				wait = d
-			}
-			if wait < time.Millisecond {
-				wait = time.Millisecond
-			}
-		}
-		timer.Reset(wait)
+		timer.Reset(s.sleep())
 		select {
 		case <-s.stop:
 			return
@@ -135,34 +170,82 @@ func (s *Service) run() {
 		case <-s.wake:
 		case <-timer.C:
 		}
-		if s.clock.Now().UnixNano() >= s.nextDue.Load() {
-			s.mu.Lock()
-			p := s.newPending()
-			s.catchUpLocked(s.clock.Now(), p)
-			w := s.submit(p)
-			s.mu.Unlock()
-			p.finish()
-			if err := w(); err != nil {
+		leader := true
+		if s.shared != nil {
+			refreshing.report(s.refresh())
+			leader = s.shared.Leader()
+		}
+		due := s.clock.Now().UnixNano() >= s.nextDue.Load()
+		if (leader && due) || s.clock.Generation() != s.clockKept.Load() {
+			if err := s.CatchUp(); err != nil {
 				s.log.Error("persist scheduled transitions", "err", err)
 			}
 		}
 	}
 }
 
+// sleep is how long the scheduler may sleep: until the next due event (an
+// hour at most, nothing while the clock is frozen), and no longer than the
+// refresh interval with a shared store.
+func (s *Service) sleep() time.Duration {
+	wait := time.Hour
+	if s.shared != nil {
+		wait = s.cfg.RefreshInterval
+		if wait <= 0 {
+			wait = 250 * time.Millisecond
+		}
+	}
+	if !s.clock.Frozen() {
+		if d := time.Duration(s.nextDue.Load() - s.clock.Now().UnixNano()); d < wait {
+			wait = d
+		}
+	}
+	return max(wait, time.Millisecond)
+}
+
+// refreshLog logs the background refreshes' failures once, and their
+// recovery, rather than every few hundred milliseconds.
+type refreshLog struct {
+	log interface {
+		Error(string, ...any)
+		Info(string, ...any)
+	}
+	failed bool
+}
+
+func (r *refreshLog) report(err error) {
+	switch {
+	case err != nil && !r.failed:
+		r.log.Error("the shared store does not answer; requests fail until it does", "err", err)
+	case err == nil && r.failed:
+		r.log.Info("the shared store answers again")
+	}
+	r.failed = err != nil
+}
+
 // CatchUp applies every transition due at the clock's current time and waits
 // until the changes are durable. Tests and the admin API call it after
 // advancing the clock.
 func (s *Service) CatchUp() error {
-	return s.commit(func(time.Time, *pending) error { return nil })
+	return s.commit(CauseClock, func(time.Time, *pending) error { return nil })
 }
 
 // catchUpLocked applies due events in time order. Each event is checked
 // against the resource's current due time, so stale events are ignored.
+// The changes are stamped with CauseClock and each event's due time.
 func (s *Service) catchUpLocked(now time.Time, p *pending) {
-	for len(s.events) > 0 && !s.events[0].at.After(now) {
-		e := heap.Pop(&s.events).(event)
+	cause, at := p.cause, p.at
+	p.cause = CauseClock
+	for {
+		e, ok := s.agenda.peek()
+		if !ok || e.at.After(now) {
+			break
+		}
+		s.agenda.pop()
+		p.at = e.at
 		s.apply(e, p)
 	}
+	p.cause, p.at = cause, at
 	s.updateNextDue()
 }
 

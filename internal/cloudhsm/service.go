@@ -1,12 +1,9 @@
 package cloudhsm
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +14,17 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
 
-// Service owns all state. It is safe for concurrent use.
+// Service owns the estate: every cluster, HSM and backup of every account
+// and region, the rules that change them, and the timed transitions the
+// clock makes due. It is safe for concurrent use.
+//
+// What it takes from the process is named in one place each: records go to
+// a store.Store (persist.go), learned subnets to the network provider's
+// network.Placements, ids and counters come from ids.go, the queue of due
+// work is an agenda (scheduler.go), the values made once (the token secret
+// and the simulated roots) come from madeOnce (roots.go), and the clock's
+// offset is kept as a meta record (pending.clock). Every change is announced
+// on Feed.
 type Service struct {
 	cfg    Config
 	clock  *clock.Clock
@@ -30,25 +37,35 @@ type Service struct {
 
 	mu      sync.RWMutex
 	tenants map[Tenant]*tenantState
-	hsmIDs  map[string]bool // HSM ids in use anywhere
-	events  eventHeap
+	ids     idRegistry
+	// seq numbers records in creation order; versions numbers cluster
+	// versions (see Cluster.Version): they only grow, also across Reset,
+	// so that a cluster replaced by Import, or re-imported after a reset,
+	// never has the version of an earlier cluster with its id, whose
+	// cached views would then pass for its own.
+	seq, versions counter
+	agenda        agenda
+	// loading is set while scheduleAll queues the loaded resources' events.
+	loading bool
 	// nextDue is the unix-nano time of the earliest event (MaxInt64 when none),
 	// read without the lock to skip catch-up on the read path.
 	nextDue atomic.Int64
-	// loading is set while scheduleAll queues the loaded resources' events.
-	loading bool
 	// subnetSets holds one shared, never-mutated copy of each distinct set
 	// of subnets: clusters often share their subnets, and 100,000 clusters
 	// would otherwise hold 100,000 copies.
 	subnetSets map[string][][]network.Subnet
-	seq        uint64
-	// version is the last Cluster.Version given out. It only grows, also
-	// across Reset, and starts above every loaded cluster's: a cluster
-	// replaced by Import, or re-imported after a reset, never has the
-	// version of an earlier cluster with its id, whose cached views would
-	// then pass for its own.
-	version uint64
-	meta    map[string]string
+	meta       map[string]string
+	// clockKept is the generation of the clock state last kept in the
+	// store, clockMode whether it was frozen (see pending.clock).
+	clockKept atomic.Uint64
+	clockMode bool
+
+	feed       Feed
+	announceMu sync.Mutex // see unlockAndAnnounce
+
+	// shared is the store when it is a store.Shared (see shared.go).
+	shared store.Shared
+	sh     sharedState
 
 	newIdentities  func() pki.IdentitySource
 	identitiesOnce sync.Once
@@ -76,17 +93,6 @@ func (s *Service) identitySources() pki.IdentitySource {
 	return s.identitySource
 }
 
-// Codec turns clusters and backups into the store's records and back; the
-// domain does not know the format. DecodeOwned* may keep the bytes given.
-type Codec interface {
-	EncodeCluster(*Cluster) []byte
-	DecodeOwnedCluster([]byte) (*Cluster, error)
-	EncodeBackup(*Backup) []byte
-	DecodeOwnedBackup([]byte) (*Backup, error)
-	EncodeSubnet(Tenant, network.Subnet) ([]byte, error)
-	DecodeSubnet([]byte) (Tenant, network.Subnet, error)
-}
-
 // Options are the collaborators of a Service.
 type Options struct {
 	// Codec encodes records for the store.
@@ -102,9 +108,12 @@ type Options struct {
 	Identities func() pki.IdentitySource
 }
 
-// New loads the state from the store and returns a running Service. Call
+// New loads the estate from the store and returns a running Service. Call
 // Close to stop its scheduler.
 func New(opts Options) (*Service, error) {
+	if opts.Codec == nil {
+		return nil, errors.New("cloudhsm: Options.Codec is required")
+	}
 	s := &Service{
 		cfg:           opts.Config,
 		clock:         opts.Clock,
@@ -114,7 +123,8 @@ func New(opts Options) (*Service, error) {
 		log:           opts.Logger,
 		newIdentities: opts.Identities,
 		tenants:       map[Tenant]*tenantState{},
-		hsmIDs:        map[string]bool{},
+		ids:           newIDRegistry(),
+		agenda:        &eventHeap{},
 		meta:          map[string]string{},
 		identities:    make(chan struct{}, 1),
 		stop:          make(chan struct{}),
@@ -124,82 +134,23 @@ func New(opts Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.codec == nil {
-		return nil, errors.New("cloudhsm: Options.Codec is required")
-	}
 	if s.cfg.BackupInterval <= 0 {
 		s.cfg.BackupInterval = 24 * time.Hour
 	}
-	learned, _ := s.net.(*network.Learned)
-	// Records are collected first and decoded on every core: decoding is
-	// most of a large store's startup.
-	var clusterRecs, backupRecs []loadedRecord
-	err := s.store.Load(func(kind, key string, value []byte) error {
-		switch kind {
-		case kindCluster:
-			clusterRecs = append(clusterRecs, loadedRecord{key, value})
-		case kindBackup:
-			backupRecs = append(backupRecs, loadedRecord{key, value})
-		case kindMeta:
-			s.meta[key] = string(value)
-		case kindSubnet:
-			t, sn, err := s.codec.DecodeSubnet(value)
-			if err != nil {
-				return fmt.Errorf("decode subnet %s: %w", key, err)
-			}
-			if learned != nil {
-				learned.Restore(network.Tenant(t), sn)
-			}
-		default:
-			// Skipping it would serve a partial state, and a --seed could
-			// then import over it.
-			return fmt.Errorf("record %s of unknown kind %q: the data directory was written by a newer cloudhsm-local; use that version, or another directory", key, kind)
+	if s.clock == nil {
+		s.clock = clock.New()
+	}
+	if sh, ok := s.store.(store.Shared); ok {
+		s.shared = sh
+		s.clock.UseReal(s.storeClock())
+		if err := s.loadShared(); err != nil {
+			return nil, fmt.Errorf("load state: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
+	} else if err := s.load(); err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
-	clusters, err := decodeAll(clusterRecs, "cluster", s.codec.DecodeOwnedCluster)
-	if err != nil {
-		return nil, fmt.Errorf("load state: %w", err)
-	}
-	backups, err := decodeAll(backupRecs, "backup", s.codec.DecodeOwnedBackup)
-	if err != nil {
-		return nil, fmt.Errorf("load state: %w", err)
-	}
-	if v, ok := s.meta["seq"]; ok {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			s.seq = n
-		}
-	}
-	for _, c := range clusters {
-		s.loadCluster(c)
-	}
-	for _, b := range backups {
-		s.loadBackup(b)
-	}
-	// Records load in key order; the listing order is creation order.
-	for _, ts := range s.tenants {
-		slices.SortFunc(ts.clusterOrder, func(a, b *Cluster) int { return cmpSeq(a.Seq, b.Seq) })
-		slices.SortFunc(ts.backupOrder, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
-		for _, bs := range ts.byCluster {
-			slices.SortFunc(bs, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
-		}
-		slices.SortFunc(ts.withPolicy, func(a, b *Backup) int { return cmpSeq(a.Seq, b.Seq) })
-	}
-	var meta []store.Mutation
-	if _, ok := s.meta["token-secret"]; !ok {
-		secret := make([]byte, 32)
-		_, _ = rand.Read(secret)
-		v := fmt.Sprintf("%x", secret)
-		meta = append(meta, store.Mutation{Kind: kindMeta, Key: "token-secret", Value: []byte(v)})
-		s.meta["token-secret"] = v
-	}
-	if len(meta) > 0 {
-		if err := s.store.Submit(meta)(); err != nil {
-			return nil, fmt.Errorf("save simulated roots and token secret: %w", err)
-		}
+	if _, err := s.madeOnce(metaTokenSecret, newTokenSecret); err != nil {
+		return nil, fmt.Errorf("token secret: %w", err)
 	}
 	s.scheduleAll()
 	go s.run()
@@ -220,5 +171,11 @@ func (s *Service) Close() {
 	}
 }
 
-// Clock returns the service clock.
+// Clock returns the service clock. Changes made to it directly are kept
+// with the estate at the next request or CatchUp; the clock methods of
+// Service (AdvanceClock, FreezeClock, ResumeClock, RealTimeClock) keep them
+// at once.
 func (s *Service) Clock() *clock.Clock { return s.clock }
+
+// Feed returns the feed of the estate's changes.
+func (s *Service) Feed() *Feed { return &s.feed }

@@ -34,7 +34,7 @@ func (s *Service) TagResource(t Tenant, id string, tags []Tag) error {
 	if err := checkTags(tags); err != nil {
 		return err
 	}
-	return s.commit(func(now time.Time, p *pending) error {
+	return s.commit("TagResource", func(now time.Time, p *pending) error {
 		cur, save, err := s.taggable(t, id, p)
 		if err != nil {
 			return err
@@ -59,7 +59,7 @@ func (s *Service) TagResource(t Tenant, id string, tags []Tag) error {
 
 // UntagResource removes tags by key; absent keys are ignored.
 func (s *Service) UntagResource(t Tenant, id string, keys []string) error {
-	return s.commit(func(now time.Time, p *pending) error {
+	return s.commit("UntagResource", func(now time.Time, p *pending) error {
 		cur, save, err := s.taggable(t, id, p)
 		if err != nil {
 			return err

@@ -138,6 +138,8 @@ type Cluster struct {
 	// Service.schedule); int64 rather than time.Time keeps a Cluster in a
 	// smaller allocation class, which 100,000 clusters notice.
 	queuedDue, queuedBackup int64
+	// shown is the state last announced on the feed (see pending.cluster).
+	shown string
 }
 
 // SubnetMapping returns the cluster's map from Availability Zone to subnet.
@@ -175,6 +177,7 @@ type Hsm struct {
 	Identity     *pki.HSMIdentity
 
 	queuedDue int64
+	shown     string // the state last announced on the feed
 	// csr is the cluster CSR this HSM's key signed when it was created, kept
 	// (in memory only) for when it becomes ACTIVE.
 	csr string
@@ -219,6 +222,7 @@ type Backup struct {
 	ExpireAt time.Time
 
 	queuedDue, queuedExpire int64
+	shown                   string // the state last announced on the feed
 }
 
 // ARN returns the backup's ARN.

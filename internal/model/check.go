@@ -69,11 +69,13 @@ func (e *UnknownOperationError) Error() string {
 // *SerializationError, or a *ValidationError (or an *UnknownOperationError
 // if op is not in the model).
 //
-// JSON null stands for an absent member, list element or map entry (null
-// list elements are not counted and get no index; handlers decoding the
-// same body should drop them too); members unknown to the model are ignored
-// but must still be well-formed JSON. An empty body is {}.
-// Serialization errors take precedence over validation errors.
+// JSON null as the value of an object member means the member is absent
+// (as AWS JSON 1.1 servers read it); null as a list element or a map value
+// is a *SerializationError, because no list or map of the model is sparse
+// (Smithy's server SDKs refuse nulls in non-sparse collections alike).
+// Members unknown to the model are ignored but must still be well-formed
+// JSON. An empty body is {}. Serialization errors take precedence over
+// validation errors.
 func (m *Model) Check(op string, body []byte) error {
 	_, err := m.Validate(op, body)
 	return err
@@ -137,8 +139,7 @@ func tapeCapacity(n int) int {
 // being checked. Paths are rendered only when an error is reported.
 type segment struct {
 	mem   *member // structure member, or nil
-	index int32   // list element: 1-based index among non-null elements
-	raw   int32   // list element: 0-based index in the JSON array
+	index int32   // list element: 1-based index in the JSON array
 	key   int32   // map entry: tape index of the key node, else -1
 }
 
@@ -183,7 +184,7 @@ func (c *checker) jsonPath() string {
 			b.WriteByte(']')
 		default:
 			b.WriteByte('[')
-			b.WriteString(strconv.Itoa(int(sg.raw)))
+			b.WriteString(strconv.Itoa(int(sg.index) - 1))
 			b.WriteByte(']')
 		}
 	}
@@ -387,54 +388,39 @@ func (c *checker) list(s *shape, i int32) *SerializationError {
 	if nd.typ != nodeArray {
 		return c.typeErr("a JSON array", nd.typ)
 	}
-	// Null elements are absent: they neither count nor get an index.
-	n := int64(0)
-	total := int(nd.n)
-	e := i + 1
-	for k := 0; k < total; k++ {
-		if c.p.tape[e].typ != nodeNull {
-			n++
-		}
-		e = c.p.tape[e].next
-	}
+	n := int64(nd.n)
 	if s.hasMax && n > s.max {
 		c.violate(s, i, s.maxMsg)
 	}
 	if s.hasMin && n < s.min {
 		c.violate(s, i, s.minMsg)
 	}
-	idx := 0
-	e = i + 1
-	for k := 0; k < total; k++ {
-		if c.p.tape[e].typ != nodeNull {
-			idx++
-			c.push(segment{index: int32(idx), raw: int32(k), key: -1})
-			err := c.value(s.elem, e)
-			c.pop()
-			if err != nil {
-				return err
-			}
+	e := i + 1
+	for k := int32(0); k < nd.n; k++ {
+		if c.p.tape[e].typ == nodeNull {
+			return serErr("Member '" + c.jsonPath() + "' holds null at index " + strconv.Itoa(int(k)) +
+				": a list in a request cannot contain null; remove the element" + nullNote)
+		}
+		c.push(segment{index: k + 1, key: -1})
+		err := c.value(s.elem, e)
+		c.pop()
+		if err != nil {
+			return err
 		}
 		e = c.p.tape[e].next
 	}
 	return nil
 }
 
+// nullNote ends the message refusing a null in a list or map.
+const nullNote = " (only a member of an object may be null, which means it is absent)"
+
 func (c *checker) mapValue(s *shape, i int32) *SerializationError {
 	nd := &c.p.tape[i]
 	if nd.typ != nodeObject {
 		return c.typeErr("a JSON object", nd.typ)
 	}
-	// Entries with a null value are absent.
-	n := int64(0)
-	total := int(nd.n)
-	k := i + 1
-	for j := 0; j < total; j++ {
-		if c.p.tape[k+1].typ != nodeNull {
-			n++
-		}
-		k = c.p.tape[k+1].next
-	}
+	n := int64(nd.n)
 	if s.hasMax && n > s.max {
 		c.violate(s, i, s.maxMsg)
 	}
@@ -445,27 +431,27 @@ func (c *checker) mapValue(s *shape, i int32) *SerializationError {
 	// constraint, as AWS does ("Map keys must satisfy constraint: [...]").
 	if s.key.hasStringConstraints() {
 		var failed uint8
-		k = i + 1
-		for j := 0; j < total; j++ {
-			if c.p.tape[k+1].typ != nodeNull {
-				failed |= stringFailures(s.key, c.p.text(k))
-			}
+		k := i + 1
+		for j := int32(0); j < nd.n; j++ {
+			failed |= stringFailures(s.key, c.p.text(k))
 			k = c.p.tape[k+1].next
 		}
 		if failed != 0 {
 			c.violate(s, i, "Map keys must satisfy constraint: ["+strings.Join(s.key.failureMessages(failed), ", ")+"]")
 		}
 	}
-	k = i + 1
-	for j := 0; j < total; j++ {
+	k := i + 1
+	for j := int32(0); j < nd.n; j++ {
 		v := k + 1
-		if c.p.tape[v].typ != nodeNull {
-			c.push(segment{key: k})
-			err := c.value(s.value, v)
-			c.pop()
-			if err != nil {
-				return err
-			}
+		if c.p.tape[v].typ == nodeNull {
+			return serErr("Member '" + c.jsonPath() + "' holds null for key " + strconv.Quote(truncate(c.p.text(k))) +
+				": a map in a request cannot contain null values; remove the entry" + nullNote)
+		}
+		c.push(segment{key: k})
+		err := c.value(s.value, v)
+		c.pop()
+		if err != nil {
+			return err
 		}
 		k = c.p.tape[v].next
 	}

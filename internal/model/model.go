@@ -188,6 +188,11 @@ type rawShape struct {
 	Max      json.Number `json:"max"`
 	Pattern  *string     `json:"pattern"`
 	Enum     []string    `json:"enum"`
+	// Sparse is Smithy's sparse trait (a list or map that may hold nulls),
+	// should a model document carry it. Check refuses every null in a list
+	// or map, so a model with a sparse shape is refused rather than read
+	// wrongly.
+	Sparse bool `json:"sparse"`
 }
 
 type rawOperation struct {
@@ -229,99 +234,133 @@ func parse(doc []byte) (*Model, error) {
 		}
 		m.shapes[name] = &shape{name: name, kind: k}
 	}
-	resolve := func(from string, ref *rawRef) (*shape, error) {
-		if ref == nil {
-			return nil, fmt.Errorf("model: shape %s: missing shape reference", from)
-		}
-		s, ok := m.shapes[ref.Shape]
-		if !ok {
-			return nil, fmt.Errorf("model: shape %s: reference to unknown shape %q", from, ref.Shape)
-		}
-		return s, nil
-	}
 	// Pass 2: compile constraints and wire references.
 	for name, rs := range raw.Shapes {
 		s := m.shapes[name]
-		var err error
-		if s.hasMin, s.min, err = bound(rs.Min); err != nil {
-			return nil, fmt.Errorf("model: shape %s: min: %w", name, err)
+		if err := s.compileConstraints(rs); err != nil {
+			return nil, fmt.Errorf("model: shape %s: %w", name, err)
 		}
-		if s.hasMax, s.max, err = bound(rs.Max); err != nil {
-			return nil, fmt.Errorf("model: shape %s: max: %w", name, err)
-		}
-		switch s.kind {
-		case kindString, kindBlob, kindList, kindMap:
-			s.minMsg = "Member must have length greater than or equal to " + strconv.FormatInt(s.min, 10)
-			s.maxMsg = "Member must have length less than or equal to " + strconv.FormatInt(s.max, 10)
-		default:
-			s.minMsg = "Member must have value greater than or equal to " + strconv.FormatInt(s.min, 10)
-			s.maxMsg = "Member must have value less than or equal to " + strconv.FormatInt(s.max, 10)
-		}
-		if rs.Pattern != nil {
-			if s.kind != kindString {
-				return nil, fmt.Errorf("model: shape %s: pattern on a %s shape", name, rs.Type)
-			}
-			re, err := compileJavaPattern(*rs.Pattern)
-			if err != nil {
-				return nil, fmt.Errorf("model: shape %s: %w", name, err)
-			}
-			s.pattern, s.re = *rs.Pattern, re
-			s.patternMsg = "Member must satisfy regular expression pattern: " + *rs.Pattern
-		}
-		if rs.Enum != nil {
-			s.enum = append([]string(nil), rs.Enum...)
-			s.enumMsg = "Member must satisfy enum value set: [" + strings.Join(s.enum, ", ") + "]"
-		}
-		switch s.kind {
-		case kindList:
-			if s.elem, err = resolve(name, rs.Member); err != nil {
-				return nil, err
-			}
-		case kindMap:
-			if s.key, err = resolve(name, rs.Key); err != nil {
-				return nil, err
-			}
-			if s.value, err = resolve(name, rs.Value); err != nil {
-				return nil, err
-			}
-		case kindStructure:
-			required := make(map[string]bool, len(rs.Required))
-			for _, r := range rs.Required {
-				required[r] = true
-			}
-			seen := make(map[string]bool, len(rs.Members))
-			for _, rm := range rs.Members {
-				if seen[rm.name] {
-					return nil, fmt.Errorf("model: shape %s: duplicate member %s", name, rm.name)
-				}
-				seen[rm.name] = true
-				ms, err := resolve(name+"."+rm.name, &rm.ref)
-				if err != nil {
-					return nil, err
-				}
-				s.members = append(s.members, member{
-					name:     rm.name,
-					path:     lowerFirst(rm.name),
-					shape:    ms,
-					required: required[rm.name],
-				})
-			}
-			for _, r := range rs.Required {
-				if !seen[r] {
-					return nil, fmt.Errorf("model: shape %s: required member %s is not declared", name, r)
-				}
-			}
+		if err := m.link(s, rs); err != nil {
+			return nil, err
 		}
 	}
-	for name, op := range raw.Operations {
+	if err := m.compileOperations(raw.Operations); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// resolve returns the shape a reference of shape (or operation) from names.
+func (m *Model) resolve(from string, ref *rawRef) (*shape, error) {
+	if ref == nil {
+		return nil, fmt.Errorf("model: shape %s: missing shape reference", from)
+	}
+	s, ok := m.shapes[ref.Shape]
+	if !ok {
+		return nil, fmt.Errorf("model: shape %s: reference to unknown shape %q", from, ref.Shape)
+	}
+	return s, nil
+}
+
+// compileConstraints fills in s's bounds, pattern and enum, and the texts
+// of their violations.
+func (s *shape) compileConstraints(rs rawShape) error {
+	var err error
+	if s.hasMin, s.min, err = bound(rs.Min); err != nil {
+		return fmt.Errorf("min: %w", err)
+	}
+	if s.hasMax, s.max, err = bound(rs.Max); err != nil {
+		return fmt.Errorf("max: %w", err)
+	}
+	switch s.kind {
+	case kindString, kindBlob, kindList, kindMap:
+		s.minMsg = "Member must have length greater than or equal to " + strconv.FormatInt(s.min, 10)
+		s.maxMsg = "Member must have length less than or equal to " + strconv.FormatInt(s.max, 10)
+	default:
+		s.minMsg = "Member must have value greater than or equal to " + strconv.FormatInt(s.min, 10)
+		s.maxMsg = "Member must have value less than or equal to " + strconv.FormatInt(s.max, 10)
+	}
+	if rs.Pattern != nil {
+		if s.kind != kindString {
+			return fmt.Errorf("pattern on a %s shape", rs.Type)
+		}
+		re, err := compileJavaPattern(*rs.Pattern)
+		if err != nil {
+			return err
+		}
+		s.pattern, s.re = *rs.Pattern, re
+		s.patternMsg = "Member must satisfy regular expression pattern: " + *rs.Pattern
+	}
+	if rs.Enum != nil {
+		s.enum = append([]string(nil), rs.Enum...)
+		s.enumMsg = "Member must satisfy enum value set: [" + strings.Join(s.enum, ", ") + "]"
+	}
+	return nil
+}
+
+// link resolves the shapes that s refers to: a list's element, a map's
+// key and value, a structure's members.
+func (m *Model) link(s *shape, rs rawShape) error {
+	if rs.Sparse {
+		return fmt.Errorf("model: shape %s: sparse %s shapes are not supported: Check refuses every null in a list or map", s.name, rs.Type)
+	}
+	var err error
+	switch s.kind {
+	case kindList:
+		s.elem, err = m.resolve(s.name, rs.Member)
+	case kindMap:
+		if s.key, err = m.resolve(s.name, rs.Key); err == nil {
+			s.value, err = m.resolve(s.name, rs.Value)
+		}
+	case kindStructure:
+		err = m.linkMembers(s, rs)
+	}
+	return err
+}
+
+// linkMembers compiles the members of structure s in declaration order.
+func (m *Model) linkMembers(s *shape, rs rawShape) error {
+	required := make(map[string]bool, len(rs.Required))
+	for _, r := range rs.Required {
+		required[r] = true
+	}
+	seen := make(map[string]bool, len(rs.Members))
+	for _, rm := range rs.Members {
+		if seen[rm.name] {
+			return fmt.Errorf("model: shape %s: duplicate member %s", s.name, rm.name)
+		}
+		seen[rm.name] = true
+		ms, err := m.resolve(s.name+"."+rm.name, &rm.ref)
+		if err != nil {
+			return err
+		}
+		s.members = append(s.members, member{
+			name:     rm.name,
+			path:     lowerFirst(rm.name),
+			shape:    ms,
+			required: required[rm.name],
+		})
+	}
+	for _, r := range rs.Required {
+		if !seen[r] {
+			return fmt.Errorf("model: shape %s: required member %s is not declared", s.name, r)
+		}
+	}
+	return nil
+}
+
+// compileOperations records each operation's input shape and the sorted
+// list of operation names.
+func (m *Model) compileOperations(ops map[string]rawOperation) error {
+	for name, op := range ops {
 		var in *shape
 		if op.Input != nil {
-			s, err := resolve("operation "+name, op.Input)
+			s, err := m.resolve("operation "+name, op.Input)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if s.kind != kindStructure {
-				return nil, fmt.Errorf("model: operation %s: input shape %s is not a structure", name, s.name)
+				return fmt.Errorf("model: operation %s: input shape %s is not a structure", name, s.name)
 			}
 			in = s
 		}
@@ -329,7 +368,7 @@ func parse(doc []byte) (*Model, error) {
 		m.ops = append(m.ops, name)
 	}
 	sort.Strings(m.ops)
-	return m, nil
+	return nil
 }
 
 // bound parses an optional integral min/max value.

@@ -106,19 +106,33 @@ func TestConstraintTable(t *testing.T) {
 }
 
 func TestParseRejectsBrokenModels(t *testing.T) {
-	for name, doc := range map[string]string{
-		"not json":        `{`,
-		"protocol":        `{"metadata":{"protocol":"rest-json"},"operations":{},"shapes":{}}`,
-		"unknown type":    `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"weird"}}}`,
-		"dangling member": `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"structure","members":{"B":{"shape":"Missing"}}}}}`,
-		"dangling input":  `{"metadata":{"protocol":"json"},"operations":{"Op":{"input":{"shape":"Missing"}}},"shapes":{}}`,
-		"bad pattern":     `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"string","pattern":"a(b"}}}`,
-		"java-only regex": `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"string","pattern":"\\Qa\\E"}}}`,
-		"bad required":    `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"structure","required":["X"],"members":{}}}}`,
-		"fractional max":  `{"metadata":{"protocol":"json"},"operations":{},"shapes":{"A":{"type":"string","max":1.5}}}`,
+	const head = `{"metadata":{"protocol":"json"},`
+	for name, c := range map[string]struct{ doc, want string }{
+		"not json":           {`{`, "parsing service model"},
+		"protocol":           {`{"metadata":{"protocol":"rest-json"},"operations":{},"shapes":{}}`, `unsupported protocol "rest-json"`},
+		"unknown type":       {head + `"operations":{},"shapes":{"A":{"type":"weird"}}}`, `shape A: unknown type "weird"`},
+		"dangling member":    {head + `"operations":{},"shapes":{"A":{"type":"structure","members":{"B":{"shape":"Missing"}}}}}`, `shape A.B: reference to unknown shape "Missing"`},
+		"duplicate member":   {head + `"operations":{},"shapes":{"S":{"type":"string"},"A":{"type":"structure","members":{"B":{"shape":"S"},"B":{"shape":"S"}}}}}`, "shape A: duplicate member B"},
+		"dangling element":   {head + `"operations":{},"shapes":{"L":{"type":"list","member":{"shape":"Missing"}}}}`, `shape L: reference to unknown shape "Missing"`},
+		"list without elem":  {head + `"operations":{},"shapes":{"L":{"type":"list"}}}`, "shape L: missing shape reference"},
+		"dangling map value": {head + `"operations":{},"shapes":{"S":{"type":"string"},"M":{"type":"map","key":{"shape":"S"},"value":{"shape":"Missing"}}}}`, `shape M: reference to unknown shape "Missing"`},
+		"dangling input":     {head + `"operations":{"Op":{"input":{"shape":"Missing"}}},"shapes":{}}`, `shape operation Op: reference to unknown shape "Missing"`},
+		"input not struct":   {head + `"operations":{"Op":{"input":{"shape":"S"}}},"shapes":{"S":{"type":"string"}}}`, "operation Op: input shape S is not a structure"},
+		"bad pattern":        {head + `"operations":{},"shapes":{"A":{"type":"string","pattern":"a(b"}}}`, "shape A: "},
+		"pattern on integer": {head + `"operations":{},"shapes":{"A":{"type":"integer","pattern":"a"}}}`, "shape A: pattern on a integer shape"},
+		"java-only regex":    {head + `"operations":{},"shapes":{"A":{"type":"string","pattern":"\\Qa\\E"}}}`, "shape A: "},
+		"bad required":       {head + `"operations":{},"shapes":{"A":{"type":"structure","required":["X"],"members":{}}}}`, "shape A: required member X is not declared"},
+		"fractional max":     {head + `"operations":{},"shapes":{"A":{"type":"string","max":1.5}}}`, "shape A: max: "},
+		"fractional min":     {head + `"operations":{},"shapes":{"A":{"type":"string","min":0.5}}}`, "shape A: min: "},
+		"sparse list":        {head + `"operations":{},"shapes":{"S":{"type":"string"},"L":{"type":"list","member":{"shape":"S"},"sparse":true}}}`, "shape L: sparse list shapes are not supported"},
 	} {
-		if _, err := parse([]byte(doc)); err == nil {
+		_, err := parse([]byte(c.doc))
+		if err == nil {
 			t.Errorf("%s: parse succeeded", name)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "model: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q, want it to contain %q", name, err, c.want)
 		}
 	}
 }
@@ -176,7 +190,8 @@ func TestCheckValid(t *testing.T) {
 		{"unknown members ignored", "DeleteCluster", `{"ClusterId":"cluster-igklspoyj5v","Foo":{"bar":[1,2.5e3,{"x":null}],"s":"\ud83d\ude00"},"clusterId":42}`},
 		{"null means absent", "DescribeClusters", `{"Filters":null,"MaxResults":null,"NextToken":null}`},
 		{"null optional members", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0"],"TagList":null,"Mode":null,"BackupRetentionPolicy":null}`},
-		{"null list elements and map values", "DescribeClusters", `{"Filters":{"states":[null,"ACTIVE"],"bad key":null}}`},
+		{"null member inside a list element", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"k","Value":"v","Note":null}]}`},
+		{"nulls inside unknown members", "DescribeClusters", `{"Other":[null,{"a":null}],"Filters":{"states":["ACTIVE"]}}`},
 		{"null nested member", "ModifyCluster", `{"ClusterId":"cluster-igklspoyj5v","BackupRetentionPolicy":{"Type":null,"Value":null}}`},
 		{"depth 32", "DescribeClusters", `{"x":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`},
 		{"negative zero", "DescribeClusters", `{"MaxResults":1,"Other":-0}`},
@@ -190,8 +205,9 @@ func TestCheckValid(t *testing.T) {
 	}
 }
 
+// Bodies that are not one well-formed JSON object: syntax, the top-level
+// type, encoding, duplicate keys and nesting depth.
 func TestCheckSerializationErrors(t *testing.T) {
-	m := mustLoad(t)
 	deep := strings.Repeat("[", 32) + strings.Repeat("]", 32)
 	manyKeys := func(dup string) string {
 		var b strings.Builder
@@ -202,10 +218,7 @@ func TestCheckSerializationErrors(t *testing.T) {
 		b.WriteString(`"` + dup + `":true}`)
 		return b.String()
 	}
-	cases := []struct {
-		checkCase
-		want string // exact message, or prefix when it ends in "…"
-	}{
+	checkSerializationErrors(t, []serializationCase{
 		// Malformed JSON.
 		{checkCase{"truncated", "DeleteCluster", `{"ClusterId":`}, "Request body is not valid JSON: unexpected end of input at offset 13"},
 		{checkCase{"whitespace-only body", "DescribeClusters", " \n"}, "Request body is not valid JSON: unexpected end of input at offset 2"},
@@ -244,7 +257,12 @@ func TestCheckSerializationErrors(t *testing.T) {
 		// Depth.
 		{checkCase{"depth 33", "DescribeClusters", `{"x":` + deep + `}`}, "Request body nests JSON arrays and objects deeper than 32 levels"},
 		{checkCase{"very deep", "DescribeClusters", strings.Repeat(`{"a":`, 100000)}, "Request body nests JSON arrays and objects deeper than 32 levels"},
-		// Type mismatches.
+	})
+}
+
+// Members whose JSON type is not their shape's.
+func TestCheckTypeErrors(t *testing.T) {
+	checkSerializationErrors(t, []serializationCase{
 		{checkCase{"string given number", "DeleteCluster", `{"ClusterId":42}`}, "Expected a JSON string for member 'ClusterId' but found a number"},
 		{checkCase{"string given bool", "DeleteCluster", `{"ClusterId":true}`}, "Expected a JSON string for member 'ClusterId' but found a boolean"},
 		{checkCase{"string given object", "DeleteCluster", `{"ClusterId":{}}`}, "Expected a JSON string for member 'ClusterId' but found an object"},
@@ -261,7 +279,6 @@ func TestCheckSerializationErrors(t *testing.T) {
 		{checkCase{"list given string", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":"subnet-0123456789abcdef0"}`}, "Expected a JSON array for member 'SubnetIds' but found a string"},
 		{checkCase{"list given object", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":{}}`}, "Expected a JSON array for member 'TagKeyList' but found an object"},
 		{checkCase{"list element", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0",7]}`}, "Expected a JSON string for member 'SubnetIds[1]' but found a number"},
-		{checkCase{"list element after null", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null,[]]}`}, "Expected a JSON string for member 'SubnetIds[1]' but found an array"},
 		{checkCase{"map given array", "DescribeClusters", `{"Filters":[]}`}, "Expected a JSON object for member 'Filters' but found an array"},
 		{checkCase{"map value given string", "DescribeClusters", `{"Filters":{"states":"ACTIVE"}}`}, "Expected a JSON array for member 'Filters[\"states\"]' but found a string"},
 		{checkCase{"map value element", "DescribeClusters", `{"Filters":{"states":["ACTIVE",false]}}`}, "Expected a JSON string for member 'Filters[\"states\"][1]' but found a boolean"},
@@ -270,7 +287,30 @@ func TestCheckSerializationErrors(t *testing.T) {
 		{checkCase{"nested structure member", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"a","Value":"b"},{"Key":1,"Value":"b"}]}`}, "Expected a JSON string for member 'TagList[1].Key' but found a number"},
 		{checkCase{"retention value as number", "ModifyCluster", `{"ClusterId":"cluster-igklspoyj5v","BackupRetentionPolicy":{"Type":"DAYS","Value":90}}`}, "Expected a JSON string for member 'BackupRetentionPolicy.Value' but found a number"},
 		{checkCase{"type error wins over validation", "CreateCluster", `{"HsmType":"x!","SubnetIds":["bad"],"Mode":1}`}, "Expected a JSON string for member 'Mode' but found a number"},
-	}
+	})
+}
+
+// Nulls in lists and maps: none of the model's is sparse.
+func TestCheckNullInListOrMap(t *testing.T) {
+	checkSerializationErrors(t, []serializationCase{
+		{checkCase{"null in a list", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null]}`}, "Member 'SubnetIds' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null after elements", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":["a","b",null]}`}, "Member 'TagKeyList' holds null at index 2: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null tag", "TagResource", `{"ResourceId":"cluster-igklspoyj5v","TagList":[{"Key":"a","Value":"b"},null]}`}, "Member 'TagList' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null filter value element", "DescribeClusters", `{"Filters":{"clusterIds":[null]}}`}, "Member 'Filters[\"clusterIds\"]' holds null at index 0: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"null filter value", "DescribeBackups", `{"Filters":{"states":["READY"],"clusterIds":null}}`}, "Member 'Filters' holds null for key \"clusterIds\": a map in a request cannot contain null values; remove the entry" + nullNote},
+		{checkCase{"null wins over validation", "CreateCluster", `{"HsmType":"x!","SubnetIds":["bad",null]}`}, "Member 'SubnetIds' holds null at index 1: a list in a request cannot contain null; remove the element" + nullNote},
+		{checkCase{"type error before a null", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[[],null]}`}, "Expected a JSON string for member 'SubnetIds[0]' but found an array"},
+	})
+}
+
+type serializationCase struct {
+	checkCase
+	want string // the exact message
+}
+
+func checkSerializationErrors(t *testing.T, cases []serializationCase) {
+	t.Helper()
+	m := mustLoad(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := m.Check(tc.op, []byte(tc.body))
@@ -288,54 +328,12 @@ func TestCheckSerializationErrors(t *testing.T) {
 	}
 }
 
+// Violations of a member's own constraints: required, pattern, length,
+// enum, integer bounds.
 func TestCheckValidationErrors(t *testing.T) {
-	m := mustLoad(t)
-	const (
-		tagPattern    = `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`
-		clusterIDPat  = `cluster-[2-7a-zA-Z]{11,16}`
-		subnetPattern = `subnet-[0-9a-fA-F]{8,17}`
-	)
-	rule := func(value, path, constraint string) string {
-		return "Value " + value + " at '" + path + "' failed to satisfy constraint: " + constraint
-	}
-	subnets := func(n int) (list, rendered string) {
-		var ids []string
-		for i := 0; i < n; i++ {
-			ids = append(ids, fmt.Sprintf("subnet-%08x", i))
-		}
-		b, _ := json.Marshal(ids)
-		return string(b), "[" + strings.Join(ids, ", ") + "]"
-	}
-	elevenJSON, elevenRendered := subnets(11)
 	long := strings.Repeat("a", 257)
-	tags51 := func() string {
-		var tags []string
-		for i := 0; i < 51; i++ {
-			tags = append(tags, fmt.Sprintf(`{"Key":"k%d","Value":"v"}`, i))
-		}
-		return "[" + strings.Join(tags, ",") + "]"
-	}()
-	filters31 := func() string {
-		var kv []string
-		for i := 0; i < 31; i++ {
-			kv = append(kv, fmt.Sprintf(`"f%02d":["x"]`, i))
-		}
-		return "{" + strings.Join(kv, ",") + "}"
-	}()
-	// Java-like rendering of filters31, cut at 256 characters.
-	filters31Rendered := func() string {
-		var kv []string
-		for i := 0; i < 31; i++ {
-			kv = append(kv, fmt.Sprintf("f%02d=[x]", i))
-		}
-		s := "{" + strings.Join(kv, ", ") + "}"
-		return s[:256] + "..."
-	}()
 
-	cases := []struct {
-		checkCase
-		want []string // violation messages, in order
-	}{
+	checkViolations(t, []validationCase{
 		{checkCase{"brief example", "DeleteCluster", `{"ClusterId":"abc"}`},
 			[]string{rule("'abc'", "clusterId", "Member must satisfy regular expression pattern: "+clusterIDPat)}},
 		{checkCase{"required missing", "DeleteCluster", `{}`},
@@ -382,15 +380,66 @@ func TestCheckValidationErrors(t *testing.T) {
 			[]string{rule("'-5'", "maxResults", "Member must have value greater than or equal to 1")}},
 		{checkCase{"integer negative zero", "ListTags", `{"ResourceId":"cluster-igklspoyj5v","MaxResults":-0}`},
 			[]string{rule("'0'", "maxResults", "Member must have value greater than or equal to 1")}},
+		{checkCase{"next token too long", "DescribeClusters", `{"NextToken":"` + long + `"}`},
+			[]string{rule("'"+long[:256]+"...'", "nextToken", "Member must have length less than or equal to 256")}},
+		{checkCase{"java dot excludes CR", "DescribeClusters", `{"NextToken":"a\rb"}`},
+			[]string{rule("'a\rb'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
+		{checkCase{"java dot excludes LINE SEPARATOR", "DescribeClusters", `{"NextToken":"a\u2028b"}`},
+			[]string{rule("'a\u2028b'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
+		{checkCase{"cert pattern", "InitializeCluster", `{"ClusterId":"cluster-igklspoyj5v","SignedCert":"-----BEGIN CERT-----\n***\n","TrustAnchor":"ok"}`},
+			[]string{rule("'-----BEGIN CERT-----\n***\n'", "signedCert", `Member must satisfy regular expression pattern: [a-zA-Z0-9+-/=\s]*`)}},
+		{checkCase{"region pattern", "CopyBackupToRegion", `{"DestinationRegion":"us-west-2a","BackupId":"backup-ro5c4er4aac"}`},
+			[]string{rule("'us-west-2a'", "destinationRegion", `Member must satisfy regular expression pattern: [a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d`)}},
+		{checkCase{"arn pattern", "GetResourcePolicy", `{"ResourceArn":"arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac"}`},
+			[]string{rule("'arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac'", "resourceArn", `Member must satisfy regular expression pattern: arn:aws(-(us-gov))?:cloudhsm:([a-z]{2}(-(gov|isob|iso))?-(east|west|north|south|central){1,2}-[0-9]{1}):[0-9]{12}:(backup/backup|cluster/cluster|hsm/hsm)-[2-7a-zA-Z]{11,16}`)}},
+		{checkCase{"ip pattern", "DeleteHsm", `{"ClusterId":"cluster-igklspoyj5v","EniIp":"10.0.0"}`},
+			[]string{rule("'10.0.0'", "eniIp", `Member must satisfy regular expression pattern: \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)}},
+	})
+}
+
+// Violations of lists and maps, and of the members of their elements, with
+// AWS's paths (tagList.2.member.key).
+func TestCheckValidationErrorsInListsAndMaps(t *testing.T) {
+	subnets := func(n int) (list, rendered string) {
+		var ids []string
+		for i := 0; i < n; i++ {
+			ids = append(ids, fmt.Sprintf("subnet-%08x", i))
+		}
+		b, _ := json.Marshal(ids)
+		return string(b), "[" + strings.Join(ids, ", ") + "]"
+	}
+	elevenJSON, elevenRendered := subnets(11)
+	long := strings.Repeat("a", 257)
+	tags51 := func() string {
+		var tags []string
+		for i := 0; i < 51; i++ {
+			tags = append(tags, fmt.Sprintf(`{"Key":"k%d","Value":"v"}`, i))
+		}
+		return "[" + strings.Join(tags, ",") + "]"
+	}()
+	filters31 := func() string {
+		var kv []string
+		for i := 0; i < 31; i++ {
+			kv = append(kv, fmt.Sprintf(`"f%02d":["x"]`, i))
+		}
+		return "{" + strings.Join(kv, ",") + "}"
+	}()
+	// Java-like rendering of filters31, cut at 256 characters.
+	filters31Rendered := func() string {
+		var kv []string
+		for i := 0; i < 31; i++ {
+			kv = append(kv, fmt.Sprintf("f%02d=[x]", i))
+		}
+		s := "{" + strings.Join(kv, ", ") + "}"
+		return s[:256] + "..."
+	}()
+
+	checkViolations(t, []validationCase{
 		{checkCase{"list too short", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[]}`},
-			[]string{rule("'[]'", "subnetIds", "Member must have length greater than or equal to 1")}},
-		{checkCase{"list of nulls is empty", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null,null]}`},
 			[]string{rule("'[]'", "subnetIds", "Member must have length greater than or equal to 1")}},
 		{checkCase{"list too long", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":` + elevenJSON + `}`},
 			[]string{rule("'"+elevenRendered+"'", "subnetIds", "Member must have length less than or equal to 10")}},
 		{checkCase{"list element pattern", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":["subnet-0123456789abcdef0","sub-1"]}`},
-			[]string{rule("'sub-1'", "subnetIds.2.member", "Member must satisfy regular expression pattern: "+subnetPattern)}},
-		{checkCase{"list index skips nulls", "CreateCluster", `{"HsmType":"hsm2m.medium","SubnetIds":[null,"subnet-0123456789abcdef0",null,"sub-1"]}`},
 			[]string{rule("'sub-1'", "subnetIds.2.member", "Member must satisfy regular expression pattern: "+subnetPattern)}},
 		{checkCase{"string list element length", "UntagResource", `{"ResourceId":"cluster-igklspoyj5v","TagKeyList":["ok",""]}`},
 			[]string{rule("''", "tagKeyList.2.member", "Member must have length greater than or equal to 1")}},
@@ -415,24 +464,15 @@ func TestCheckValidationErrors(t *testing.T) {
 			[]string{rule("'[]'", "tagList", "Member must have length greater than or equal to 1")}},
 		{checkCase{"map keys", "DescribeClusters", `{"Filters":{"states":["ACTIVE"],"bad key":["a","b"],"":[]}}`},
 			[]string{rule("'{states=[ACTIVE], bad key=[a, b], =[]}'", "filters", "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+]")}},
-		{checkCase{"map keys ignore null entries", "DescribeBackups", `{"Filters":{"bad key":null,"ok":["x"]},"MaxResults":51}`},
-			[]string{rule("'51'", "maxResults", "Member must have value less than or equal to 50")}},
 		{checkCase{"map too big", "DescribeClusters", `{"Filters":` + filters31 + `}`},
 			[]string{rule("'"+filters31Rendered+"'", "filters", "Member must have length less than or equal to 30")}},
-		{checkCase{"next token too long", "DescribeClusters", `{"NextToken":"` + long + `"}`},
-			[]string{rule("'"+long[:256]+"...'", "nextToken", "Member must have length less than or equal to 256")}},
-		{checkCase{"java dot excludes CR", "DescribeClusters", `{"NextToken":"a\rb"}`},
-			[]string{rule("'a\rb'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
-		{checkCase{"java dot excludes LINE SEPARATOR", "DescribeClusters", `{"NextToken":"a\u2028b"}`},
-			[]string{rule("'a\u2028b'", "nextToken", "Member must satisfy regular expression pattern: .*")}},
-		{checkCase{"cert pattern", "InitializeCluster", `{"ClusterId":"cluster-igklspoyj5v","SignedCert":"-----BEGIN CERT-----\n***\n","TrustAnchor":"ok"}`},
-			[]string{rule("'-----BEGIN CERT-----\n***\n'", "signedCert", `Member must satisfy regular expression pattern: [a-zA-Z0-9+-/=\s]*`)}},
-		{checkCase{"region pattern", "CopyBackupToRegion", `{"DestinationRegion":"us-west-2a","BackupId":"backup-ro5c4er4aac"}`},
-			[]string{rule("'us-west-2a'", "destinationRegion", `Member must satisfy regular expression pattern: [a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d`)}},
-		{checkCase{"arn pattern", "GetResourcePolicy", `{"ResourceArn":"arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac"}`},
-			[]string{rule("'arn:aws:cloudhsm:us-east-1:12345678901:backup/backup-ro5c4er4aac'", "resourceArn", `Member must satisfy regular expression pattern: arn:aws(-(us-gov))?:cloudhsm:([a-z]{2}(-(gov|isob|iso))?-(east|west|north|south|central){1,2}-[0-9]{1}):[0-9]{12}:(backup/backup|cluster/cluster|hsm/hsm)-[2-7a-zA-Z]{11,16}`)}},
-		{checkCase{"ip pattern", "DeleteHsm", `{"ClusterId":"cluster-igklspoyj5v","EniIp":"10.0.0"}`},
-			[]string{rule("'10.0.0'", "eniIp", `Member must satisfy regular expression pattern: \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)}},
+	})
+}
+
+// Violations are reported in the model's declaration order, a list's own
+// before its elements', whatever the order of the JSON.
+func TestCheckValidationErrorOrder(t *testing.T) {
+	checkViolations(t, []validationCase{
 		{checkCase{"declared order, not JSON order", "CreateCluster", `{"Mode":"X","TagList":[{"Key":"k!","Value":"v"}],"NetworkType":"IPV6","SubnetIds":["s"],"SourceBackupId":"b","HsmType":"h","BackupRetentionPolicy":{"Value":"1000","Type":"D"}}`},
 			[]string{
 				rule("'D'", "backupRetentionPolicy.type", "Member must satisfy enum value set: [DAYS]"),
@@ -451,7 +491,29 @@ func TestCheckValidationErrors(t *testing.T) {
 			}},
 		{checkCase{"unknown members ignored", "DeleteCluster", `{"ClusterId":"abc","Unknown":{"deep":[1,"x",null,{"y":true}]},"ClusterID":"x"}`},
 			[]string{rule("'abc'", "clusterId", "Member must satisfy regular expression pattern: "+clusterIDPat)}},
-	}
+	})
+}
+
+// Constraint texts shared by the validation tests.
+const (
+	tagPattern    = `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`
+	clusterIDPat  = `cluster-[2-7a-zA-Z]{11,16}`
+	subnetPattern = `subnet-[0-9a-fA-F]{8,17}`
+)
+
+// rule renders one violation as AWS words it.
+func rule(value, path, constraint string) string {
+	return "Value " + value + " at '" + path + "' failed to satisfy constraint: " + constraint
+}
+
+type validationCase struct {
+	checkCase
+	want []string // violation messages, in order
+}
+
+func checkViolations(t *testing.T, cases []validationCase) {
+	t.Helper()
+	m := mustLoad(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := m.Check(tc.op, []byte(tc.body))
@@ -769,7 +831,7 @@ func TestValidateKnownMembers(t *testing.T) {
 		{"DescribeClusters", `{"MaxResults": null}`, true},
 		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b"}]}`, true},
 		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b", "value": "c"}]}`, false},
-		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [null, {"Key": "a", "Value": "b"}]}`, true},
+		{"TagResource", `{"ResourceId": "cluster-abcdefghijk", "TagList": [{"Key": "a", "Value": "b", "Extra": null}]}`, false},
 	} {
 		known, err := m.Validate(tc.op, []byte(tc.body))
 		if err != nil {
@@ -783,5 +845,75 @@ func TestValidateKnownMembers(t *testing.T) {
 	// A refused body reports nothing known.
 	if known, err := m.Validate("DescribeClusters", []byte(`{"MaxResults": 0}`)); err == nil || known {
 		t.Errorf("invalid body: known=%v err=%v", known, err)
+	}
+}
+
+// nullSite is a body that puts a null directly inside one list or map of
+// an operation's input, and the path of that collection.
+type nullSite struct {
+	op, body, path string
+}
+
+// nullSites finds every list and map reachable from shape s, at any depth,
+// and builds for each a body holding null in it; wrap puts a value where s
+// sits in the body, and path is s's JSON path.
+func nullSites(op string, s *shape, wrap func(string) string, path string, depth int) []nullSite {
+	if depth > 8 {
+		return nil
+	}
+	var out []nullSite
+	switch s.kind {
+	case kindList:
+		out = append(out, nullSite{op, wrap(`[null]`), path})
+		out = append(out, nullSites(op, s.elem, func(v string) string { return wrap("[" + v + "]") }, path+"[0]", depth+1)...)
+	case kindMap:
+		out = append(out, nullSite{op, wrap(`{"k":null}`), path})
+		out = append(out, nullSites(op, s.value, func(v string) string { return wrap(`{"k":` + v + `}`) }, path+`["k"]`, depth+1)...)
+	case kindStructure:
+		for _, mem := range s.members {
+			p := mem.name
+			if path != "" {
+				p = path + "." + mem.name
+			}
+			out = append(out, nullSites(op, mem.shape, func(v string) string { return wrap(`{"` + mem.name + `":` + v + `}`) }, p, depth+1)...)
+		}
+	}
+	return out
+}
+
+// No list or map of the model is sparse, so a null directly inside any of
+// them, in any operation's input and at any depth, is a serialization
+// error naming the member that holds it, whatever else the body lacks.
+func TestNullInEveryListAndMapIsRefused(t *testing.T) {
+	m := mustLoad(t)
+	var sites []nullSite
+	for _, op := range m.Operations() {
+		if in := m.inputs[op]; in != nil {
+			sites = append(sites, nullSites(op, in, func(v string) string { return v }, "", 0)...)
+		}
+	}
+	seen := map[string]bool{}
+	for _, st := range sites {
+		seen[st.op+" "+st.path] = true
+		err := m.Check(st.op, []byte(st.body))
+		var se *SerializationError
+		if !errors.As(err, &se) {
+			t.Errorf("%s %s: Check = %v, want *SerializationError", st.op, st.body, err)
+			continue
+		}
+		if want := "Member '" + st.path + "' holds null "; !strings.HasPrefix(se.Message, want) {
+			t.Errorf("%s %s: message %q, want it to start %q", st.op, st.body, se.Message, want)
+		}
+	}
+	// The walk reached every kind of collection the model has in inputs.
+	for _, want := range []string{
+		"CreateCluster SubnetIds", "CreateCluster TagList", "CopyBackupToRegion TagList",
+		"TagResource TagList", "UntagResource TagKeyList",
+		"DescribeClusters Filters", `DescribeClusters Filters["k"]`,
+		"DescribeBackups Filters", `DescribeBackups Filters["k"]`,
+	} {
+		if !seen[want] {
+			t.Errorf("no null case for %s", want)
+		}
 	}
 }

@@ -765,3 +765,9 @@ func (e *EC2) transportError(ctx, actx context.Context, err error) error {
 	}
 	return &ec2RetryableError{err}
 }
+
+// Restore implements Provider: EC2 owns its subnets.
+func (*EC2) Restore(Tenant, Subnet) {}
+
+// Adopt implements Provider: EC2 owns its subnets.
+func (*EC2) Adopt(Tenant, []Subnet) error { return nil }

@@ -6,16 +6,29 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 )
 
-var (
-	learnedIPv4Pool = netip.MustParsePrefix("10.0.0.0/8")     // VPC /16s come from here
-	learnedIPv6Pool = netip.MustParsePrefix("2600:1f18::/32") // VPC /56s come from here
-)
+// learnedIPv4Pools are where learned VPCs get their IPv4 blocks, in order:
+// the private ranges of RFC 1918, which AWS accepts as VPC CIDRs.
+var learnedIPv4Pools = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+}
+
+var learnedIPv6Pool = netip.MustParsePrefix("2600:1f18::/32") // VPC /56s come from here
 
 const (
-	learnedVPCBits      = 16
+	// A learned VPC gets a /19: 2,184 fit in an account and region (2,048
+	// of 10.0.0.0/8, 128 of 172.16.0.0/12, 8 of 192.168.0.0/16), each with
+	// room for 32 subnets of /24. (Until version 0.4 a VPC got a /16 of
+	// 10.0.0.0/8, which let 256 fit; VPCs learned then keep their
+	// subnets, and new subnets of them are placed in the /19 of their
+	// first subnet.)
+	learnedVPCBits      = 19
 	learnedSubnetBits   = 24
 	learnedVPCIPv6Bits  = 56
 	learnedSubnetV6Bits = 64
@@ -28,17 +41,18 @@ const (
 //
 // Subnets new to the server that arrive together in one Resolve call are put
 // in one VPC (the VPC of a subnet of the request that is already known, else a
-// brand new VPC with its own /16 of 10.0.0.0/8 and /56 of 2600:1f18::/32) and
+// brand new VPC with its own /19 of the private ranges and /56 of
+// 2600:1f18::/32) and
 // in distinct Availability Zones (region + letter a..z, skipping the AZs of the
 // request's known subnets and preferring AZs with the fewest subnets of the
 // VPC, then the lowest letter), each with its own /24 and IPv6 /64 that
 // overlap no other subnet of the VPC.
 //
-// Every newly learned subnet is handed to the persist function before Resolve
-// returns; at startup the caller hands the remembered subnets back through
-// Restore.
+// Every newly learned subnet is saved in the provider's Placements before
+// Resolve returns; at startup the caller hands the saved subnets back
+// through Restore.
 type Learned struct {
-	persist func(Tenant, Subnet) error
+	placements Placements
 
 	mu      sync.Mutex
 	tenants map[Tenant]*learnedTenant
@@ -58,19 +72,34 @@ type learnedVPC struct {
 	subnets []string     // ids of the VPC's subnets
 }
 
-// NewLearned returns an empty learned provider. persist is called, with the
-// provider's lock held, for every newly learned subnet before Resolve returns;
-// if it fails, Resolve fails and nothing of that call is remembered. persist
-// should overwrite any earlier record of the same (Tenant, subnet id): after a
-// failed call, subnets persisted before the failure may be learned again,
-// differently. persist must not call back into the provider. A nil persist
-// persists nothing.
-func NewLearned(persist func(Tenant, Subnet) error) *Learned {
-	if persist == nil {
-		persist = func(Tenant, Subnet) error { return nil }
-	}
-	return &Learned{persist: persist, tenants: make(map[Tenant]*learnedTenant)}
+// Placements is where a Learned provider keeps the placements it makes, so
+// that a subnet keeps its VPC, zone and CIDR for as long as the estate
+// lives, in every process that serves the estate.
+//
+// Save is called with the provider's lock held, so calls from one provider
+// never overlap; it must not call back into the provider.
+type Placements interface {
+	// Save durably records subnets, new placements for t, given that the
+	// provider knows known placements of t. If the store holds placements
+	// of t that the provider was never given (another process made them),
+	// Save records nothing and returns every placement of t it holds; the
+	// provider remembers them and plans again. A failed Save records
+	// nothing.
+	Save(t Tenant, known int, subnets []Subnet) (missed []Subnet, err error)
 }
+
+// NewLearned returns an empty learned provider that keeps its placements in
+// placements (nil: nowhere, for tests).
+func NewLearned(placements Placements) *Learned {
+	if placements == nil {
+		placements = discardPlacements{}
+	}
+	return &Learned{placements: placements, tenants: make(map[Tenant]*learnedTenant)}
+}
+
+type discardPlacements struct{}
+
+func (discardPlacements) Save(Tenant, int, []Subnet) ([]Subnet, error) { return nil, nil }
 
 func newLearnedTenant() *learnedTenant {
 	return &learnedTenant{subnets: make(map[string]Subnet), vpcs: make(map[string]*learnedVPC)}
@@ -117,20 +146,53 @@ func (l *Learned) restoreLocked(t Tenant, s Subnet) {
 	ts.subnets[s.ID] = s
 }
 
-// Adopt makes the provider remember s for t unless it knows a subnet with
-// s's id already, and reports whether it did; the caller persists s then
-// (Adopt does not call persist). It is for subnets that arrive with a
-// placement of their own (an import), while the provider serves requests.
-func (l *Learned) Adopt(t Tenant, s Subnet) bool {
+// Adopt implements Provider: it remembers and saves the subnets of t it
+// does not know yet, with the placement they come with (an import).
+// Subnets without a whole placement (VPC, zone and CIDR) are not adopted.
+func (l *Learned) Adopt(t Tenant, subnets []Subnet) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if ts := l.tenants[t]; ts != nil {
-		if _, known := ts.subnets[s.ID]; known {
-			return false
+	for {
+		ts := l.tenants[t]
+		var fresh []Subnet
+		for _, s := range subnets {
+			if s.ID == "" || s.VpcID == "" || s.AZ == "" || !s.CIDR.IsValid() {
+				continue
+			}
+			if ts != nil {
+				if _, known := ts.subnets[s.ID]; known {
+					continue
+				}
+			}
+			if !slices.ContainsFunc(fresh, func(o Subnet) bool { return o.ID == s.ID }) {
+				fresh = append(fresh, s)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		missed, err := l.placements.Save(t, l.knownLocked(t), fresh)
+		if err != nil {
+			return fmt.Errorf("save adopted subnets: %w", err)
+		}
+		if missed == nil {
+			for _, s := range fresh {
+				l.restoreLocked(t, s)
+			}
+			return nil
+		}
+		for _, s := range missed {
+			l.restoreLocked(t, s)
 		}
 	}
-	l.restoreLocked(t, s)
-	return true
+}
+
+// knownLocked counts the placements of t the provider knows.
+func (l *Learned) knownLocked(t Tenant) int {
+	if ts := l.tenants[t]; ts != nil {
+		return len(ts.subnets)
+	}
+	return 0
 }
 
 // enclosing returns the prefix of length bitsLen containing p, or p itself
@@ -157,129 +219,176 @@ func (l *Learned) Resolve(ctx context.Context, t Tenant, ids []string) ([]Subnet
 	if !validRegion(t.Region) {
 		return nil, errorf(ErrInvalid, "Region %q is not a valid region name.", t.Region)
 	}
-
 	l.mu.Lock()
 	defer l.mu.Unlock()
-
-	ts := l.tenants[t]
-	if ts == nil {
-		ts = newLearnedTenant() // stored only if something is learned
+	for {
+		ts := l.tenants[t]
+		if ts == nil {
+			ts = newLearnedTenant() // stored only if something is learned
+		}
+		plan, err := ts.plan(t, ids)
+		if err != nil || len(plan.fresh) == 0 {
+			return plan.out, err
+		}
+		missed, err := l.placements.Save(t, len(ts.subnets), plan.freshSubnets())
+		if err != nil {
+			ids := make([]string, len(plan.fresh))
+			for k, i := range plan.fresh {
+				ids[k] = plan.out[i].ID
+			}
+			return nil, &Error{
+				Kind:    ErrUnavailable,
+				Message: fmt.Sprintf("The service could not record subnets %s: %v", strings.Join(ids, ", "), err),
+				cause:   err,
+			}
+		}
+		if missed != nil {
+			// Another process learned subnets of t meanwhile: plan again
+			// knowing them (one of them may be a subnet of this request).
+			for _, s := range missed {
+				l.restoreLocked(t, s)
+			}
+			continue
+		}
+		l.adopt(t, ts, plan)
+		return plan.out, nil
 	}
-	out := make([]Subnet, len(ids))
+}
+
+// placement is what Resolve plans for one request: its subnets, in the
+// request's order, and which of them are new, in which VPC.
+type placement struct {
+	out    []Subnet
+	fresh  []int // indexes into out of subnets new to the provider
+	vpc    *learnedVPC
+	newVPC bool
+	ipv6   netip.Prefix // the VPC's /56, possibly newly chosen
+}
+
+func (p placement) freshSubnets() []Subnet {
+	out := make([]Subnet, len(p.fresh))
+	for k, i := range p.fresh {
+		out[k] = p.out[i]
+	}
+	return out
+}
+
+// plan places the subnets of ids that ts does not know, changing nothing.
+func (ts *learnedTenant) plan(t Tenant, ids []string) (placement, error) {
+	p := placement{out: make([]Subnet, len(ids))}
 	var known []Subnet
-	var fresh []int // indexes into ids of subnets new to the server
 	for i, id := range ids {
 		if s, ok := ts.subnets[id]; ok {
-			out[i] = s
+			p.out[i] = s
 			known = append(known, s)
 		} else {
-			fresh = append(fresh, i)
+			p.out[i] = Subnet{ID: id}
+			p.fresh = append(p.fresh, i)
 		}
 	}
 	if len(known) > 0 {
 		if err := CheckClusterSubnets(known); err != nil {
-			return nil, err
+			return placement{}, err
 		}
 	}
-	if len(fresh) == 0 {
-		return out, nil
+	if len(p.fresh) == 0 {
+		return p, nil
 	}
-
-	// Plan the placement of the new subnets without changing anything.
-	var (
-		vpc     *learnedVPC
-		newVPC  bool
-		vpcIPv6 netip.Prefix // the /56 to use, possibly newly chosen
-	)
 	if len(known) > 0 {
-		vpc = ts.vpcs[known[0].VpcID]
+		p.vpc = ts.vpcs[known[0].VpcID]
 	}
-	if vpc == nil {
+	if p.vpc == nil {
 		var err error
-		if vpc, err = ts.planVPC(t, known); err != nil {
-			return nil, err
+		if p.vpc, err = ts.planVPC(t, known); err != nil {
+			return placement{}, err
 		}
-		newVPC = true
+		p.newVPC = true
 	}
-	vpcIPv6 = vpc.ipv6
-	if !vpcIPv6.IsValid() {
+	p.ipv6 = p.vpc.ipv6
+	if !p.ipv6.IsValid() {
 		var ok bool
-		if vpcIPv6, ok = ts.planIPv6Block(); !ok {
-			return nil, errorf(ErrUnavailable, "No IPv6 address range is left for VPC %s in account %s, region %s.", vpc.id, t.Account, t.Region)
+		if p.ipv6, ok = ts.planIPv6Block(); !ok {
+			return placement{}, errorf(ErrUnavailable, "No IPv6 address range is left for VPC %s in account %s, region %s.", p.vpc.id, t.Account, t.Region)
 		}
 	}
+	if err := ts.placeFresh(t, &p, known); err != nil {
+		return placement{}, err
+	}
+	// The rules hold by construction; check anyway before saving.
+	if err := CheckClusterSubnets(p.out); err != nil {
+		return placement{}, err
+	}
+	return p, nil
+}
 
+// placeFresh gives each new subnet of p an Availability Zone and CIDRs in
+// p's VPC.
+func (ts *learnedTenant) placeFresh(t Tenant, p *placement, known []Subnet) error {
 	usedAZ := make(map[string]bool) // AZs of the request's subnets
 	for _, s := range known {
 		usedAZ[s.AZ] = true
 	}
 	vpcAZ := make(map[string]int) // subnets of the VPC per AZ
 	var taken4, taken6 []netip.Prefix
-	for _, id := range vpc.subnets {
+	for _, id := range p.vpc.subnets {
 		s := ts.subnets[id]
 		vpcAZ[s.AZ]++
 		taken4 = append(taken4, s.CIDR)
 		taken6 = append(taken6, s.IPv6CIDR)
 	}
-	for _, i := range fresh {
-		// Among the AZs not used by the request, take the one with the fewest
-		// subnets of the VPC (then the lowest letter), so that later clusters
-		// mixing subnets of this VPC are less likely to collide.
-		az, best := "", 0
-		for j := range len(azLetters) {
-			cand := t.Region + azLetters[j:j+1]
-			if usedAZ[cand] {
-				continue
-			}
-			if az == "" || vpcAZ[cand] < best {
-				az, best = cand, vpcAZ[cand]
-			}
-		}
+	for _, i := range p.fresh {
+		az := pickAZ(t.Region, usedAZ, vpcAZ)
 		if az == "" {
-			return nil, errorf(ErrInvalid, "Subnet %s cannot be placed: region %s has no Availability Zone left for it (at most %d subnets per cluster).", ids[i], t.Region, len(azLetters))
+			return errorf(ErrInvalid, "Subnet %s cannot be placed: region %s has no Availability Zone left for it (at most %d subnets per cluster).", p.out[i].ID, t.Region, len(azLetters))
 		}
 		usedAZ[az] = true
 		vpcAZ[az]++
-		c4, ok := freeChild(vpc.cidr, learnedSubnetBits, taken4)
+		c4, ok := freeChild(p.vpc.cidr, learnedSubnetBits, taken4)
 		if !ok {
-			return nil, errorf(ErrUnavailable, "Subnet %s cannot be placed: VPC %s (%s) has no free /%d IPv4 range left.", ids[i], vpc.id, vpc.cidr, learnedSubnetBits)
+			return errorf(ErrUnavailable, "Subnet %s cannot be placed: VPC %s (%s) has no free /%d IPv4 range left.", p.out[i].ID, p.vpc.id, p.vpc.cidr, learnedSubnetBits)
 		}
-		c6, ok := freeChild(vpcIPv6, learnedSubnetV6Bits, taken6)
+		c6, ok := freeChild(p.ipv6, learnedSubnetV6Bits, taken6)
 		if !ok {
-			return nil, errorf(ErrUnavailable, "Subnet %s cannot be placed: VPC %s (%s) has no free /%d IPv6 range left.", ids[i], vpc.id, vpcIPv6, learnedSubnetV6Bits)
+			return errorf(ErrUnavailable, "Subnet %s cannot be placed: VPC %s (%s) has no free /%d IPv6 range left.", p.out[i].ID, p.vpc.id, p.ipv6, learnedSubnetV6Bits)
 		}
 		taken4 = append(taken4, c4)
 		taken6 = append(taken6, c6)
-		out[i] = Subnet{ID: ids[i], VpcID: vpc.id, AZ: az, CIDR: c4, IPv6CIDR: c6}
+		p.out[i] = Subnet{ID: p.out[i].ID, VpcID: p.vpc.id, AZ: az, CIDR: c4, IPv6CIDR: c6}
 	}
+	return nil
+}
 
-	// The rules hold by construction; check anyway before persisting.
-	if err := CheckClusterSubnets(out); err != nil {
-		return nil, err
-	}
-	for _, i := range fresh {
-		if err := l.persist(t, out[i]); err != nil {
-			return nil, &Error{
-				Kind:    ErrUnavailable,
-				Message: fmt.Sprintf("The service could not record subnet %s: %v", ids[i], err),
-				cause:   err,
-			}
+// pickAZ returns, among the AZs the request does not use, the one with the
+// fewest subnets of the VPC (then the lowest letter), so that later
+// clusters mixing subnets of this VPC are less likely to collide; "" when
+// every letter is used.
+func pickAZ(region string, usedAZ map[string]bool, vpcAZ map[string]int) string {
+	az, best := "", 0
+	for j := range len(azLetters) {
+		cand := region + azLetters[j:j+1]
+		if usedAZ[cand] {
+			continue
+		}
+		if az == "" || vpcAZ[cand] < best {
+			az, best = cand, vpcAZ[cand]
 		}
 	}
+	return az
+}
 
-	// Commit.
+// adopt remembers what plan placed, once it is saved.
+func (l *Learned) adopt(t Tenant, ts *learnedTenant, p placement) {
 	if l.tenants[t] == nil {
 		l.tenants[t] = ts
 	}
-	if newVPC {
-		ts.vpcs[vpc.id] = vpc
+	if p.newVPC {
+		ts.vpcs[p.vpc.id] = p.vpc
 	}
-	vpc.ipv6 = vpcIPv6
-	for _, i := range fresh {
-		ts.subnets[ids[i]] = out[i]
-		vpc.subnets = append(vpc.subnets, ids[i])
+	p.vpc.ipv6 = p.ipv6
+	for _, i := range p.fresh {
+		ts.subnets[p.out[i].ID] = p.out[i]
+		p.vpc.subnets = append(p.vpc.subnets, p.out[i].ID)
 	}
-	return out, nil
 }
 
 // planVPC returns a new VPC (not yet stored) with an id and a /16 unused in
@@ -292,16 +401,31 @@ func (ts *learnedTenant) planVPC(t Tenant, avoid []Subnet) (*learnedVPC, error) 
 	for _, s := range ts.subnets {
 		taken = append(taken, s.CIDR)
 	}
-	cidr, ok := freeChild(learnedIPv4Pool, learnedVPCBits, taken)
+	var cidr netip.Prefix
+	ok := false
+	for _, pool := range learnedIPv4Pools {
+		if cidr, ok = freeChild(pool, learnedVPCBits, taken); ok {
+			break
+		}
+	}
 	if !ok {
-		return nil, errorf(ErrUnavailable, "No IPv4 range is left for a new VPC in account %s, region %s: all %d /%d ranges of %s are in use.",
-			t.Account, t.Region, 1<<(learnedVPCBits-learnedIPv4Pool.Bits()), learnedVPCBits, learnedIPv4Pool)
+		return nil, errorf(ErrUnavailable, "No IPv4 range is left for a new VPC in account %s, region %s: all %d /%d ranges of 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16 are in use. Reuse subnet ids of existing VPCs, or reset the account.",
+			t.Account, t.Region, learnedVPCCapacity(), learnedVPCBits)
 	}
 	id := NewVPCID()
 	for ts.vpcs[id] != nil || usesVPC(avoid, id) {
 		id = NewVPCID()
 	}
 	return &learnedVPC{id: id, cidr: cidr}, nil
+}
+
+// learnedVPCCapacity is how many learned VPCs fit in a tenant.
+func learnedVPCCapacity() int {
+	n := 0
+	for _, p := range learnedIPv4Pools {
+		n += 1 << (learnedVPCBits - p.Bits())
+	}
+	return n
 }
 
 func usesVPC(ss []Subnet, id string) bool {

@@ -46,6 +46,16 @@ type Provider interface {
 	// deletes only a group it can tell is clusterID's, and an id it does not
 	// know counts as deleted.
 	DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error
+	// Restore makes the provider remember a placement the estate kept (a
+	// subnet learned in an earlier run, read back at startup). Providers
+	// that do not learn subnets ignore it.
+	Restore(t Tenant, s Subnet)
+	// Adopt makes the provider remember the subnets of imported clusters
+	// that it does not know yet, with the placement they come with, so
+	// that a later CreateCluster naming one finds it where the import has
+	// it; subnets it knows keep theirs. Providers whose subnets are
+	// declared or looked up ignore it.
+	Adopt(t Tenant, subnets []Subnet) error
 }
 
 // ErrorKind classifies a refusal; it maps to an AWS error code upstream.

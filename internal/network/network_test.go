@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,8 @@ var (
 	hexID17 = regexp.MustCompile(`^[0-9a-f]{17}$`)
 )
 
-// recorder is a persist function that remembers what it was given.
+// recorder is a Placements that remembers what it was given, subnet by
+// subnet.
 type recorder struct {
 	mu    sync.Mutex
 	calls []persisted
@@ -33,16 +35,20 @@ type persisted struct {
 	s Subnet
 }
 
-func (r *recorder) persist(t Tenant, s Subnet) error {
+func (r *recorder) Save(t Tenant, _ int, subnets []Subnet) ([]Subnet, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
-		if err := r.fail(t, s); err != nil {
-			return err
+		for _, s := range subnets {
+			if err := r.fail(t, s); err != nil {
+				return nil, err // a failed Save records nothing
+			}
 		}
 	}
-	r.calls = append(r.calls, persisted{t, s})
-	return nil
+	for _, s := range subnets {
+		r.calls = append(r.calls, persisted{t, s})
+	}
+	return nil, nil
 }
 
 func wantKind(t *testing.T, err error, kind ErrorKind, contains ...string) {
@@ -94,15 +100,15 @@ func checkPlacement(t *testing.T, tn Tenant, ss []Subnet) {
 		if !s.CIDR.Addr().Is4() || s.CIDR.Bits() != 24 || s.CIDR.Masked() != s.CIDR {
 			t.Errorf("%s: CIDR %s is not an IPv4 /24", s.ID, s.CIDR)
 		}
-		if !learnedIPv4Pool.Contains(s.CIDR.Addr()) {
-			t.Errorf("%s: CIDR %s is not inside 10.0.0.0/8", s.ID, s.CIDR)
+		if !slices.ContainsFunc(learnedIPv4Pools, func(p netip.Prefix) bool { return p.Contains(s.CIDR.Addr()) }) {
+			t.Errorf("%s: CIDR %s is not inside a private range", s.ID, s.CIDR)
 		}
 		if !s.IPv6CIDR.Addr().Is6() || s.IPv6CIDR.Bits() != 64 || !learnedIPv6Pool.Contains(s.IPv6CIDR.Addr()) {
 			t.Errorf("%s: IPv6 CIDR %s is not a /64 inside %s", s.ID, s.IPv6CIDR, learnedIPv6Pool)
 		}
-		vpc16 := enclosing(ss[0].CIDR, 16)
-		if !vpc16.Contains(s.CIDR.Addr()) {
-			t.Errorf("%s: CIDR %s is not in the VPC's /16 %s", s.ID, s.CIDR, vpc16)
+		vpcBlock := enclosing(ss[0].CIDR, learnedVPCBits)
+		if !vpcBlock.Contains(s.CIDR.Addr()) {
+			t.Errorf("%s: CIDR %s is not in the VPC's /%d %s", s.ID, s.CIDR, learnedVPCBits, vpcBlock)
 		}
 		vpc56 := enclosing(ss[0].IPv6CIDR, 56)
 		if !vpc56.Contains(s.IPv6CIDR.Addr()) {
@@ -133,7 +139,7 @@ func TestLearnedPlacement(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
-			l := NewLearned(rec.persist)
+			l := NewLearned(rec)
 			got := resolve(t, l, tenantA, tc.ids...)
 			checkPlacement(t, tenantA, got)
 			if got[0].AZ != "us-east-1a" {
@@ -168,7 +174,7 @@ func TestLearnedPlacement(t *testing.T) {
 
 func TestLearnedReusesKnownVPC(t *testing.T) {
 	rec := &recorder{}
-	l := NewLearned(rec.persist)
+	l := NewLearned(rec)
 	first := resolve(t, l, tenantA, "subnet-aaaaaaaa", "subnet-bbbbbbbb")
 	// A request mixing a known subnet and new ones puts the new ones in the
 	// known subnet's VPC, in AZs other than the known one's, with CIDRs that
@@ -197,14 +203,14 @@ func TestLearnedReusesKnownVPC(t *testing.T) {
 		t.Errorf("persist called %d times, want 4 (once per new subnet)", len(rec.calls))
 	}
 
-	// A request of only new subnets gets a brand new VPC with a distinct /16 and /56.
+	// A request of only new subnets gets a brand new VPC with a distinct /19 and /56.
 	other := resolve(t, l, tenantA, "subnet-eeeeeeee")
 	checkPlacement(t, tenantA, other)
 	if other[0].VpcID == first[0].VpcID {
 		t.Fatalf("new subnets reused VPC %s", other[0].VpcID)
 	}
-	if enclosing(other[0].CIDR, 16).Overlaps(enclosing(first[0].CIDR, 16)) {
-		t.Errorf("VPC /16s overlap: %s and %s", other[0].CIDR, first[0].CIDR)
+	if enclosing(other[0].CIDR, learnedVPCBits).Overlaps(enclosing(first[0].CIDR, learnedVPCBits)) {
+		t.Errorf("VPC blocks overlap: %s and %s", other[0].CIDR, first[0].CIDR)
 	}
 	if enclosing(other[0].IPv6CIDR, 56).Overlaps(enclosing(first[0].IPv6CIDR, 56)) {
 		t.Errorf("VPC /56s overlap: %s and %s", other[0].IPv6CIDR, first[0].IPv6CIDR)
@@ -223,9 +229,9 @@ func TestLearnedManyVPCsDistinct(t *testing.T) {
 	vpcs := map[string]bool{}
 	for i := range 20 {
 		s := resolve(t, l, tenantA, fmt.Sprintf("subnet-%08x", i))[0]
-		p := enclosing(s.CIDR, 16)
+		p := enclosing(s.CIDR, learnedVPCBits)
 		if prev, ok := seen[p]; ok {
-			t.Fatalf("%s and %s share /16 %s", s.ID, prev, p)
+			t.Fatalf("%s and %s share VPC block %s", s.ID, prev, p)
 		}
 		seen[p] = s.ID
 		if vpcs[s.VpcID] {
@@ -237,13 +243,13 @@ func TestLearnedManyVPCsDistinct(t *testing.T) {
 
 func TestLearnedRestore(t *testing.T) {
 	rec := &recorder{}
-	l := NewLearned(rec.persist)
+	l := NewLearned(rec)
 	a := resolve(t, l, tenantA, "subnet-aaaaaaaa", "subnet-bbbbbbbb")
 	b := resolve(t, l, tenantB, "subnet-aaaaaaaa")
 	c := resolve(t, l, tenantC, "subnet-cccccccc")
 
 	rec2 := &recorder{}
-	l2 := NewLearned(rec2.persist)
+	l2 := NewLearned(rec2)
 	for _, p := range rec.calls {
 		l2.Restore(p.t, p.s)
 	}
@@ -273,9 +279,9 @@ func TestLearnedRestore(t *testing.T) {
 	if joined[1].CIDR.Overlaps(a[1].CIDR) || joined[1].IPv6CIDR.Overlaps(a[1].IPv6CIDR) || joined[1].AZ == a[0].AZ {
 		t.Errorf("new subnet %+v collides with restored subnets %+v", joined[1], a)
 	}
-	// A brand new VPC avoids the restored VPC's /16.
+	// A brand new VPC avoids the restored VPC's block.
 	fresh := resolve(t, l2, tenantA, "subnet-eeeeeeee")
-	if enclosing(fresh[0].CIDR, 16) == enclosing(a[0].CIDR, 16) || fresh[0].VpcID == a[0].VpcID {
+	if enclosing(fresh[0].CIDR, learnedVPCBits) == enclosing(a[0].CIDR, learnedVPCBits) || fresh[0].VpcID == a[0].VpcID {
 		t.Errorf("new VPC %+v collides with restored VPC %+v", fresh[0], a[0])
 	}
 	if len(rec2.calls) != 2 {
@@ -285,7 +291,7 @@ func TestLearnedRestore(t *testing.T) {
 
 func TestLearnedTenantsIsolated(t *testing.T) {
 	rec := &recorder{}
-	l := NewLearned(rec.persist)
+	l := NewLearned(rec)
 	a := resolve(t, l, tenantA, "subnet-aaaaaaaa")[0]
 	b := resolve(t, l, tenantB, "subnet-aaaaaaaa")[0]
 	c := resolve(t, l, tenantC, "subnet-aaaaaaaa")[0]
@@ -313,7 +319,7 @@ func TestLearnedTenantsIsolated(t *testing.T) {
 func TestLearnedRefusals(t *testing.T) {
 	ctx := context.Background()
 	rec := &recorder{}
-	l := NewLearned(rec.persist)
+	l := NewLearned(rec)
 	x := resolve(t, l, tenantA, "subnet-aaaaaaaa", "subnet-bbbbbbbb")
 	y := resolve(t, l, tenantA, "subnet-cccccccc")
 	l.Restore(tenantA, Subnet{ID: "subnet-dddddddd", VpcID: x[0].VpcID, AZ: x[0].AZ,
@@ -368,7 +374,7 @@ func TestLearnedRefusals(t *testing.T) {
 func TestLearnedPersistFailure(t *testing.T) {
 	boom := errors.New("disk full")
 	rec := &recorder{}
-	l := NewLearned(rec.persist)
+	l := NewLearned(rec)
 	known := resolve(t, l, tenantA, "subnet-aaaaaaaa")
 
 	rec.fail = func(_ Tenant, s Subnet) error {
@@ -401,7 +407,7 @@ func TestLearnedPersistFailure(t *testing.T) {
 
 func TestLearnedConcurrent(t *testing.T) {
 	rec := &recorder{}
-	l := NewLearned(rec.persist)
+	l := NewLearned(rec)
 	var wg sync.WaitGroup
 	results := make([][]Subnet, 16)
 	for i := range results {
@@ -742,5 +748,68 @@ func TestIDShapes(t *testing.T) {
 		if got, _ := RegionOfAZ(az); got != want {
 			t.Errorf("RegionOfAZ(%q) = %q, want %q", az, got, want)
 		}
+	}
+}
+
+// TestLearnedThousandsOfVPCs: a long-lived server whose tests make up fresh
+// subnet ids must not run out of VPCs after a few hundred.
+func TestLearnedThousandsOfVPCs(t *testing.T) {
+	l := NewLearned(nil)
+	ctx := context.Background()
+	blocks := map[netip.Prefix]bool{}
+	n := learnedVPCCapacity()
+	if n < 2000 {
+		t.Fatalf("only %d learned VPCs fit in a tenant, want thousands", n)
+	}
+	for i := range n {
+		got, err := l.Resolve(ctx, tenantA, []string{fmt.Sprintf("subnet-%08x", i)})
+		if err != nil {
+			t.Fatalf("VPC %d of %d: %v", i+1, n, err)
+		}
+		b := enclosing(got[0].CIDR, learnedVPCBits)
+		if blocks[b] {
+			t.Fatalf("VPC %d got block %s twice", i+1, b)
+		}
+		blocks[b] = true
+	}
+	_, err := l.Resolve(ctx, tenantA, []string{"subnet-ffffffff"})
+	wantKind(t, err, ErrUnavailable, "No IPv4 range is left", "reset the account")
+	// Another tenant is unaffected.
+	resolve(t, l, tenantB, "subnet-ffffffff")
+}
+
+// racingPlacements is a Placements shared with another process that learned
+// a subnet first: its first Save reports that placement as missed.
+type racingPlacements struct {
+	theirs []Subnet
+	saved  []Subnet
+	saves  int
+}
+
+func (r *racingPlacements) Save(t Tenant, known int, subnets []Subnet) ([]Subnet, error) {
+	r.saves++
+	if known < len(r.theirs) {
+		return r.theirs, nil
+	}
+	r.saved = append(r.saved, subnets...)
+	return nil, nil
+}
+
+// TestLearnedMissedPlacements: a subnet another process learned means the
+// same VPC, zone and CIDR here, and new subnets fit around it.
+func TestLearnedMissedPlacements(t *testing.T) {
+	other := NewLearned(nil)
+	theirs := resolve(t, other, tenantA, "subnet-aaaaaaaa")
+	rp := &racingPlacements{theirs: theirs}
+	l := NewLearned(rp)
+	got := resolve(t, l, tenantA, "subnet-aaaaaaaa", "subnet-bbbbbbbb")
+	if got[0] != theirs[0] {
+		t.Errorf("subnet-aaaaaaaa placed as %+v here, %+v by the other process", got[0], theirs[0])
+	}
+	if got[1].VpcID != theirs[0].VpcID || got[1].CIDR.Overlaps(theirs[0].CIDR) || got[1].AZ == theirs[0].AZ {
+		t.Errorf("new subnet %+v does not fit around the other process's %+v", got[1], theirs[0])
+	}
+	if rp.saves != 2 || len(rp.saved) != 1 || rp.saved[0] != got[1] {
+		t.Errorf("saves %d, saved %+v: want a refused save, then only subnet-bbbbbbbb", rp.saves, rp.saved)
 	}
 }

@@ -299,3 +299,9 @@ func (tp *Topology) CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, cl
 func (tp *Topology) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error {
 	return ctx.Err()
 }
+
+// Restore implements Provider: declared subnets are not learned.
+func (*Topology) Restore(Tenant, Subnet) {}
+
+// Adopt implements Provider: declared subnets are not learned.
+func (*Topology) Adopt(Tenant, []Subnet) error { return nil }

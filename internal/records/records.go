@@ -28,7 +28,8 @@ import (
 // Appending a field means bumping the format byte and decoding the old one.
 const (
 	formatCluster1 byte = 0xC1 // without PreviousHsmType
-	formatCluster2 byte = 0xC2
+	formatCluster2 byte = 0xC2 // without History
+	formatCluster3 byte = 0xC3
 	formatBackup1  byte = 0xB1
 )
 
@@ -188,7 +189,7 @@ func (d *decoder) tags() []cloudhsm.Tag {
 // EncodeCluster encodes a cluster (its exported fields) as a record.
 func EncodeCluster(c *cloudhsm.Cluster) []byte {
 	e := &encoder{b: make([]byte, 0, 512)}
-	e.b = append(e.b, formatCluster2)
+	e.b = append(e.b, formatCluster3)
 	e.str(c.Tenant.Account)
 	e.str(c.Tenant.Region)
 	e.str(c.ID)
@@ -248,6 +249,13 @@ func EncodeCluster(c *cloudhsm.Cluster) []byte {
 	e.int(int64(c.Partition))
 	e.str(c.StateBeforeDegraded)
 	e.str(c.PreviousHsmType)
+	e.uint(uint64(len(c.History)))
+	for _, tr := range c.History {
+		e.str(tr.From)
+		e.str(tr.To)
+		e.time(tr.At)
+		e.str(tr.Cause)
+	}
 	return e.b
 }
 
@@ -266,7 +274,7 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*cloudhsm.Cluste
 		err := json.Unmarshal(b, &c)
 		return &c, err
 	}
-	if len(b) == 0 || (b[0] != formatCluster1 && b[0] != formatCluster2) {
+	if len(b) == 0 || (b[0] < formatCluster1 || b[0] > formatCluster3) {
 		return nil, errors.New("unknown cluster record format")
 	}
 	d := newDec(b)
@@ -325,6 +333,15 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*cloudhsm.Cluste
 	c.StateBeforeDegraded = d.str()
 	if b[0] >= formatCluster2 {
 		c.PreviousHsmType = d.str()
+	}
+	if b[0] >= formatCluster3 {
+		if n := d.count(); n > 0 {
+			c.History = make([]cloudhsm.Transition, n)
+			for i := range c.History {
+				tr := &c.History[i]
+				tr.From, tr.To, tr.At, tr.Cause = d.str(), d.str(), d.time(), d.str()
+			}
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d trailing bytes", len(d.b))

@@ -135,15 +135,23 @@ func BenchmarkDecodeCluster(b *testing.B) {
 	}
 }
 
-// Records written before PreviousHsmType existed still load.
-func TestClusterFormat1StillLoads(t *testing.T) {
-	c := &cloudhsm.Cluster{ID: "cluster-aaaaaaaaaaa", State: cloudhsm.ClusterActive, HsmType: "hsm2m.medium"}
-	rec := EncodeCluster(c) // format 2, ending with an empty PreviousHsmType
-	if rec[len(rec)-1] != 0 {
-		t.Fatalf("format 2 should end with an empty string")
+// Records written before PreviousHsmType (format 1) and before History
+// (format 2) existed still load.
+func TestClusterOlderFormatsStillLoad(t *testing.T) {
+	c := &cloudhsm.Cluster{ID: "cluster-aaaaaaaaaaa", State: cloudhsm.ClusterActive, HsmType: "hsm2m.medium", PreviousHsmType: "hsm1.medium"}
+	rec := EncodeCluster(c) // format 3, ending with PreviousHsmType and an empty History
+	if rec[0] != formatCluster3 || rec[len(rec)-1] != 0 {
+		t.Fatalf("format 3 should end with an empty History")
 	}
-	old := append([]byte{formatCluster1}, rec[1:len(rec)-1]...)
-	got, err := DecodeCluster(old)
+	v2 := append([]byte{formatCluster2}, rec[1:len(rec)-1]...)
+	got, err := DecodeCluster(v2)
+	if err != nil || got.ID != c.ID || got.PreviousHsmType != c.PreviousHsmType || got.History != nil {
+		t.Fatalf("format 2: %v %+v", err, got)
+	}
+	c.PreviousHsmType = ""
+	rec = EncodeCluster(c)
+	v1 := append([]byte{formatCluster1}, rec[1:len(rec)-2]...) // without the empty PreviousHsmType and History
+	got, err = DecodeCluster(v1)
 	if err != nil || got.ID != c.ID || got.HsmType != c.HsmType {
 		t.Fatalf("format 1: %v %+v", err, got)
 	}

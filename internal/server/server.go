@@ -154,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		net = topo
 	} else {
-		net = network.NewLearned(cloudhsm.PersistSubnet(st, records.Codec{}))
+		net = network.NewLearned(cloudhsm.SubnetPlacements(st, records.Codec{}))
 	}
 	identities := cfg.Identities
 	if h := cfg.KeyHelper; identities == nil && len(h) > 0 {

@@ -278,13 +278,39 @@ func invalidW(msg string) want {
 
 var mismatch = invalidW(MsgSignatureMismatch)
 
+// verifyCase is one request built, verified at now (zero: t0), and the
+// outcome wanted.
+type verifyCase struct {
+	name  string
+	build buildFunc
+	now   time.Time
+	want  want
+}
+
+func runVerifyCases(t *testing.T, cases []verifyCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, body := tc.build(t)
+			now := tc.now
+			if now.IsZero() {
+				now = t0
+			}
+			cred, scope, err := verifierAt(now).Verify(r, body)
+			check(t, cred, scope, err, tc.want)
+		})
+	}
+}
+
+// withExpires presigns for secs seconds.
+func withExpires(secs string) func(*spec) {
+	return func(s *spec) { s.url = "https://" + testHost + "/?X-Amz-Expires=" + secs }
+}
+
+// Header-signed requests that verify: canonicalization of the query, path,
+// headers and host, and the edges of the 15-minute window.
 func TestVerifyHeaderSigned(t *testing.T) {
-	tests := []struct {
-		name  string
-		build buildFunc
-		now   time.Time // zero = t0
-		want  want
-	}{
+	runVerifyCases(t, []verifyCase{
 		{
 			name:  "valid",
 			build: signedWith(),
@@ -367,8 +393,13 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			now:   t0.Add(-15 * time.Minute),
 			want:  okScope("us-east-1"),
 		},
+	})
+}
 
-		// Refusals.
+// Header-signed requests refused for their form, before any signature is
+// computed: missing or incomplete authentication, a bad date, a bad query.
+func TestVerifyHeaderSignedRefusesForm(t *testing.T) {
+	runVerifyCases(t, []verifyCase{
 		{
 			name:  "no authentication",
 			build: edited(signedWith(), delHeader("Authorization")),
@@ -414,6 +445,28 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			build: edited(signedWith(), setHeader("X-Amz-Date", "2026-01-02T03:04:05Z")),
 			want:  incompleteW("Date must be in ISO-8601 'basic format'. Got '2026-01-02T03:04:05Z'. See http://en.wikipedia.org/wiki/ISO_8601"),
 		},
+		{
+			name:  "header and presigned query together",
+			build: edited(signedWith(), setRawQuery("X-Amz-Algorithm=AWS4-HMAC-SHA256")),
+			want:  invalidW("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."),
+		},
+		{
+			name:  "malformed query escape",
+			build: edited(signedWith(), setRawQuery("a=%zz")),
+			want:  incompleteW("Illegal hex character in escape % pattern: %zz"),
+		},
+		{
+			name:  "truncated query escape",
+			build: edited(signedWith(), setRawQuery("a=%4")),
+			want:  incompleteW("Incomplete trailing escape % sequence"),
+		},
+	})
+}
+
+// Header-signed requests refused for their time, algorithm, credential
+// scope or access key, in the order of the checks.
+func TestVerifyHeaderSignedRefusesScope(t *testing.T) {
+	runVerifyCases(t, []verifyCase{
 		{
 			name:  "signature expired",
 			build: signedWith(),
@@ -487,6 +540,13 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			build: signedWith(func(s *spec) { s.keyID = "AKIAUNKNOWNKEY000000" }),
 			want:  want{code: CodeUnrecognizedClient, status: 400, msg: "The security token included in the request is invalid."},
 		},
+	})
+}
+
+// Header-signed requests whose signature or payload hash does not match
+// what was sent.
+func TestVerifyHeaderSignedRefusesTampering(t *testing.T) {
+	runVerifyCases(t, []verifyCase{
 		{
 			name:  "wrong secret",
 			build: signedWith(func(s *spec) { s.secret = otherSecret }),
@@ -581,45 +641,12 @@ func TestVerifyHeaderSigned(t *testing.T) {
 			build: signedWith(func(s *spec) { s.payloadHash = UnsignedPayload }),
 			want:  mismatch,
 		},
-		{
-			name:  "header and presigned query together",
-			build: edited(signedWith(), setRawQuery("X-Amz-Algorithm=AWS4-HMAC-SHA256")),
-			want:  invalidW("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."),
-		},
-		{
-			name:  "malformed query escape",
-			build: edited(signedWith(), setRawQuery("a=%zz")),
-			want:  incompleteW("Illegal hex character in escape % pattern: %zz"),
-		},
-		{
-			name:  "truncated query escape",
-			build: edited(signedWith(), setRawQuery("a=%4")),
-			want:  incompleteW("Incomplete trailing escape % sequence"),
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r, body := tc.build(t)
-			now := tc.now
-			if now.IsZero() {
-				now = t0
-			}
-			cred, scope, err := verifierAt(now).Verify(r, body)
-			check(t, cred, scope, err, tc.want)
-		})
-	}
+	})
 }
 
+// Presigned (query-string) requests that verify.
 func TestVerifyPresigned(t *testing.T) {
-	withExpires := func(secs string) func(*spec) {
-		return func(s *spec) { s.url = "https://" + testHost + "/?X-Amz-Expires=" + secs }
-	}
-	tests := []struct {
-		name  string
-		build buildFunc
-		now   time.Time
-		want  want
-	}{
+	runVerifyCases(t, []verifyCase{
 		{
 			name:  "valid, body hash",
 			build: presignedWith(),
@@ -652,37 +679,12 @@ func TestVerifyPresigned(t *testing.T) {
 			now:   t0.Add(299 * time.Second),
 			want:  okScope("ap-southeast-2"),
 		},
-		{
-			name: "tampered body of a POST",
-			build: func(t *testing.T) (*http.Request, []byte) {
-				r, _ := presigned(t, func(s *spec) {
-					d := defaultSpec()
-					s.method, s.body, s.headers = http.MethodPost, d.body, d.headers
-				})
-				return r, []byte(`{}`)
-			},
-			want: mismatch,
-		},
-		{
-			name:  "tampered query parameter",
-			build: edited(presignedWith(withExpires("300")), setQuery("X-Amz-Expires", "600")),
-			want:  mismatch,
-		},
-		{
-			name:  "extra query parameter",
-			build: edited(presignedWith(), setQuery("Action", "DeleteCluster")),
-			want:  mismatch,
-		},
-		{
-			name:  "wrong secret",
-			build: presignedWith(func(s *spec) { s.secret = otherSecret }),
-			want:  mismatch,
-		},
-		{
-			name:  "unknown key",
-			build: presignedWith(func(s *spec) { s.keyID = "AKIANOBODY" }),
-			want:  want{code: CodeUnrecognizedClient, status: 400, msg: MsgUnrecognizedClient},
-		},
+	})
+}
+
+// Presigned requests refused for X-Amz-Expires or the 15-minute window.
+func TestVerifyPresignedRefusesExpiry(t *testing.T) {
+	runVerifyCases(t, []verifyCase{
 		{
 			name:  "expired by X-Amz-Expires",
 			build: presignedWith(withExpires("60")),
@@ -721,6 +723,17 @@ func TestVerifyPresigned(t *testing.T) {
 			name:  "X-Amz-Expires over a week",
 			build: presignedWith(withExpires("604801")),
 			want:  incompleteW("X-Amz-Expires must be less than a week (in seconds) that is 604800"),
+		},
+	})
+}
+
+// Presigned requests refused for their form, scope or key.
+func TestVerifyPresignedRefusesForm(t *testing.T) {
+	runVerifyCases(t, []verifyCase{
+		{
+			name:  "unknown key",
+			build: presignedWith(func(s *spec) { s.keyID = "AKIANOBODY" }),
+			want:  want{code: CodeUnrecognizedClient, status: 400, msg: MsgUnrecognizedClient},
 		},
 		{
 			name:  "signature missing",
@@ -762,6 +775,39 @@ func TestVerifyPresigned(t *testing.T) {
 			build: presignedWith(func(s *spec) { s.service = "sts" }),
 			want:  invalidW("Credential should be scoped to correct service: 'cloudhsm'. "),
 		},
+	})
+}
+
+// Presigned requests whose signature or payload hash does not match what
+// was sent.
+func TestVerifyPresignedRefusesTampering(t *testing.T) {
+	runVerifyCases(t, []verifyCase{
+		{
+			name: "tampered body of a POST",
+			build: func(t *testing.T) (*http.Request, []byte) {
+				r, _ := presigned(t, func(s *spec) {
+					d := defaultSpec()
+					s.method, s.body, s.headers = http.MethodPost, d.body, d.headers
+				})
+				return r, []byte(`{}`)
+			},
+			want: mismatch,
+		},
+		{
+			name:  "tampered query parameter",
+			build: edited(presignedWith(withExpires("300")), setQuery("X-Amz-Expires", "600")),
+			want:  mismatch,
+		},
+		{
+			name:  "extra query parameter",
+			build: edited(presignedWith(), setQuery("Action", "DeleteCluster")),
+			want:  mismatch,
+		},
+		{
+			name:  "wrong secret",
+			build: presignedWith(func(s *spec) { s.secret = otherSecret }),
+			want:  mismatch,
+		},
 		{
 			name: "declared content hash not the body's",
 			build: presignedWith(func(s *spec) {
@@ -771,18 +817,7 @@ func TestVerifyPresigned(t *testing.T) {
 			}),
 			want: invalidW(MsgContentSHA256Mismatch),
 		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r, body := tc.build(t)
-			now := tc.now
-			if now.IsZero() {
-				now = t0
-			}
-			cred, scope, err := verifierAt(now).Verify(r, body)
-			check(t, cred, scope, err, tc.want)
-		})
-	}
+	})
 }
 
 // The client-side request (Host not yet moved to r.Host, no Content-Length

@@ -203,49 +203,88 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Credential, Scope, erro
 	if err != nil {
 		return Credential{}, Scope{}, err
 	}
+	now := v.now()
+	sr, aerr := v.signedRequest(r, query, now)
+	if aerr != nil {
+		return Credential{}, Scope{}, aerr
+	}
+	if aerr := v.checkSkew(sr, now); aerr != nil {
+		return Credential{}, Scope{}, aerr
+	}
+	names := strings.Split(sr.signedHeaders, ";")
+	if !hostSigned(names) {
+		return Credential{}, Scope{}, invalid(MsgHostNotSigned)
+	}
+	scope, aerr := v.scope(sr)
+	if aerr != nil {
+		return Credential{}, Scope{}, aerr
+	}
+	var cred Credential
+	ok := false
+	if v.Creds != nil {
+		cred, ok = v.Creds.Lookup(scope.AccessKeyID)
+	}
+	if !ok {
+		return Credential{}, Scope{}, authErr(CodeUnrecognizedClient, http.StatusBadRequest, MsgUnrecognizedClient)
+	}
+	payloads, aerr := payloadHashes(r, query, body, sr.presigned)
+	if aerr != nil {
+		return Credential{}, Scope{}, aerr
+	}
+	prefix := canonicalPrefix(r, query, sr, names)
+	credScope := scope.Date + "/" + scope.Region + "/" + scope.Service + "/" + Terminator
+	key := SigningKey(cred.SecretAccessKey, scope.Date, scope.Region, scope.Service)
+	for _, p := range payloads {
+		crHash := sha256.Sum256([]byte(prefix + p))
+		sts := Algorithm + "\n" + sr.amzDate + "\n" + credScope + "\n" + hex.EncodeToString(crHash[:])
+		want := hex.EncodeToString(hmacSHA256(key, []byte(sts)))
+		if hmac.Equal([]byte(want), []byte(sr.signature)) {
+			return cred, scope, nil
+		}
+	}
+	return Credential{}, Scope{}, invalid(MsgSignatureMismatch)
+}
+
+// signedRequest picks the form of authentication r uses (steps 2 to 5 of
+// Verify) and reads it.
+func (v *Verifier) signedRequest(r *http.Request, query queryParams, now time.Time) (signedRequest, *AuthError) {
 	authz := r.Header.Values("Authorization")
 	hasHeader := len(authz) > 0 && authz[0] != ""
 	_, hasAlg := query.get("X-Amz-Algorithm")
 	_, hasCred := query.get("X-Amz-Credential")
 	_, hasSig := query.get("X-Amz-Signature")
-
-	now := v.now()
-	var sr signedRequest
-	var aerr *AuthError
 	switch {
 	case hasHeader && hasAlg:
-		return Credential{}, Scope{}, invalid(MsgBothAuthMechanisms)
+		return signedRequest{}, invalid(MsgBothAuthMechanisms)
 	case hasHeader:
-		sr, aerr = v.fromHeader(r, authz[0])
+		return v.fromHeader(r, authz[0])
 	case hasAlg || hasCred || hasSig:
-		sr, aerr = v.fromQuery(query, now)
+		return v.fromQuery(query, now)
 	default:
-		return Credential{}, Scope{}, authErr(CodeMissingAuthenticationToken, http.StatusForbidden, MsgMissingAuthenticationToken)
+		return signedRequest{}, authErr(CodeMissingAuthenticationToken, http.StatusForbidden, MsgMissingAuthenticationToken)
 	}
-	if aerr != nil {
-		return Credential{}, Scope{}, aerr
-	}
+}
 
-	if aerr := v.checkSkew(sr, now); aerr != nil {
-		return Credential{}, Scope{}, aerr
-	}
-	names := strings.Split(sr.signedHeaders, ";")
-	hostSigned := false
+// hostSigned reports whether the signed header names include the host
+// (step 7 of Verify).
+func hostSigned(names []string) bool {
 	for _, n := range names {
 		if strings.EqualFold(n, "host") || n == ":authority" {
-			hostSigned = true
-			break
+			return true
 		}
 	}
-	if !hostSigned {
-		return Credential{}, Scope{}, invalid(MsgHostNotSigned)
-	}
+	return false
+}
+
+// scope checks the algorithm and the credential scope (steps 8 to 10 of
+// Verify) and returns the scope.
+func (v *Verifier) scope(sr signedRequest) (Scope, *AuthError) {
 	if sr.algorithm != Algorithm {
-		return Credential{}, Scope{}, incomplete(unsupportedAlgorithm(sr.algorithm))
+		return Scope{}, incomplete(unsupportedAlgorithm(sr.algorithm))
 	}
 	parts, merr := credentialParts(sr.credential)
 	if merr != nil {
-		return Credential{}, Scope{}, incomplete(merr.Reason)
+		return Scope{}, incomplete(merr.Reason)
 	}
 	scope := Scope{AccessKeyID: parts[0], Date: parts[1], Region: parts[2], Service: parts[3]}
 	var msg strings.Builder
@@ -263,24 +302,14 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Credential, Scope, erro
 			scope.Date + "' != '" + sr.amzDate[:8] + "', from '" + sr.amzDate + "'.")
 	}
 	if msg.Len() > 0 {
-		return Credential{}, Scope{}, invalid(msg.String())
+		return Scope{}, invalid(msg.String())
 	}
+	return scope, nil
+}
 
-	var cred Credential
-	ok := false
-	if v.Creds != nil {
-		cred, ok = v.Creds.Lookup(scope.AccessKeyID)
-	}
-	if !ok {
-		return Credential{}, Scope{}, authErr(CodeUnrecognizedClient, http.StatusBadRequest, MsgUnrecognizedClient)
-	}
-
-	payloads, aerr := payloadHashes(r, query, body, sr.presigned)
-	if aerr != nil {
-		return Credential{}, Scope{}, aerr
-	}
-
-	// Everything of the canonical request but the payload hash.
+// canonicalPrefix returns everything of the canonical request but the
+// payload hash, which the caller appends (there may be two to try).
+func canonicalPrefix(r *http.Request, query queryParams, sr signedRequest, names []string) string {
 	var cr strings.Builder
 	cr.Grow(512)
 	cr.WriteString(r.Method)
@@ -298,19 +327,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Credential, Scope, erro
 	cr.WriteByte('\n')
 	cr.WriteString(sr.signedHeaders)
 	cr.WriteByte('\n')
-	prefix := cr.String()
-
-	credScope := scope.Date + "/" + scope.Region + "/" + scope.Service + "/" + Terminator
-	key := SigningKey(cred.SecretAccessKey, scope.Date, scope.Region, scope.Service)
-	for _, p := range payloads {
-		crHash := sha256.Sum256([]byte(prefix + p))
-		sts := Algorithm + "\n" + sr.amzDate + "\n" + credScope + "\n" + hex.EncodeToString(crHash[:])
-		want := hex.EncodeToString(hmacSHA256(key, []byte(sts)))
-		if hmac.Equal([]byte(want), []byte(sr.signature)) {
-			return cred, scope, nil
-		}
-	}
-	return Credential{}, Scope{}, invalid(MsgSignatureMismatch)
+	return cr.String()
 }
 
 // fromHeader reads the Authorization-header form.

@@ -373,3 +373,17 @@ func BenchmarkBoltSubmit32(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "groups/s")
 }
+
+func TestSharedMemoryConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+		db := store.NewSharedMemory(nil)
+		return db.Open(), func() store.Store { return db.Open() }
+	})
+}
+
+func TestSharedMemorySharedConformance(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) func() store.Shared {
+		db := store.NewSharedMemory(nil)
+		return func() store.Shared { return db.Open() }
+	})
+}
