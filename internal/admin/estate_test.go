@@ -12,10 +12,7 @@ package admin_test
 // tagged.
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"sort"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +38,7 @@ const (
 // estateConfig is the configuration of a server that holds the estate (and
 // of one an export of it is imported into): manual activation, so that a
 // pending activation can be part of it.
-func estateConfig(t *testing.T, identities pki.IdentitySource) server.Config {
+func estateConfig(identities pki.IdentitySource) server.Config {
 	domain := cloudhsm.DefaultConfig()
 	domain.Delays = cloudhsm.UniformDelays(estateStep)
 	domain.Delays.ModifyPerHsm = estateModifyStep
@@ -54,40 +51,6 @@ func estateConfig(t *testing.T, identities pki.IdentitySource) server.Config {
 		Identities: func() pki.IdentitySource { return identities },
 	}
 }
-
-// estateIdentities makes real HSM identities from two RSA keys made once:
-// the estate has a dozen HSMs, and their keys are not what it is about.
-type estateIdentities struct {
-	keys []*rsa.PrivateKey
-	turn *atomic.Uint64
-}
-
-func newEstateIdentities(t *testing.T) estateIdentities {
-	t.Helper()
-	f := estateIdentities{turn: new(atomic.Uint64)}
-	for range 2 {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.keys = append(f.keys, k)
-	}
-	return f
-}
-
-func (f estateIdentities) NewIdentity(a *pki.Authority, req pki.IdentityRequest) (*pki.HSMIdentity, string, error) {
-	id, err := a.NewHSMIdentityWithOptions(req.HsmID, req.Now, pki.IdentityOptions{
-		Partition: req.Partition, NonFIPS: req.NonFIPS, HSM1: req.HSM1,
-		KeySource: func() (*rsa.PrivateKey, error) { return f.keys[f.turn.Add(1)%uint64(len(f.keys))], nil },
-	})
-	if err != nil || !req.CSR {
-		return id, "", err
-	}
-	csr, err := pki.ClusterCSR(id, req.Partition, req.NonFIPS, req.HSM1)
-	return id, csr, err
-}
-
-func (estateIdentities) Close() {}
 
 // estate builds the estate in e (a server made with estateConfig) and
 // returns the ids of its clusters by role.
@@ -123,15 +86,6 @@ func (es *estate) create(c *cloudhsmv2.Client, in *cloudhsmv2.CreateClusterInput
 	return out.Cluster
 }
 
-func (es *estate) describe(c *cloudhsmv2.Client, id string) types.Cluster {
-	es.t.Helper()
-	out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"clusterIds": {id}}})
-	if err != nil || len(out.Clusters) != 1 {
-		es.t.Fatalf("DescribeClusters %s: %+v, %v", id, out, err)
-	}
-	return out.Clusters[0]
-}
-
 func sortedAZs(cl types.Cluster) []string {
 	azs := make([]string, 0, len(cl.SubnetMapping))
 	for az := range cl.SubnetMapping {
@@ -143,7 +97,7 @@ func sortedAZs(cl types.Cluster) []string {
 
 func (es *estate) addHsm(c *cloudhsmv2.Client, id string, i int) string {
 	es.t.Helper()
-	azs := sortedAZs(es.describe(c, id))
+	azs := sortedAZs(clusterState(es.t, c, id))
 	out, err := c.CreateHsm(ctx, &cloudhsmv2.CreateHsmInput{ClusterId: &id, AvailabilityZone: aws.String(azs[i%len(azs)])})
 	if err != nil {
 		es.t.Fatalf("CreateHsm %s: %v", id, err)
@@ -163,7 +117,7 @@ func (es *estate) uninitialized(c *cloudhsmv2.Client, in *cloudhsmv2.CreateClust
 
 func (es *estate) initialize(c *cloudhsmv2.Client, id string) {
 	es.t.Helper()
-	cl := es.describe(c, id)
+	cl := clusterState(es.t, c, id)
 	signed := es.ca.MustSign(es.t, *cl.Certificates.ClusterCsr)
 	if _, err := c.InitializeCluster(ctx, &cloudhsmv2.InitializeClusterInput{ClusterId: &id, SignedCert: &signed, TrustAnchor: &es.ca.PEM}); err != nil {
 		es.t.Fatalf("InitializeCluster %s: %v", id, err)
@@ -231,7 +185,7 @@ func (es *estate) longLived() {
 	es.ids["spared"] = es.active(c, acctA, "us-east-1", 1, &cloudhsmv2.CreateClusterInput{
 		BackupRetentionPolicy: &types.BackupRetentionPolicy{Type: types.BackupRetentionTypeDays, Value: aws.String("7")},
 	})
-	sp := es.describe(c, es.ids["spared"])
+	sp := clusterState(es.t, c, es.ids["spared"])
 	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: sp.ClusterId, HsmId: sp.Hsms[0].HsmId}); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +245,7 @@ func (es *estate) migrations() {
 	es.advance(2*estateModifyStep + estateStep)
 	es.migrate(c, es.ids["migrating"], "hsm2m.medium")
 	es.advance(estateModifyStep + estateStep)
-	mig := es.describe(c, es.ids["migrating"])
+	mig := clusterState(es.t, c, es.ids["migrating"])
 	if _, err := e.admin.Degrade(ctx, admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: es.ids["migrating"], HsmID: *mig.Hsms[2].HsmId}); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +258,7 @@ func (es *estate) lastInstant() {
 	t, e, c := es.t, es.e, es.c
 	// DEGRADED over ACTIVE (dual-stack); a cluster deleted; NON_FIPS.
 	es.ids["degraded"] = es.active(c, acctA, "us-east-1", 2, &cloudhsmv2.CreateClusterInput{NetworkType: types.NetworkTypeDualstack})
-	deg := es.describe(c, es.ids["degraded"])
+	deg := clusterState(es.t, c, es.ids["degraded"])
 	if _, err := e.admin.Degrade(ctx, admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: es.ids["degraded"], HsmID: *deg.Hsms[0].HsmId}); err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +277,7 @@ func (es *estate) lastInstant() {
 	es.advance(estateStep) // INITIALIZED awaiting activation; two more UNINITIALIZED
 
 	// The last instant: in-progress states everywhere.
-	hd := es.describe(c, es.ids["hsm-deleting"])
+	hd := clusterState(es.t, c, es.ids["hsm-deleting"])
 	if _, err := c.DeleteHsm(ctx, &cloudhsmv2.DeleteHsmInput{ClusterId: aws.String(es.ids["hsm-deleting"]), HsmId: hd.Hsms[1].HsmId}); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +310,7 @@ func (es *estate) checkStates() {
 		if role == "other-tenant" {
 			c = es.e.sdk(acctB, "eu-west-1", 1)
 		}
-		if got := es.describe(c, es.ids[role]).State; got != want {
+		if got := clusterState(es.t, c, es.ids[role]).State; got != want {
 			es.t.Errorf("estate cluster %q (%s) is %s, want %s", role, es.ids[role], got, want)
 		}
 	}

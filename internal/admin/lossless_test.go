@@ -109,12 +109,12 @@ func backupIDs(t *testing.T, doc []byte) map[string]bool {
 // and stay equal: the imported estate carries on exactly as the original.
 func TestExportImportIsLossless(t *testing.T) {
 	t.Parallel()
-	identities := newEstateIdentities(t)
-	src := newEnv(t, estateConfig(t, identities))
+	identities := newFastIdentities(t)
+	src := newEnv(t, estateConfig(identities))
 	es := buildEstate(t, src)
 	first := exportOf(t, src)
 
-	cfg := estateConfig(t, identities)
+	cfg := estateConfig(identities)
 	cfg.Clock = clock.NewFrozen(nowOf(t, src))
 	dst := newEnv(t, cfg)
 	res, err := dst.admin.Import(ctx, bytes.NewReader(first))
@@ -147,12 +147,7 @@ func TestExportImportIsLossless(t *testing.T) {
 			}
 		}},
 		{"heal the degraded cluster", func(t *testing.T, e *env) {
-			c := e.sdk(acctA, "us-east-1", 1)
-			out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{Filters: map[string][]string{"clusterIds": {es.ids["degraded"]}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, h := range out.Clusters[0].Hsms {
+			for _, h := range clusterState(t, e.sdk(acctA, "us-east-1", 1), es.ids["degraded"]).Hsms {
 				if h.State == types.HsmStateDegraded {
 					if _, err := e.admin.Heal(ctx, admin.HsmTarget{Account: acctA, Region: "us-east-1", ClusterID: es.ids["degraded"], HsmID: *h.HsmId}); err != nil {
 						t.Fatalf("heal: %v", err)
@@ -184,7 +179,7 @@ func TestExportImportIsLossless(t *testing.T) {
 		"pending-activation": types.ClusterStateActive, "degraded": types.ClusterStateActive,
 		"hsm-creating": types.ClusterStateUninitialized, "migrated": types.ClusterStateActive,
 	} {
-		got := es.describe(c, es.ids[role])
+		got := clusterState(t, c, es.ids[role])
 		if got.State != want {
 			t.Errorf("imported cluster %q is %s after the days, want %s", role, got.State, want)
 		}
