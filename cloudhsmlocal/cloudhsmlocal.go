@@ -28,8 +28,8 @@ import (
 
 // DefaultAccount and DefaultRegion are what AWSConfig uses unless told otherwise.
 const (
-	DefaultAccount = "123456789012"
-	DefaultRegion  = "us-east-1"
+	DefaultAccount = cloudhsm.DefaultAccount
+	DefaultRegion  = cloudhsm.DefaultRegion
 )
 
 // Server is a running in-process cloudhsm-local.

@@ -72,10 +72,10 @@ func New(o Options) *API {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.defaultAccount == "" {
-		a.defaultAccount = "123456789012"
+		a.defaultAccount = cloudhsm.DefaultAccount
 	}
 	if a.defaultRegion == "" {
-		a.defaultRegion = "us-east-1"
+		a.defaultRegion = cloudhsm.DefaultRegion
 	}
 	routes := map[string]http.HandlerFunc{
 		"GET health":                  a.health,

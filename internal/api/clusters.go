@@ -21,14 +21,16 @@ func retentionDays(p *retentionIn) (int, error) {
 		return 0, nil
 	}
 	if p.Type == "" || p.Value == "" {
-		return 0, invalid("BackupRetentionPolicy needs both Type (DAYS) and Value (a number of days between 7 and 379).")
+		return 0, invalid("BackupRetentionPolicy needs both Type (DAYS) and Value (a number of days between %d and %d).", cloudhsm.MinRetentionDays, cloudhsm.MaxRetentionDays)
 	}
 	n, err := strconv.Atoi(p.Value)
 	if err != nil {
 		return 0, invalid("BackupRetentionPolicy Value %q is not a number of days.", p.Value)
 	}
-	if n < 7 || n > 379 {
-		return 0, invalid("BackupRetentionPolicy Value must be between 7 and 379 days, got %d.", n)
+	// Checked here as well as by the operation, so that "0" is refused
+	// rather than taken for "absent".
+	if err := cloudhsm.CheckRetention(n); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

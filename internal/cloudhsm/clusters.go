@@ -23,9 +23,6 @@ type CreateClusterInput struct {
 	Tags           []Tag
 }
 
-// DefaultRetentionDays is AWS's default backup retention.
-const DefaultRetentionDays = 90
-
 func (s *Service) clone(c *Cluster) *Cluster {
 	cp := *c
 	cp.Tags = slices.Clone(c.Tags)
@@ -59,27 +56,7 @@ func sortTags(tags []Tag) []Tag {
 
 // CreateCluster creates a cluster in CREATE_IN_PROGRESS.
 func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterInput) (*Cluster, error) {
-	switch in.HsmType {
-	case HsmTypeHsm1, HsmTypeHsm2m:
-	default:
-		return nil, errf(KindInvalidRequest, "Provided HsmType is not supported. Supported types are %s and %s.", HsmTypeHsm1, HsmTypeHsm2m)
-	}
-	if in.NetworkType == "" {
-		in.NetworkType = NetworkIPv4
-	}
-	if in.NetworkType == NetworkDual && in.HsmType != HsmTypeHsm2m {
-		return nil, errf(KindInvalidRequest, "NetworkType DUALSTACK is supported only for clusters of HsmType %s.", HsmTypeHsm2m)
-	}
-	if in.Mode == ModeNonFIPS && in.HsmType != HsmTypeHsm2m {
-		return nil, errf(KindInvalidRequest, "Mode NON_FIPS is supported only for clusters of HsmType %s.", HsmTypeHsm2m)
-	}
-	if in.RetentionDays == 0 {
-		in.RetentionDays = DefaultRetentionDays
-	}
-	if err := checkRetention(in.RetentionDays); err != nil {
-		return nil, err
-	}
-	if err := checkTags(in.Tags); err != nil {
+	if err := checkCreateCluster(&in); err != nil {
 		return nil, err
 	}
 	subnets, err := s.net.Resolve(ctx, network.Tenant(t), in.SubnetIDs)
@@ -126,24 +103,9 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 			Hsms:          []*Hsm{},
 		}
 		if in.SourceBackupID != "" {
-			b, err := s.findRestorableBackup(t, in.SourceBackupID)
-			if err != nil {
+			if err := s.restoreInto(c, t, in.SourceBackupID); err != nil {
 				return err
 			}
-			if c.Mode == "" {
-				c.Mode = b.Mode
-			}
-			if c.Mode != b.Mode {
-				return errf(KindInvalidRequest, "Backup %s was taken in %s mode and can be restored only into a %s cluster, but the request asks for Mode %s.", b.ID, b.Mode, b.Mode, c.Mode)
-			}
-			if c.Mode == ModeNonFIPS && c.HsmType != HsmTypeHsm2m {
-				return errf(KindInvalidRequest, "Backup %s was taken in NON_FIPS mode; Mode NON_FIPS is supported only for clusters of HsmType %s.", b.ID, HsmTypeHsm2m)
-			}
-			if b.HsmType == HsmTypeHsm2m && c.HsmType != HsmTypeHsm2m {
-				return errf(KindInvalidRequest, "Backup %s was taken on %s HSMs and can be restored only into a %s cluster, but the request asks for HsmType %s.", b.ID, b.HsmType, HsmTypeHsm2m, c.HsmType)
-			}
-			c.SourceBackupID = in.SourceBackupID
-			c.ClusterCertificate = b.ClusterCertificate
 		}
 		if c.Mode == "" {
 			c.Mode = ModeFIPS
@@ -167,6 +129,56 @@ func (s *Service) CreateCluster(ctx context.Context, t Tenant, in CreateClusterI
 	return out, nil
 }
 
+// checkCreateCluster applies the rules of CreateCluster's input alone, and
+// fills in its defaults.
+func checkCreateCluster(in *CreateClusterInput) error {
+	switch in.HsmType {
+	case HsmTypeHsm1, HsmTypeHsm2m:
+	default:
+		return errf(KindInvalidRequest, "Provided HsmType is not supported. Supported types are %s and %s.", HsmTypeHsm1, HsmTypeHsm2m)
+	}
+	if in.NetworkType == "" {
+		in.NetworkType = NetworkIPv4
+	}
+	if in.NetworkType == NetworkDual && in.HsmType != HsmTypeHsm2m {
+		return errf(KindInvalidRequest, "NetworkType DUALSTACK is supported only for clusters of HsmType %s.", HsmTypeHsm2m)
+	}
+	if in.Mode == ModeNonFIPS && in.HsmType != HsmTypeHsm2m {
+		return errf(KindInvalidRequest, "Mode NON_FIPS is supported only for clusters of HsmType %s.", HsmTypeHsm2m)
+	}
+	if in.RetentionDays == 0 {
+		in.RetentionDays = DefaultRetentionDays
+	}
+	if err := CheckRetention(in.RetentionDays); err != nil {
+		return err
+	}
+	return checkTags(in.Tags)
+}
+
+// restoreInto makes c a cluster restored from the backup ref names (an id
+// of t's or the ARN of one shared with t): its mode, and its certificate.
+func (s *Service) restoreInto(c *Cluster, t Tenant, ref string) error {
+	b, err := s.findRestorableBackup(t, ref)
+	if err != nil {
+		return err
+	}
+	if c.Mode == "" {
+		c.Mode = b.Mode
+	}
+	if c.Mode != b.Mode {
+		return errf(KindInvalidRequest, "Backup %s was taken in %s mode and can be restored only into a %s cluster, but the request asks for Mode %s.", b.ID, b.Mode, b.Mode, c.Mode)
+	}
+	if c.Mode == ModeNonFIPS && c.HsmType != HsmTypeHsm2m {
+		return errf(KindInvalidRequest, "Backup %s was taken in NON_FIPS mode; Mode NON_FIPS is supported only for clusters of HsmType %s.", b.ID, HsmTypeHsm2m)
+	}
+	if b.HsmType == HsmTypeHsm2m && c.HsmType != HsmTypeHsm2m {
+		return errf(KindInvalidRequest, "Backup %s was taken on %s HSMs and can be restored only into a %s cluster, but the request asks for HsmType %s.", b.ID, b.HsmType, HsmTypeHsm2m, c.HsmType)
+	}
+	c.SourceBackupID = ref
+	c.ClusterCertificate = b.ClusterCertificate
+	return nil
+}
+
 func (s *Service) liveClusters(ts *tenantState) int {
 	n := 0
 	for _, c := range ts.clusters {
@@ -177,9 +189,10 @@ func (s *Service) liveClusters(ts *tenantState) int {
 	return n
 }
 
-func checkRetention(days int) error {
-	if days < 7 || days > 379 {
-		return errf(KindInvalidRequest, "Backup retention must be between 7 and 379 days, got %d.", days)
+// CheckRetention refuses a backup retention outside the range AWS accepts.
+func CheckRetention(days int) error {
+	if days < MinRetentionDays || days > MaxRetentionDays {
+		return errf(KindInvalidRequest, "Backup retention must be between %d and %d days, got %d.", MinRetentionDays, MaxRetentionDays, days)
 	}
 	return nil
 }
@@ -393,7 +406,7 @@ type ModifyClusterInput struct {
 // ModifyCluster changes the backup retention or migrates the HSM type.
 func (s *Service) ModifyCluster(t Tenant, in ModifyClusterInput) (*Cluster, error) {
 	if in.RetentionDays != 0 {
-		if err := checkRetention(in.RetentionDays); err != nil {
+		if err := CheckRetention(in.RetentionDays); err != nil {
 			return nil, err
 		}
 	}

@@ -2,6 +2,21 @@ package cloudhsm
 
 import "time"
 
+// The tenant of callers that name none: DefaultAccount for access keys that
+// are not 12-digit account ids, DefaultRegion for unsigned requests. Every
+// part of the server takes them from here.
+const (
+	DefaultAccount = "123456789012"
+	DefaultRegion  = "us-east-1"
+)
+
+// Backup retention, in days: the range AWS accepts, and its default.
+const (
+	MinRetentionDays     = 7
+	MaxRetentionDays     = 379
+	DefaultRetentionDays = 90
+)
+
 // Delays is how long each in-progress state lasts.
 type Delays struct {
 	ClusterCreate     time.Duration

@@ -146,8 +146,8 @@ func checkTimes(where string, times map[string]time.Time) error {
 }
 
 func checkRetentionField(days int, where string) error {
-	if days != 0 && (days < 7 || days > 379) {
-		return errf(KindInvalidRequest, "%s: backupRetentionDays %d is outside 7 to 379 (leave it out for the default, %d)", where, days, DefaultRetentionDays)
+	if days != 0 && CheckRetention(days) != nil {
+		return errf(KindInvalidRequest, "%s: backupRetentionDays %d is outside %d to %d (leave it out for the default, %d)", where, days, MinRetentionDays, MaxRetentionDays, DefaultRetentionDays)
 	}
 	return nil
 }

@@ -95,111 +95,150 @@ func ParseTopology(data []byte) (*Topology, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("topology: line %d: unexpected data after the JSON object", lineOf(data, dec.InputOffset()))
 	}
-
 	t := &Topology{vpcs: make(map[string]topoVPC), subnets: make(map[string]topoSubnet)}
 	for i, e := range f.VPCs {
-		item := itemName("vpcs", i, e.ID)
-		switch {
-		case e.ID == "":
-			return nil, fmt.Errorf("topology: %s: missing \"id\"", item)
-		case !ValidVPCID(e.ID):
-			return nil, fmt.Errorf("topology: %s: id is not a VPC id (\"vpc-\" and 8 or 17 lowercase hexadecimal digits)", item)
+		if err := t.addVPC(itemName("vpcs", i, e.ID), e); err != nil {
+			return nil, fmt.Errorf("topology: %w", err)
 		}
-		if _, dup := t.vpcs[e.ID]; dup {
-			return nil, fmt.Errorf("topology: %s: VPC %s is declared more than once", item, e.ID)
-		}
-		cidr, err := parseCIDR(e.CIDR, "cidr", false, 16, 28)
-		if err != nil {
-			return nil, fmt.Errorf("topology: %s: %v", item, err)
-		}
-		var v6 netip.Prefix
-		if e.IPv6CIDR != "" {
-			if v6, err = parseCIDR(e.IPv6CIDR, "ipv6Cidr", true, 44, 56); err != nil {
-				return nil, fmt.Errorf("topology: %s: %v", item, err)
-			}
-		}
-		t.vpcs[e.ID] = topoVPC{cidr: cidr, ipv6: v6}
 	}
 	if len(f.Subnets) == 0 {
 		return nil, errors.New("topology: no subnets are declared")
 	}
 	for i, e := range f.Subnets {
-		item := itemName("subnets", i, e.ID)
-		switch {
-		case e.ID == "":
-			return nil, fmt.Errorf("topology: %s: missing \"id\"", item)
-		case !subnetIDRE.MatchString(e.ID):
-			return nil, fmt.Errorf("topology: %s: id is not a subnet id (\"subnet-\" and 8 or 17 lowercase hexadecimal digits)", item)
-		case e.VpcID == "":
-			return nil, fmt.Errorf("topology: %s: missing \"vpcId\"", item)
-		case e.AvailabilityZone == "":
-			return nil, fmt.Errorf("topology: %s: missing \"availabilityZone\"", item)
-		}
-		if _, dup := t.subnets[e.ID]; dup {
-			return nil, fmt.Errorf("topology: %s: subnet %s is declared more than once", item, e.ID)
-		}
-		vpc, ok := t.vpcs[e.VpcID]
-		if !ok {
-			return nil, fmt.Errorf("topology: %s: VPC %q is not declared in \"vpcs\"", item, e.VpcID)
-		}
-		region, ok := RegionOfAZ(e.AvailabilityZone)
-		if !ok {
-			return nil, fmt.Errorf("topology: %s: availabilityZone %q is not an Availability Zone name such as us-east-1a", item, e.AvailabilityZone)
-		}
-		if vpc.region == "" {
-			vpc.region = region
-			t.vpcs[e.VpcID] = vpc
-		} else if vpc.region != region {
-			return nil, fmt.Errorf("topology: %s: Availability Zone %s is in region %s but VPC %s has subnets in region %s; a VPC belongs to one region",
-				item, e.AvailabilityZone, region, e.VpcID, vpc.region)
-		}
-		cidr, err := parseCIDR(e.CIDR, "cidr", false, 16, 28)
-		if err != nil {
-			return nil, fmt.Errorf("topology: %s: %v", item, err)
-		}
-		if !vpc.cidr.Contains(cidr.Addr()) || cidr.Bits() < vpc.cidr.Bits() {
-			return nil, fmt.Errorf("topology: %s: cidr %s is not inside the CIDR %s of VPC %s", item, cidr, vpc.cidr, e.VpcID)
-		}
-		var v6 netip.Prefix
-		if e.IPv6CIDR != "" {
-			if v6, err = parseCIDR(e.IPv6CIDR, "ipv6Cidr", true, 44, 64); err != nil {
-				return nil, fmt.Errorf("topology: %s: %v", item, err)
-			}
-			if vpc.ipv6.IsValid() && (!vpc.ipv6.Contains(v6.Addr()) || v6.Bits() < vpc.ipv6.Bits()) {
-				return nil, fmt.Errorf("topology: %s: ipv6Cidr %s is not inside the IPv6 CIDR %s of VPC %s", item, v6, vpc.ipv6, e.VpcID)
-			}
-		}
-		for id, o := range t.subnets {
-			if o.VpcID != e.VpcID {
-				continue
-			}
-			if o.CIDR.Overlaps(cidr) {
-				return nil, fmt.Errorf("topology: %s: cidr %s overlaps cidr %s of subnet %s in the same VPC", item, cidr, o.CIDR, id)
-			}
-			if v6.IsValid() && o.IPv6CIDR.IsValid() && o.IPv6CIDR.Overlaps(v6) {
-				return nil, fmt.Errorf("topology: %s: ipv6Cidr %s overlaps ipv6Cidr %s of subnet %s in the same VPC", item, v6, o.IPv6CIDR, id)
-			}
-		}
-		var accounts map[string]bool
-		if e.Accounts != nil {
-			if len(*e.Accounts) == 0 {
-				return nil, fmt.Errorf("topology: %s: \"accounts\" is empty; omit it to make the subnet visible to every account", item)
-			}
-			accounts = make(map[string]bool, len(*e.Accounts))
-			for _, a := range *e.Accounts {
-				if !accountRE.MatchString(a) {
-					return nil, fmt.Errorf("topology: %s: account %q is not a 12-digit AWS account id", item, a)
-				}
-				accounts[a] = true
-			}
-		}
-		t.subnets[e.ID] = topoSubnet{
-			Subnet:   Subnet{ID: e.ID, VpcID: e.VpcID, AZ: e.AvailabilityZone, CIDR: cidr, IPv6CIDR: v6},
-			region:   region,
-			accounts: accounts,
+		if err := t.addSubnet(itemName("subnets", i, e.ID), e); err != nil {
+			return nil, fmt.Errorf("topology: %w", err)
 		}
 	}
 	return t, nil
+}
+
+// addVPC checks and adds one entry of "vpcs"; item names it in errors.
+func (t *Topology) addVPC(item string, e topologyVPCEntry) error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("%s: missing \"id\"", item)
+	case !ValidVPCID(e.ID):
+		return fmt.Errorf("%s: id is not a VPC id (\"vpc-\" and 8 or 17 lowercase hexadecimal digits)", item)
+	}
+	if _, dup := t.vpcs[e.ID]; dup {
+		return fmt.Errorf("%s: VPC %s is declared more than once", item, e.ID)
+	}
+	cidr, err := parseCIDR(e.CIDR, "cidr", false, 16, 28)
+	if err != nil {
+		return fmt.Errorf("%s: %v", item, err)
+	}
+	var v6 netip.Prefix
+	if e.IPv6CIDR != "" {
+		if v6, err = parseCIDR(e.IPv6CIDR, "ipv6Cidr", true, 44, 56); err != nil {
+			return fmt.Errorf("%s: %v", item, err)
+		}
+	}
+	t.vpcs[e.ID] = topoVPC{cidr: cidr, ipv6: v6}
+	return nil
+}
+
+// addSubnet checks and adds one entry of "subnets", whose VPC must be
+// declared; item names it in errors.
+func (t *Topology) addSubnet(item string, e topologySubnetEntry) error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("%s: missing \"id\"", item)
+	case !subnetIDRE.MatchString(e.ID):
+		return fmt.Errorf("%s: id is not a subnet id (\"subnet-\" and 8 or 17 lowercase hexadecimal digits)", item)
+	case e.VpcID == "":
+		return fmt.Errorf("%s: missing \"vpcId\"", item)
+	case e.AvailabilityZone == "":
+		return fmt.Errorf("%s: missing \"availabilityZone\"", item)
+	}
+	if _, dup := t.subnets[e.ID]; dup {
+		return fmt.Errorf("%s: subnet %s is declared more than once", item, e.ID)
+	}
+	vpc, ok := t.vpcs[e.VpcID]
+	if !ok {
+		return fmt.Errorf("%s: VPC %q is not declared in \"vpcs\"", item, e.VpcID)
+	}
+	region, ok := RegionOfAZ(e.AvailabilityZone)
+	if !ok {
+		return fmt.Errorf("%s: availabilityZone %q is not an Availability Zone name such as us-east-1a", item, e.AvailabilityZone)
+	}
+	if vpc.region == "" {
+		vpc.region = region
+		t.vpcs[e.VpcID] = vpc
+	} else if vpc.region != region {
+		return fmt.Errorf("%s: Availability Zone %s is in region %s but VPC %s has subnets in region %s; a VPC belongs to one region",
+			item, e.AvailabilityZone, region, e.VpcID, vpc.region)
+	}
+	cidr, v6, err := subnetCIDRs(item, e, vpc)
+	if err != nil {
+		return err
+	}
+	if err := t.checkOverlaps(item, e.VpcID, cidr, v6); err != nil {
+		return err
+	}
+	accounts, err := subnetAccounts(item, e.Accounts)
+	if err != nil {
+		return err
+	}
+	t.subnets[e.ID] = topoSubnet{
+		Subnet:   Subnet{ID: e.ID, VpcID: e.VpcID, AZ: e.AvailabilityZone, CIDR: cidr, IPv6CIDR: v6},
+		region:   region,
+		accounts: accounts,
+	}
+	return nil
+}
+
+// subnetCIDRs parses a subnet's CIDRs, which must lie inside its VPC's.
+func subnetCIDRs(item string, e topologySubnetEntry, vpc topoVPC) (cidr, v6 netip.Prefix, err error) {
+	cidr, err = parseCIDR(e.CIDR, "cidr", false, 16, 28)
+	if err != nil {
+		return cidr, v6, fmt.Errorf("%s: %v", item, err)
+	}
+	if !vpc.cidr.Contains(cidr.Addr()) || cidr.Bits() < vpc.cidr.Bits() {
+		return cidr, v6, fmt.Errorf("%s: cidr %s is not inside the CIDR %s of VPC %s", item, cidr, vpc.cidr, e.VpcID)
+	}
+	if e.IPv6CIDR != "" {
+		if v6, err = parseCIDR(e.IPv6CIDR, "ipv6Cidr", true, 44, 64); err != nil {
+			return cidr, v6, fmt.Errorf("%s: %v", item, err)
+		}
+		if vpc.ipv6.IsValid() && (!vpc.ipv6.Contains(v6.Addr()) || v6.Bits() < vpc.ipv6.Bits()) {
+			return cidr, v6, fmt.Errorf("%s: ipv6Cidr %s is not inside the IPv6 CIDR %s of VPC %s", item, v6, vpc.ipv6, e.VpcID)
+		}
+	}
+	return cidr, v6, nil
+}
+
+// checkOverlaps refuses CIDRs that overlap another subnet of the VPC.
+func (t *Topology) checkOverlaps(item, vpcID string, cidr, v6 netip.Prefix) error {
+	for id, o := range t.subnets {
+		if o.VpcID != vpcID {
+			continue
+		}
+		if o.CIDR.Overlaps(cidr) {
+			return fmt.Errorf("%s: cidr %s overlaps cidr %s of subnet %s in the same VPC", item, cidr, o.CIDR, id)
+		}
+		if v6.IsValid() && o.IPv6CIDR.IsValid() && o.IPv6CIDR.Overlaps(v6) {
+			return fmt.Errorf("%s: ipv6Cidr %s overlaps ipv6Cidr %s of subnet %s in the same VPC", item, v6, o.IPv6CIDR, id)
+		}
+	}
+	return nil
+}
+
+// subnetAccounts checks a subnet's "accounts" (nil: every account).
+func subnetAccounts(item string, list *[]string) (map[string]bool, error) {
+	if list == nil {
+		return nil, nil
+	}
+	if len(*list) == 0 {
+		return nil, fmt.Errorf("%s: \"accounts\" is empty; omit it to make the subnet visible to every account", item)
+	}
+	accounts := make(map[string]bool, len(*list))
+	for _, a := range *list {
+		if !accountRE.MatchString(a) {
+			return nil, fmt.Errorf("%s: account %q is not a 12-digit AWS account id", item, a)
+		}
+		accounts[a] = true
+	}
+	return accounts, nil
 }
 
 func itemName(list string, i int, id string) string {

@@ -77,7 +77,7 @@ type Config struct {
 }
 
 // DefaultAccount is the account used for non-numeric access keys.
-const DefaultAccount = "123456789012"
+const DefaultAccount = cloudhsm.DefaultAccount
 
 // Server is an assembled cloudhsm-local.
 type Server struct {
@@ -95,11 +95,49 @@ type Server struct {
 
 // New opens the store and starts the domain service.
 func New(cfg Config) (*Server, error) {
+	cfg = withDefaults(cfg)
+	var seed *cloudhsm.Snapshot
+	if cfg.SeedFile != "" {
+		// Read before opening anything: a broken seed file fails fast.
+		snap, err := readSeed(cfg.SeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
+		}
+		seed = snap
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := newService(cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, svc: svc, log: cfg.Logger}
+	if cfg.Credentials != nil {
+		s.verifier = &sigv4.Verifier{Creds: cfg.Credentials, Service: "cloudhsm", Now: cfg.Clock.Now, ValidRegion: cloudhsm.KnownRegion}
+	}
+	if seed != nil {
+		if err := s.seed(cfg.SeedFile, seed); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
+		}
+	}
+	if err := s.routes(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// withDefaults fills in what cfg leaves out.
+func withDefaults(cfg Config) Config {
 	if cfg.DefaultAccount == "" {
 		cfg.DefaultAccount = DefaultAccount
 	}
 	if cfg.DefaultRegion == "" {
-		cfg.DefaultRegion = "us-east-1"
+		cfg.DefaultRegion = cloudhsm.DefaultRegion
 	}
 	if cfg.Domain == (cloudhsm.Config{}) {
 		cfg.Domain = cloudhsm.DefaultConfig()
@@ -110,84 +148,74 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	var seed *cloudhsm.Snapshot
-	if cfg.SeedFile != "" {
-		// Read before opening anything: a broken seed file fails fast.
-		snap, err := readSeed(cfg.SeedFile)
-		if err != nil {
-			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
-		}
-		seed = snap
-	}
-	var st store.Store
-	if cfg.InMemory {
-		st = store.NewMemory()
-	} else {
-		if cfg.DataDir == "" {
-			return nil, errors.New("a data directory is required unless running in memory")
-		}
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("create data directory: %w", err)
-		}
-		b, err := store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"), store.BoltOptions{})
-		if err != nil {
-			return nil, err
-		}
-		st = b
-	}
+	return cfg
+}
+
+// openStore opens the store cfg asks for: in memory, or the embedded
+// durable store in the data directory.
+func openStore(cfg Config) (store.Store, error) {
 	if cfg.TopologyFile != "" && cfg.EC2 != nil {
-		st.Close()
 		return nil, errors.New("a topology file and an EC2 endpoint cannot both declare the subnets: choose one")
 	}
-	var net network.Provider
-	if cfg.EC2 != nil {
+	if cfg.InMemory {
+		return store.NewMemory(), nil
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data directory is required unless running in memory")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"), store.BoltOptions{})
+}
+
+// newNetwork returns the provider of subnets cfg asks for: a neighbouring
+// EC2, a topology file, or subnets learned and kept in st.
+func newNetwork(cfg Config, st store.Store) (network.Provider, error) {
+	switch {
+	case cfg.EC2 != nil:
 		ec2cfg := *cfg.EC2
 		if ec2cfg.Logger == nil {
 			ec2cfg.Logger = cfg.Logger
 		}
-		net = network.NewEC2(ec2cfg)
-	} else if cfg.TopologyFile != "" {
+		return network.NewEC2(ec2cfg), nil
+	case cfg.TopologyFile != "":
 		topo, err := network.LoadTopology(cfg.TopologyFile)
 		if err != nil {
-			st.Close()
 			return nil, fmt.Errorf("topology: %w", err)
 		}
-		net = topo
-	} else {
-		net = network.NewLearned(cloudhsm.SubnetPlacements(st, records.Codec{}))
+		return topo, nil
+	}
+	return network.NewLearned(cloudhsm.SubnetPlacements(st, records.Codec{})), nil
+}
+
+// newService starts the domain on st.
+func newService(cfg Config, st store.Store) (*cloudhsm.Service, error) {
+	net, err := newNetwork(cfg, st)
+	if err != nil {
+		return nil, err
 	}
 	identities := cfg.Identities
 	if h := cfg.KeyHelper; identities == nil && len(h) > 0 {
 		identities = func() pki.IdentitySource { return pki.StartIdentityProcess(cfg.Logger, h[0], h[1:]...) }
 	}
-	svc, err := cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Identities: identities})
+	return cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Identities: identities})
+}
+
+// routes assembles the handler: the CloudHSM API on the AWS JSON wire,
+// the admin API, metrics and, when asked, pprof.
+func (s *Server) routes() error {
+	cfg := s.cfg
+	a, err := api.New(s.svc)
 	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a, err := api.New(svc)
-	if err != nil {
-		svc.Close()
-		st.Close()
-		return nil, err
-	}
-	s := &Server{cfg: cfg, store: st, svc: svc, log: cfg.Logger}
-	if cfg.Credentials != nil {
-		s.verifier = &sigv4.Verifier{Creds: cfg.Credentials, Service: "cloudhsm", Now: cfg.Clock.Now, ValidRegion: cloudhsm.KnownRegion}
-	}
-	if seed != nil {
-		if err := s.seed(cfg.SeedFile, seed); err != nil {
-			svc.Close()
-			st.Close()
-			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
-		}
+		return err
 	}
 	ops := a.Operations()
 	names := make([]string, 0, len(ops))
 	for name := range ops {
 		names = append(names, name)
 	}
-	s.metrics = metrics.New(svc.Stats)
+	s.metrics = metrics.New(s.svc.Stats)
 	s.faults = faults.New(faults.Options{
 		Operations: names,
 		Seed:       cfg.FaultSeed,
@@ -204,7 +232,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}, cfg.Logger)
 	adm := admin.New(admin.Options{
-		Service:        svc,
+		Service:        s.svc,
 		Faults:         s.faults,
 		Logger:         cfg.Logger,
 		DefaultAccount: cfg.DefaultAccount,
@@ -223,7 +251,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	mux.Handle("/", wire)
 	s.handler = mux
-	return s, nil
+	return nil
 }
 
 // before is the wire's Before hook: fault injection.
