@@ -432,7 +432,7 @@ func BenchmarkBackupsBecomeReady(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				snap := &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion}
+				snap := &cloudhsm.Snapshot{}
 				for i := range n {
 					snap.Backups = append(snap.Backups, &cloudhsm.Backup{
 						Tenant:    cloudhsm.Tenant{Account: account, Region: "us-east-1"},
@@ -472,7 +472,7 @@ func BenchmarkDescribeSharedBackups(b *testing.B) {
 			}
 			defer srv.Close()
 			other := cloudhsm.Tenant{Account: "777777777777", Region: "us-east-1"}
-			snap := &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion}
+			snap := &cloudhsm.Snapshot{}
 			for i := range n {
 				snap.Backups = append(snap.Backups, &cloudhsm.Backup{Tenant: other, ClusterID: fmt.Sprintf("cluster-%011d", i), State: cloudhsm.BackupReady})
 			}
@@ -593,7 +593,7 @@ func BenchmarkDescribeBackupsFiltered(b *testing.B) {
 			b.Fatal(err)
 		}
 		t := cloudhsm.Tenant{Account: account, Region: "us-east-1"}
-		snap := &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion}
+		snap := &cloudhsm.Snapshot{}
 		for i := range n {
 			snap.Backups = append(snap.Backups, &cloudhsm.Backup{Tenant: t, ClusterID: fmt.Sprintf("cluster-%011d", i), State: cloudhsm.BackupReady})
 		}

@@ -175,8 +175,9 @@ func TestStrictAuthSDK(t *testing.T) {
 		}
 		var snap struct {
 			Clusters []struct {
-				Tenant struct{ Account, Region string }
-				ID     string
+				Account   string `json:"account"`
+				Region    string `json:"region"`
+				ClusterID string `json:"clusterId"`
 			} `json:"clusters"`
 		}
 		if err := json.Unmarshal(body, &snap); err != nil {
@@ -184,10 +185,10 @@ func TestStrictAuthSDK(t *testing.T) {
 		}
 		found := false
 		for _, c := range snap.Clusters {
-			if c.ID == clusterID {
+			if c.ClusterID == clusterID {
 				found = true
-				if c.Tenant.Account != strictAccount || c.Tenant.Region != strictRegion {
-					t.Errorf("cluster %s belongs to %+v, want account %s region %s", clusterID, c.Tenant, strictAccount, strictRegion)
+				if c.Account != strictAccount || c.Region != strictRegion {
+					t.Errorf("cluster %s belongs to %s/%s, want account %s region %s", clusterID, c.Account, c.Region, strictAccount, strictRegion)
 				}
 			}
 		}

@@ -72,7 +72,7 @@ func adminCommands() []adminCommand {
 				return printJSON(out, res)
 			}
 		}},
-		{name: "export", summary: "write the whole state as a snapshot JSON document (to stdout, or --output FILE)", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
+		{name: "export", summary: "write the whole state as a snapshot (holding HSM private keys) to stdout, or --output FILE", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
 			output := fs.String("output", "", "write to this file instead of stdout")
 			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
 				if err := noArgs(args); err != nil {
@@ -89,7 +89,7 @@ func adminCommands() []adminCommand {
 				return err
 			}
 		}},
-		{name: "import", args: "FILE", summary: "import a snapshot JSON document (FILE, or - for stdin)", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
+		{name: "import", args: "FILE", summary: "import a snapshot (FILE, or - for stdin; docs/snapshot-format.md)", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
 			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
 				if len(args) != 1 {
 					return errors.New("import needs one argument: the snapshot file (or - for stdin)")

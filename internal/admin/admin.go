@@ -12,6 +12,7 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 )
 
 // Prefix is where the admin API lives on the server's listener.
@@ -373,13 +375,22 @@ func (a *API) reset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ResetResult{Status: "ok", Account: in.Account})
 }
 
+// export answers the whole state as a snapshot document (version 2 of
+// docs/snapshot-format.md, which holds the simulated HSMs' private keys).
 func (a *API) export(w http.ResponseWriter, r *http.Request) {
 	snap, err := a.svc.Export()
 	if err != nil {
 		a.domainErr(w, err, http.StatusInternalServerError)
 		return
 	}
-	writeJSON(w, http.StatusOK, snap)
+	var buf bytes.Buffer
+	if err := snapshot.Encode(&buf, snap); err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // ImportResult is the answer of POST import.
@@ -393,44 +404,27 @@ type ImportResult struct {
 func Counts(snap *cloudhsm.Snapshot) ImportResult {
 	res := ImportResult{Clusters: len(snap.Clusters), Backups: len(snap.Backups)}
 	for _, c := range snap.Clusters {
-		if c != nil {
-			res.Hsms += len(c.Hsms)
-		}
+		res.Hsms += len(c.Hsms)
 	}
 	return res
 }
 
-// CheckSnapshot refuses what Import would trip over (nil entries).
-func CheckSnapshot(snap *cloudhsm.Snapshot) error {
-	for i, c := range snap.Clusters {
-		if c == nil {
-			return fmt.Errorf("clusters[%d] is null", i)
-		}
-		for j, h := range c.Hsms {
-			if h == nil {
-				return fmt.Errorf("clusters[%d].Hsms[%d] is null", i, j)
-			}
-		}
-	}
-	for i, b := range snap.Backups {
-		if b == nil {
-			return fmt.Errorf("backups[%d] is null", i)
-		}
-	}
-	return nil
-}
-
+// importSnapshot reads a snapshot document of any version (the format's
+// checks are internal/snapshot's) and imports it (the rules of what the
+// service can hold are the domain's).
 func (a *API) importSnapshot(w http.ResponseWriter, r *http.Request) {
-	var snap cloudhsm.Snapshot
-	if !decode(w, r, maxImportBody, &snap, false) {
-		return
-	}
-	if err := CheckSnapshot(&snap); err != nil {
+	snap, err := snapshot.Decode(http.MaxBytesReader(w, r.Body, maxImportBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", maxImportBody))
+			return
+		}
 		writeErr(w, http.StatusBadRequest, "invalid snapshot: "+err.Error())
 		return
 	}
-	res := Counts(&snap)
-	if err := a.svc.Import(&snap); err != nil {
+	res := Counts(snap)
+	if err := a.svc.Import(snap); err != nil {
 		a.domainErr(w, err, http.StatusBadRequest)
 		return
 	}

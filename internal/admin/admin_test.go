@@ -24,6 +24,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 )
 
 const seedFile = "../../examples/seed-estate.json"
@@ -211,12 +212,16 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var snap cloudhsm.Snapshot
-	if err := json.Unmarshal(doc, &snap); err != nil {
-		t.Fatalf("export is not a Snapshot: %v", err)
+	var head struct{ Version int }
+	if err := json.Unmarshal(doc, &head); err != nil || head.Version != snapshot.Version {
+		t.Fatalf("export is not a version %d document: version %d, %v", snapshot.Version, head.Version, err)
 	}
-	if snap.Version != cloudhsm.SnapshotVersion || len(snap.Clusters) != 1 || snap.Clusters[0].ID != id {
-		t.Fatalf("export = version %d, %d clusters", snap.Version, len(snap.Clusters))
+	snap, err := snapshot.Decode(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("export does not read back: %v", err)
+	}
+	if len(snap.Clusters) != 1 || snap.Clusters[0].ID != id {
+		t.Fatalf("export = %d clusters", len(snap.Clusters))
 	}
 
 	dst := newEnv(t, server.Config{})
@@ -252,15 +257,15 @@ func TestImportGivesDistinctAddresses(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	cluster := func(id string) map[string]any {
 		return map[string]any{
-			"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "State": "ACTIVE",
-			"Subnets": []map[string]string{
-				{"ID": "subnet-0f1e2d3c4b5a69781", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"},
-				{"ID": "subnet-0123abcd4567ef890", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1b", "CIDR": "10.0.2.0/24"},
+			"account": acctA, "region": "us-east-1", "clusterId": id, "state": "ACTIVE",
+			"subnets": []map[string]string{
+				{"subnetId": "subnet-0f1e2d3c4b5a69781", "vpcId": "vpc-0a1b2c3d4e5f60718", "availabilityZone": "us-east-1a", "cidr": "10.0.1.0/24"},
+				{"subnetId": "subnet-0123abcd4567ef890", "vpcId": "vpc-0a1b2c3d4e5f60718", "availabilityZone": "us-east-1b", "cidr": "10.0.2.0/24"},
 			},
-			"Hsms": []map[string]string{{"AZ": "us-east-1a"}},
+			"hsms": []map[string]string{{"availabilityZone": "us-east-1a"}},
 		}
 	}
-	doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": []any{cluster("cluster-aaaaaaaaaa2"), cluster("cluster-aaaaaaaaaa3")}})
+	doc, _ := json.Marshal(map[string]any{"version": 2, "clusters": []any{cluster("cluster-aaaaaaaaaa2"), cluster("cluster-aaaaaaaaaa3")}})
 	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +282,7 @@ func TestImportGivesDistinctAddresses(t *testing.T) {
 	// (the lowest, taken first) is free for the new one, and the second
 	// cluster's stays taken.
 	id := aws.ToString(out.Clusters[0].ClusterId)
-	doc, _ = json.Marshal(map[string]any{"version": 1, "clusters": []any{cluster(id)}})
+	doc, _ = json.Marshal(map[string]any{"version": 2, "clusters": []any{cluster(id)}})
 	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
 		t.Fatal(err)
 	}
@@ -295,13 +300,17 @@ func TestImportErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
 	for _, c := range []struct{ body, want string }{
-		{``, "JSON body is required"},
+		{``, "the snapshot is empty"},
 		{`{`, "invalid JSON"},
+		{`{"version": 2, "clusterz": []}`, `unknown field \"clusterz\"`},
 		{`{"version": 1, "clusterz": []}`, `unknown field \"clusterz\"`},
-		{`{"version": 9}`, "version 9"},
+		{`{"version": 9}`, "version: 9 is not a snapshot version"},
+		{`{"version": 2, "clusters": [null]}`, "clusters[0] is null"},
 		{`{"clusters": [null]}`, "clusters[0] is null"},
-		{`{"clusters": [{"ID": "cluster-aaaaaaaaaaa"}]}`, "Tenant.Account and Tenant.Region are required"},
-		{`{"clusters": [{"Tenant": {"Account": "111122223333", "Region": "us-east-1"}, "State": "SLEEPING"}]}`, "SLEEPING"},
+		{`{"version": 2, "clusters": [{"clusterId": "cluster-aaaaaaaaaaa"}]}`, "clusters[0] (cluster-aaaaaaaaaaa): account and region are required"},
+		{`{"clusters": [{"ID": "cluster-aaaaaaaaaaa"}]}`, "clusters[0] (cluster-aaaaaaaaaaa): account and region are required"},
+		{`{"version": 2, "clusters": [{"account": "111122223333", "region": "us-east-1", "state": "SLEEPING"}]}`, `clusters[0]: state \"SLEEPING\"`},
+		{`{"clusters": [{"Tenant": {"Account": "111122223333", "Region": "us-east-1"}, "State": "SLEEPING"}]}`, `clusters[0]: state \"SLEEPING\"`},
 		{`{} {}`, "more than one JSON value"},
 	} {
 		status, body := e.do(t, http.MethodPost, "import", c.body)
@@ -577,8 +586,8 @@ func TestSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var snap cloudhsm.Snapshot
-	if err := json.Unmarshal(doc, &snap); err != nil {
+	snap, err := snapshot.Decode(bytes.NewReader(doc))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(snap.Clusters) != 4 || len(snap.Backups) != 6 {
@@ -657,8 +666,11 @@ func TestSeedOnlyIntoAnEmptyStore(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	seed := filepath.Join(dir, "seed.json")
-	b, _ := json.Marshal(fixture(acctA, "us-east-1", "cluster-aaaaaaaaaaa", cloudhsm.ClusterActive, map[string]string{"hsm-aaaaaaaaaaa": "ACTIVE"}))
-	if err := os.WriteFile(seed, b, 0o600); err != nil {
+	var b bytes.Buffer
+	if err := snapshot.Encode(&b, fixture(acctA, "us-east-1", "cluster-aaaaaaaaaaa", cloudhsm.ClusterActive, map[string]string{"hsm-aaaaaaaaaaa": "ACTIVE"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seed, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
@@ -745,10 +757,10 @@ func TestReimportIsDescribedAnew(t *testing.T) {
 	c := e.sdk(acctA, "us-east-1", 1)
 	seed := func(state, tag string) {
 		t.Helper()
-		doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": []any{map[string]any{
-			"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": "cluster-aaaaaaaaab2", "State": state,
-			"Subnets": []map[string]string{{"ID": "subnet-0f1e2d3c4b5a69782", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"}},
-			"Tags":    []map[string]string{{"Key": "seed", "Value": tag}},
+		doc, _ := json.Marshal(map[string]any{"version": 2, "clusters": []any{map[string]any{
+			"account": acctA, "region": "us-east-1", "clusterId": "cluster-aaaaaaaaab2", "state": state,
+			"subnets": []map[string]string{{"subnetId": "subnet-0f1e2d3c4b5a69782", "vpcId": "vpc-0a1b2c3d4e5f60718", "availabilityZone": "us-east-1a", "cidr": "10.0.1.0/24"}},
+			"tags":    []map[string]string{{"key": "seed", "value": tag}},
 		}}})
 		if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
 			t.Fatal(err)

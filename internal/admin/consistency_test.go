@@ -5,7 +5,6 @@ package admin_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,36 +29,32 @@ import (
 // importSnapshot posts a snapshot document given as Go maps.
 func importSnapshot(t *testing.T, e *env, clusters, backups []any) {
 	t.Helper()
-	doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": clusters, "backups": backups})
-	if _, err := e.admin.Import(ctx, bytes.NewReader(doc)); err != nil {
+	t.Helper()
+	if err := importDoc(e, clusters, backups); err != nil {
 		t.Fatalf("import: %v", err)
 	}
 }
 
 func snapCluster(id, state, hsmType string, retention int, hsms ...string) map[string]any {
 	c := map[string]any{
-		"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "State": state, "HsmType": hsmType,
-		"Subnets": []map[string]string{{"ID": "subnet-0f1e2d3c4b5a69781", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"}},
+		"account": acctA, "region": "us-east-1", "clusterId": id, "state": state, "hsmType": hsmType,
+		"subnets": []any{subnetA},
 	}
 	if retention != 0 {
-		c["RetentionDays"] = retention
+		c["backupRetentionDays"] = retention
 	}
 	var hs []map[string]any
 	for _, h := range hsms {
-		hs = append(hs, map[string]any{"ID": h, "AZ": "us-east-1a", "State": "ACTIVE", "Identity": map[string]string{"Serial": "RCN0000000001"}})
+		hs = append(hs, vHsm(h, map[string]any{"state": "ACTIVE"}))
 	}
 	if hs != nil {
-		c["Hsms"] = hs
+		c["hsms"] = hs
 	}
 	return c
 }
 
 func snapBackup(id, clusterID string, created time.Time, extra map[string]any) map[string]any {
-	b := map[string]any{"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "ClusterID": clusterID, "State": "READY", "Created": created}
-	for k, v := range extra {
-		b[k] = v
-	}
-	return b
+	return vBackup(acctA, "us-east-1", id, with(map[string]any{"clusterId": clusterID, "state": "READY", "createdAt": created}, extra))
 }
 
 func backupStates(t *testing.T, c *cloudhsmv2.Client) map[string]types.BackupState {
@@ -168,8 +163,8 @@ func TestRetentionChangeSurvivesRestart(t *testing.T) {
 	importSnapshot(t, e,
 		[]any{snapCluster("cluster-aaaaaaaaaab", "ACTIVE", "", 7, "hsm-aaaaaaaaaab")},
 		[]any{
-			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", start.Add(-48*time.Hour), map[string]any{"RetentionDays": 7}),
-			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", start.Add(-24*time.Hour), map[string]any{"RetentionDays": 7}),
+			snapBackup("backup-aaaaaaaaaab", "cluster-aaaaaaaaaab", start.Add(-48*time.Hour), map[string]any{"backupRetentionDays": 7}),
+			snapBackup("backup-aaaaaaaaaac", "cluster-aaaaaaaaaab", start.Add(-24*time.Hour), map[string]any{"backupRetentionDays": 7}),
 		})
 	c := e.sdk(acctA, "us-east-1", 1)
 	if _, err := c.ModifyCluster(ctx, &cloudhsmv2.ModifyClusterInput{ClusterId: aws.String("cluster-aaaaaaaaaab"),
@@ -374,8 +369,8 @@ func TestResetAndReplaceDeleteSecurityGroups(t *testing.T) {
 	wantDeleted("after importing the cluster over itself", "sg-0123456789abcdef1")
 	// Imported with another group: the old one goes.
 	importSnapshot(t, e, []any{map[string]any{
-		"Tenant": map[string]string{"Account": acctA, "Region": "us-east-1"}, "ID": id, "State": "UNINITIALIZED", "SecurityGroup": "sg-0fedcba98765432100",
-		"Subnets": []map[string]string{{"ID": "subnet-0bb1c79de3abcdef0", "VpcID": "vpc-0ee975135d0e0a0a0", "AZ": "us-east-1a", "CIDR": "10.0.2.0/24"}},
+		"account": acctA, "region": "us-east-1", "clusterId": id, "state": "UNINITIALIZED", "securityGroupId": "sg-0fedcba98765432100",
+		"subnets": []map[string]string{{"subnetId": "subnet-0bb1c79de3abcdef0", "vpcId": "vpc-0ee975135d0e0a0a0", "availabilityZone": "us-east-1a", "cidr": "10.0.2.0/24"}},
 	}}, nil)
 	wantDeleted("after replacing the cluster by one with another group", "sg-0123456789abcdef1", "sg-0123456789abcdef2")
 }
@@ -418,8 +413,8 @@ func TestDegradedUnactivatedClusterTakesNoBackups(t *testing.T) {
 	domain.ManualActivation = true
 	e := newEnv(t, server.Config{Domain: domain})
 	cl := snapCluster("cluster-aaaaaaaaaab", "DEGRADED", "", 0, "hsm-aaaaaaaaaab")
-	cl["StateBeforeDegraded"] = "INITIALIZED"
-	cl["Hsms"].([]map[string]any)[0]["State"] = "DEGRADED"
+	cl["stateBeforeDegraded"] = "INITIALIZED"
+	cl["hsms"].([]map[string]any)[0]["state"] = "DEGRADED"
 	importSnapshot(t, e, []any{cl}, nil)
 	if _, err := e.admin.Advance(ctx, 3*24*time.Hour); err != nil {
 		t.Fatal(err)

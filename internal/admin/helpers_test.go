@@ -25,6 +25,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
@@ -180,16 +181,18 @@ func fixture(account, region, clusterID, state string, hsms map[string]string) *
 		i++
 		c.Hsms = append(c.Hsms, &cloudhsm.Hsm{ID: id, AZ: sn.AZ, State: st, EniID: "eni-0a9f8e7d6c5b4a39" + string(rune('0'+i%10)), EniIP: "10.0.1." + string(rune('0'+i/10)) + string(rune('0'+i%10)), Identity: &pki.HSMIdentity{Serial: "RCN000000000" + string(rune('0'+i%10))}})
 	}
-	return &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion, Clusters: []*cloudhsm.Cluster{c}}
+	return &cloudhsm.Snapshot{Clusters: []*cloudhsm.Cluster{c}}
 }
 
+// importSnapshot imports snap through the admin API, as a document of the
+// version Encode writes.
 func (e *env) importSnapshot(t *testing.T, snap *cloudhsm.Snapshot) admin.ImportResult {
 	t.Helper()
-	b, err := json.Marshal(snap)
-	if err != nil {
+	var b bytes.Buffer
+	if err := snapshot.Encode(&b, snap); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.admin.Import(ctx, bytes.NewReader(b))
+	res, err := e.admin.Import(ctx, &b)
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}

@@ -24,32 +24,34 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 )
 
-func tenantOf(account, region string) map[string]string {
-	return map[string]string{"Account": account, "Region": region}
-}
+var subnetA = map[string]string{"subnetId": "subnet-0f1e2d3c4b5a69781", "vpcId": "vpc-0a1b2c3d4e5f60718", "availabilityZone": "us-east-1a", "cidr": "10.0.1.0/24"}
 
-var subnetA = map[string]string{"ID": "subnet-0f1e2d3c4b5a69781", "VpcID": "vpc-0a1b2c3d4e5f60718", "AZ": "us-east-1a", "CIDR": "10.0.1.0/24"}
+// with returns m with the fields of extra added.
+func with(m, extra map[string]any) map[string]any {
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
 
 // vCluster is a valid cluster of acctA in us-east-1 with extra fields.
 func vCluster(id string, extra map[string]any) map[string]any {
-	c := map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": id, "Subnets": []any{subnetA}}
-	for k, v := range extra {
-		c[k] = v
-	}
-	return c
+	return with(map[string]any{"account": acctA, "region": "us-east-1", "clusterId": id, "subnets": []any{subnetA}}, extra)
 }
 
 // vHsm is an HSM in us-east-1a with a placeholder identity (no key generation).
 func vHsm(id string, extra map[string]any) map[string]any {
-	h := map[string]any{"ID": id, "AZ": "us-east-1a", "Identity": map[string]string{"Serial": "RCN0000000001"}}
-	for k, v := range extra {
-		h[k] = v
-	}
-	return h
+	return with(map[string]any{"hsmId": id, "availabilityZone": "us-east-1a", "identity": map[string]string{"serial": "RCN0000000001"}}, extra)
 }
 
+// vBackup is a backup of account in region with extra fields.
+func vBackup(account, region, id string, extra map[string]any) map[string]any {
+	return with(map[string]any{"account": account, "region": region, "backupId": id}, extra)
+}
+
+// importDoc imports a version 2 document of these clusters and backups.
 func importDoc(e *env, clusters, backups []any) error {
-	doc, _ := json.Marshal(map[string]any{"version": 1, "clusters": clusters, "backups": backups})
+	doc, _ := json.Marshal(map[string]any{"version": 2, "clusters": clusters, "backups": backups})
 	_, err := e.admin.Import(ctx, bytes.NewReader(doc))
 	return err
 }
@@ -74,14 +76,14 @@ func refused(t *testing.T, err error, contains ...string) {
 func TestImportPreEpochTimeBreaksDescribeClusters(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"Created": "1969-12-31T23:59:58.5Z"})}, nil)
+	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"createdAt": "1969-12-31T23:59:58.5Z"})}, nil)
 	if err == nil {
 		if _, derr := e.sdk(acctA, "us-east-1", 1).DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{}); derr != nil {
 			t.Fatalf("import accepted Created 1969-12-31T23:59:58.5Z; DescribeClusters now fails: %v", derr)
 		}
 		return
 	}
-	refused(t, err, "clusters[0]", "Created")
+	refused(t, err, "clusters[0]", "createdAt")
 }
 
 // A time after 2262 does not fit the Unix nanoseconds the scheduler keeps
@@ -89,16 +91,16 @@ func TestImportPreEpochTimeBreaksDescribeClusters(t *testing.T) {
 func TestImportTimeBeyond2262(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"State": "DELETE_IN_PROGRESS", "Due": "2300-01-01T00:00:00Z"})}, nil)
-	refused(t, err, "clusters[0]", "Due")
+	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"state": "DELETE_IN_PROGRESS", "transitionDueAt": "2300-01-01T00:00:00Z"})}, nil)
+	refused(t, err, "clusters[0]", "transitionDueAt")
 }
 
 // Duplicate tag keys make ListTags pagination endless.
 func TestImportDuplicateTagKeysMakeListTagsEndless(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	tags := []any{map[string]string{"Key": "a", "Value": "1"}, map[string]string{"Key": "a", "Value": "2"}, map[string]string{"Key": "a", "Value": "3"}}
-	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"Tags": tags})}, nil)
+	tags := []any{map[string]string{"key": "a", "value": "1"}, map[string]string{"key": "a", "value": "2"}, map[string]string{"key": "a", "value": "3"}}
+	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"tags": tags})}, nil)
 	if err == nil {
 		p := cloudhsmv2.NewListTagsPaginator(e.sdk(acctA, "us-east-1", 1), &cloudhsmv2.ListTagsInput{ResourceId: aws.String("cluster-aaaaaaaaaaa"), MaxResults: aws.Int32(1)})
 		for pages := 0; p.HasMorePages(); pages++ {
@@ -111,7 +113,7 @@ func TestImportDuplicateTagKeysMakeListTagsEndless(t *testing.T) {
 		}
 		return
 	}
-	refused(t, err, "clusters[0]", "Tags", "Duplicate tag key")
+	refused(t, err, "clusters[0]", "tags", "Duplicate tag key")
 }
 
 // Tags the model forbids (more than 50, reserved prefix, key too long,
@@ -121,35 +123,35 @@ func TestImportTagConstraints(t *testing.T) {
 	e := newEnv(t, server.Config{})
 	many := []any{}
 	for i := 0; i < 51; i++ {
-		many = append(many, map[string]string{"Key": "k" + strings.Repeat("x", i), "Value": "v"})
+		many = append(many, map[string]string{"key": "k" + strings.Repeat("x", i), "value": "v"})
 	}
 	for name, tags := range map[string][]any{
 		"51 tags":     many,
-		"aws: prefix": {map[string]string{"Key": "aws:owner", "Value": "me"}},
-		"long key":    {map[string]string{"Key": strings.Repeat("k", 129), "Value": "v"}},
-		"empty key":   {map[string]string{"Key": "", "Value": "v"}},
-		"bad value":   {map[string]string{"Key": "k", "Value": "semi;colon"}},
-		"long value":  {map[string]string{"Key": "k", "Value": strings.Repeat("v", 257)}},
+		"aws: prefix": {map[string]string{"key": "aws:owner", "value": "me"}},
+		"long key":    {map[string]string{"key": strings.Repeat("k", 129), "value": "v"}},
+		"empty key":   {map[string]string{"key": "", "value": "v"}},
+		"bad value":   {map[string]string{"key": "k", "value": "semi;colon"}},
+		"long value":  {map[string]string{"key": "k", "value": strings.Repeat("v", 257)}},
 	} {
-		err := importDoc(e, nil, []any{map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": "backup-aaaaaaaaaaa", "ClusterID": "cluster-aaaaaaaaaaa", "Tags": tags}})
+		err := importDoc(e, nil, []any{vBackup(acctA, "us-east-1", "backup-aaaaaaaaaaa", map[string]any{"clusterId": "cluster-aaaaaaaaaaa", "tags": tags})})
 		if err == nil {
 			t.Errorf("%s: import accepted tags the model forbids", name)
 			continue
 		}
-		refused(t, err, "backups[0]", "Tags")
+		refused(t, err, "backups[0]", "tags")
 	}
 }
 
-// A DEGRADED cluster whose StateBeforeDegraded is DEGRADED recurses without
+// A DEGRADED cluster whose stateBeforeDegraded is DEGRADED recurses without
 // end when its transition falls due: the process dies of a stack overflow.
 func TestImportDegradedUnderDegradedKillsTheServer(t *testing.T) {
 	if os.Getenv("CLOUDHSM_LOCAL_TEST_CHILD") == "1" {
 		e := newEnv(t, server.Config{})
 		err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{
-			"State": "DEGRADED", "StateBeforeDegraded": "DEGRADED", "Due": start.Add(time.Second),
-			"Hsms": []any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"State": "DEGRADED"})}})}, nil)
+			"state": "DEGRADED", "stateBeforeDegraded": "DEGRADED", "transitionDueAt": start.Add(time.Second),
+			"hsms": []any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"state": "DEGRADED"})}})}, nil)
 		if err != nil {
-			refused(t, err, "clusters[0]", "StateBeforeDegraded")
+			refused(t, err, "clusters[0]", "stateBeforeDegraded")
 			return
 		}
 		_, _ = e.admin.Advance(ctx, 2*time.Second)
@@ -161,7 +163,7 @@ func TestImportDegradedUnderDegradedKillsTheServer(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		first, _, _ := strings.Cut(string(out), "\n\n")
-		t.Fatalf("the server process died after importing StateBeforeDegraded DEGRADED: %v\n%.600s", err, first)
+		t.Fatalf("the server process died after importing stateBeforeDegraded DEGRADED: %v\n%.600s", err, first)
 	}
 }
 
@@ -170,7 +172,7 @@ func TestImportDegradedUnderDegradedKillsTheServer(t *testing.T) {
 func TestImportDegradedClusterWithoutDegradedHsm(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"State": "DEGRADED", "Hsms": []any{vHsm("hsm-aaaaaaaaaaa", nil)}})}, nil)
+	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"state": "DEGRADED", "hsms": []any{vHsm("hsm-aaaaaaaaaaa", nil)}})}, nil)
 	if err == nil {
 		_, herr := e.admin.Heal(ctx, admin.HsmTarget{Account: acctA, ClusterID: "cluster-aaaaaaaaaaa", HsmID: "hsm-aaaaaaaaaaa"})
 		t.Fatalf("import accepted a DEGRADED cluster whose HSMs are all ACTIVE; heal answers %v and the cluster stays DEGRADED", herr)
@@ -183,9 +185,9 @@ func TestImportDegradedClusterWithoutDegradedHsm(t *testing.T) {
 func TestImportDuplicateHsmIDsNeverFinishCreating(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"State": "ACTIVE", "Hsms": []any{
-		vHsm("hsm-aaaaaaaaaaa", map[string]any{"State": "CREATE_IN_PROGRESS"}),
-		vHsm("hsm-aaaaaaaaaaa", map[string]any{"State": "CREATE_IN_PROGRESS"})}})}, nil)
+	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"state": "ACTIVE", "hsms": []any{
+		vHsm("hsm-aaaaaaaaaaa", map[string]any{"state": "CREATE_IN_PROGRESS"}),
+		vHsm("hsm-aaaaaaaaaaa", map[string]any{"state": "CREATE_IN_PROGRESS"})}})}, nil)
 	if err == nil {
 		if _, err := e.admin.Advance(ctx, 24*time.Hour); err != nil {
 			t.Fatal(err)
@@ -198,7 +200,7 @@ func TestImportDuplicateHsmIDsNeverFinishCreating(t *testing.T) {
 		}
 		return
 	}
-	refused(t, err, "clusters[0]", "Hsms[1]", "hsm-aaaaaaaaaaa")
+	refused(t, err, "clusters[0]", "hsms[1]", "hsmId", "hsm-aaaaaaaaaaa")
 }
 
 // Ids of one kind appear once per snapshot: otherwise the answer counts
@@ -207,10 +209,10 @@ func TestImportDuplicateIDsInOneSnapshot(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
 	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", nil), vCluster("cluster-aaaaaaaaaaa", nil)},
-		[]any{map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": "backup-aaaaaaaaaaa"}})
-	refused(t, err, "clusters[1]", "cluster-aaaaaaaaaaa")
-	err = importDoc(e, nil, []any{map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": "backup-aaaaaaaaaaa"}, map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": "backup-aaaaaaaaaaa"}})
-	refused(t, err, "backups[1]", "backup-aaaaaaaaaaa")
+		[]any{vBackup(acctA, "us-east-1", "backup-aaaaaaaaaaa", nil)})
+	refused(t, err, "clusters[1]", "clusterId", "cluster-aaaaaaaaaaa")
+	err = importDoc(e, nil, []any{vBackup(acctA, "us-east-1", "backup-aaaaaaaaaaa", nil), vBackup(acctA, "us-east-1", "backup-aaaaaaaaaaa", nil)})
+	refused(t, err, "backups[1]", "backupId", "backup-aaaaaaaaaaa")
 }
 
 // A tenant the API cannot address (not a 12-digit account, not a region)
@@ -219,10 +221,10 @@ func TestImportDuplicateIDsInOneSnapshot(t *testing.T) {
 func TestImportTenantMustBeAddressable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	err := importDoc(e, []any{map[string]any{"Tenant": tenantOf(acctA, "mars-1"), "ID": "cluster-aaaaaaaaaaa"}}, nil)
-	refused(t, err, "clusters[0]", "Tenant.Region", "mars-1")
-	err = importDoc(e, nil, []any{map[string]any{"Tenant": tenantOf("alice", "us-east-1"), "ID": "backup-aaaaaaaaaaa"}})
-	refused(t, err, "backups[0]", "Tenant.Account", "alice")
+	err := importDoc(e, []any{map[string]any{"account": acctA, "region": "mars-1", "clusterId": "cluster-aaaaaaaaaaa"}}, nil)
+	refused(t, err, "clusters[0]", "region", "mars-1")
+	err = importDoc(e, nil, []any{vBackup("alice", "us-east-1", "backup-aaaaaaaaaaa", nil)})
+	refused(t, err, "backups[0]", "account", "alice")
 }
 
 // An id outside the model's pattern is listed, but every call naming it is
@@ -235,11 +237,11 @@ func TestImportIDsMustMatchTheModel(t *testing.T) {
 		_, derr := e.sdk(acctA, "us-east-1", 1).DeleteCluster(ctx, &cloudhsmv2.DeleteClusterInput{ClusterId: aws.String("cluster-1")})
 		t.Fatalf("import accepted cluster id cluster-1; DeleteCluster of it: %v", derr)
 	}
-	refused(t, err, "clusters[0]", "ID", "cluster-1")
-	err = importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"Hsms": []any{vHsm("my-hsm", nil)}})}, nil)
-	refused(t, err, "clusters[0]", "Hsms[0]", "my-hsm")
-	err = importDoc(e, nil, []any{map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": "backup_1"}})
-	refused(t, err, "backups[0]", "backup_1")
+	refused(t, err, "clusters[0]", "clusterId", "cluster-1")
+	err = importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"hsms": []any{vHsm("my-hsm", nil)}})}, nil)
+	refused(t, err, "clusters[0]", "hsms[0]", "hsmId", "my-hsm")
+	err = importDoc(e, nil, []any{vBackup(acctA, "us-east-1", "backup_1", nil)})
+	refused(t, err, "backups[0]", "backupId", "backup_1")
 }
 
 // Values outside the model's enums and ranges are refused.
@@ -250,14 +252,14 @@ func TestImportEnumsAndRanges(t *testing.T) {
 		cluster map[string]any
 		want    string
 	}{
-		{map[string]any{"HsmType": "hsm9.huge"}, "HsmType"},
-		{map[string]any{"Mode": "fips"}, "Mode"},
-		{map[string]any{"NetworkType": "IPV6"}, "NetworkType"},
-		{map[string]any{"HsmType": "hsm1.medium", "Mode": "NON_FIPS"}, "NON_FIPS"},
-		{map[string]any{"RetentionDays": -3}, "RetentionDays"},
-		{map[string]any{"RetentionDays": 1000}, "RetentionDays"},
-		{map[string]any{"State": "DEGRADED", "StateBeforeDegraded": "NAPPING", "Hsms": []any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"State": "DEGRADED"})}}, "StateBeforeDegraded"},
-		{map[string]any{"Hsms": []any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"State": "SLEEPING"})}}, "Hsms[0]: State"},
+		{map[string]any{"hsmType": "hsm9.huge"}, "hsmType"},
+		{map[string]any{"mode": "fips"}, "mode"},
+		{map[string]any{"networkType": "IPV6"}, "networkType"},
+		{map[string]any{"hsmType": "hsm1.medium", "mode": "NON_FIPS"}, "NON_FIPS"},
+		{map[string]any{"backupRetentionDays": -3}, "backupRetentionDays"},
+		{map[string]any{"backupRetentionDays": 1000}, "backupRetentionDays"},
+		{map[string]any{"state": "DEGRADED", "stateBeforeDegraded": "NAPPING", "hsms": []any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"state": "DEGRADED"})}}, "stateBeforeDegraded"},
+		{map[string]any{"hsms": []any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"state": "SLEEPING"})}}, "hsms[0]: state"},
 	} {
 		err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", c.cluster)}, nil)
 		if err == nil {
@@ -270,15 +272,12 @@ func TestImportEnumsAndRanges(t *testing.T) {
 		backup map[string]any
 		want   string
 	}{
-		{map[string]any{"HsmType": "hsm9.huge"}, "HsmType"},
-		{map[string]any{"RetentionDays": 3}, "RetentionDays"},
-		{map[string]any{"SourceRegion": "mars-1", "SourceBackup": "backup-bbbbbbbbbbb", "IsCopy": true}, "SourceRegion"},
-		{map[string]any{"SourceBackup": "backup-bbbbbbbbbbb", "IsCopy": true}, "SourceRegion"},
+		{map[string]any{"hsmType": "hsm9.huge"}, "hsmType"},
+		{map[string]any{"backupRetentionDays": 3}, "backupRetentionDays"},
+		{map[string]any{"sourceRegion": "mars-1", "sourceBackupId": "backup-bbbbbbbbbbb"}, "sourceRegion"},
+		{map[string]any{"sourceBackupId": "backup-bbbbbbbbbbb"}, "sourceRegion"},
 	} {
-		b := map[string]any{"Tenant": tenantOf(acctA, "eu-west-1"), "ID": "backup-aaaaaaaaaaa", "ClusterID": "cluster-aaaaaaaaaaa"}
-		for k, v := range c.backup {
-			b[k] = v
-		}
+		b := vBackup(acctA, "eu-west-1", "backup-aaaaaaaaaaa", with(map[string]any{"clusterId": "cluster-aaaaaaaaaaa"}, c.backup))
 		err := importDoc(e, nil, []any{b})
 		if err == nil {
 			t.Errorf("import accepted backup %v", c.backup)
@@ -297,12 +296,12 @@ func TestImportHsmPlacement(t *testing.T) {
 		hsms []any
 		want string
 	}{
-		"zone without subnet": {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"AZ": "us-east-1c", "EniIP": "10.0.3.9"})}, "us-east-1c"},
-		"not an address":      {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"EniIP": "not-an-ip"})}, "EniIP"},
-		"outside the subnet":  {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"EniIP": "192.168.0.9"})}, "EniIP"},
-		"same address twice":  {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"EniIP": "10.0.1.9"}), vHsm("hsm-aaaaaaaaaab", map[string]any{"EniIP": "10.0.1.9"})}, "Hsms[1] (hsm-aaaaaaaaaab): EniIP"},
+		"zone without subnet": {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"availabilityZone": "us-east-1c", "eniIp": "10.0.3.9"})}, "us-east-1c"},
+		"not an address":      {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"eniIp": "not-an-ip"})}, "eniIp"},
+		"outside the subnet":  {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"eniIp": "192.168.0.9"})}, "eniIp"},
+		"same address twice":  {[]any{vHsm("hsm-aaaaaaaaaaa", map[string]any{"eniIp": "10.0.1.9"}), vHsm("hsm-aaaaaaaaaab", map[string]any{"eniIp": "10.0.1.9"})}, "hsms[1] (hsm-aaaaaaaaaab): eniIp"},
 	} {
-		err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"Hsms": c.hsms})}, nil)
+		err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", map[string]any{"hsms": c.hsms})}, nil)
 		if err == nil {
 			t.Errorf("%s: import accepted %v", name, c.hsms)
 			continue
@@ -315,8 +314,8 @@ func TestImportHsmPlacement(t *testing.T) {
 func TestImportIsAtomic(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, server.Config{})
-	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", nil), vCluster("cluster-aaaaaaaaaab", map[string]any{"State": "NAPPING"})},
-		[]any{map[string]any{"Tenant": tenantOf(acctA, "us-east-1"), "ID": "backup-aaaaaaaaaaa"}})
+	err := importDoc(e, []any{vCluster("cluster-aaaaaaaaaaa", nil), vCluster("cluster-aaaaaaaaaab", map[string]any{"state": "NAPPING"})},
+		[]any{vBackup(acctA, "us-east-1", "backup-aaaaaaaaaaa", nil)})
 	refused(t, err, "NAPPING")
 	if n := countClusters(t, e.sdk(acctA, "us-east-1", 1)); n != 0 {
 		t.Fatalf("a refused import left %d clusters", n)
@@ -330,12 +329,12 @@ func TestImportIsAtomic(t *testing.T) {
 func TestSeedRefusedNamesTheItem(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "seed.json")
-	doc := `{"clusters": [{"Tenant": {"Account": "111122223333", "Region": "us-east-1"}, "ID": "cluster-aaaaaaaaaaa", "RetentionDays": 5}]}`
+	doc := `{"version": 2, "clusters": [{"account": "111122223333", "region": "us-east-1", "clusterId": "cluster-aaaaaaaaaaa", "backupRetentionDays": 5}]}`
 	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := server.New(server.Config{InMemory: true, SeedFile: p})
-	if err == nil || !strings.Contains(err.Error(), "seed "+p) || !strings.Contains(err.Error(), "RetentionDays") {
-		t.Fatalf("want a seed error naming RetentionDays, got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "seed "+p) || !strings.Contains(err.Error(), "clusters[0] (cluster-aaaaaaaaaaa): backupRetentionDays") {
+		t.Fatalf("want a seed error naming clusters[0] and backupRetentionDays, got %v", err)
 	}
 }

@@ -777,8 +777,8 @@ func stateCounts(snap map[string]any) string {
 	for _, kind := range []string{"clusters", "backups"} {
 		for _, v := range snap[kind].(map[string]any) {
 			m := v.(map[string]any)
-			counts[kind+" "+fmt.Sprint(m["State"])]++
-			if hsms, ok := m["Hsms"].([]any); ok {
+			counts[kind+" "+fmt.Sprint(m["state"])]++
+			if hsms, ok := m["hsms"].([]any); ok {
 				counts["hsms"] += len(hsms)
 			}
 		}
@@ -800,13 +800,12 @@ func normalizedSnapshot(t *testing.T, doc []byte) map[string]any {
 	if err := json.Unmarshal(doc, &snap); err != nil {
 		t.Fatalf("decode export: %v", err)
 	}
-	for _, kind := range []string{"clusters", "backups"} {
+	for kind, idField := range map[string]string{"clusters": "clusterId", "backups": "backupId"} {
 		keyed := map[string]any{}
 		list, _ := snap[kind].([]any)
 		for _, v := range list {
 			m := v.(map[string]any)
-			tn, _ := m["Tenant"].(map[string]any)
-			key := fmt.Sprintf("%v/%v/%v", tn["Account"], tn["Region"], m["ID"])
+			key := fmt.Sprintf("%v/%v/%v", m["account"], m["region"], m[idField])
 			if _, dup := keyed[key]; dup {
 				t.Fatalf("export lists %s twice", key)
 			}

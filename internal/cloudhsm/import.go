@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,11 +15,12 @@ import (
 // same ids. Missing fields get the defaults a new resource would have:
 // ids, creation time (now), retention, mode, network type, subnet mapping,
 // HSM identities and, for an UNINITIALIZED cluster with an ACTIVE HSM, its
-// CSR. Pending transitions in the snapshot resume from their due times.
+// CSR. Pending transitions in the snapshot resume from their due times; an
+// in-progress state without one resumes as if it had begun at the import.
+// A snapshot the service could never hold is refused, naming the item and
+// the field (by the names of docs/snapshot-format.md, the format users
+// write), before anything changes.
 func (s *Service) Import(snap *Snapshot) error {
-	if snap.Version != 0 && snap.Version != SnapshotVersion {
-		return errf(KindInvalidRequest, "snapshot version %d is not supported (want %d)", snap.Version, SnapshotVersion)
-	}
 	// Refuse what the service could never hold before generating keys.
 	if err := checkSnapshot(snap); err != nil {
 		return err
@@ -77,18 +79,6 @@ func (s *Service) Import(snap *Snapshot) error {
 				s.rescheduleExpiry(c, now, p)
 			}
 		}
-		// Retention applies to the snapshot's backups from the import on,
-		// with a day's grace, so that a seeded estate is what the seed says
-		// when it is first read; it is the retention of the snapshot's
-		// clusters, now in.
-		for _, b := range snap.Backups {
-			if b.State == BackupReady && b.ExpireAt.IsZero() {
-				b.ExpireAt = s.computeExpiry(b, now)
-				if grace := now.Add(s.cfg.BackupInterval); !b.ExpireAt.IsZero() && b.ExpireAt.Before(grace) {
-					b.ExpireAt = grace
-				}
-			}
-		}
 		for _, b := range snap.Backups {
 			if ts := s.lookupTenant(b.Tenant); ts != nil {
 				if old := ts.backups[b.ID]; old != nil {
@@ -98,11 +88,41 @@ func (s *Service) Import(snap *Snapshot) error {
 			}
 			b.Seq = s.seq.next()
 			s.insertBackup(b)
+		}
+		// Expiry is decided once every backup is in: whether a backup is
+		// its cluster's latest depends on the others.
+		for _, b := range snap.Backups {
+			s.fillExpiry(b, now)
 			s.scheduleBackup(b)
 			p.backup(b)
 		}
 		return nil
 	})
+}
+
+// fillExpiry gives a READY backup of the snapshot without an expiry the
+// one retention gives it: the retention of the snapshot's clusters, now
+// in, with a day's grace, so that a seeded estate is what the seed says
+// when it is first read. A backup retention would already have passed
+// over because it is its cluster's latest (retention never deletes that
+// one) stays without an expiry, as the service keeps it: it is looked at
+// again when a newer backup is READY. An export of a backup so kept says
+// no expiry too, so an export imported is exported the same.
+func (s *Service) fillExpiry(b *Backup, now time.Time) {
+	if b.State != BackupReady || !b.ExpireAt.IsZero() {
+		return
+	}
+	at := s.computeExpiry(b, now)
+	if at.IsZero() {
+		return // a copy, or kept forever
+	}
+	if !at.After(now) && s.isLatest(s.lookupTenant(b.Tenant), b) {
+		return
+	}
+	if grace := now.Add(s.cfg.BackupInterval); at.Before(grace) {
+		at = grace
+	}
+	b.ExpireAt = at
 }
 
 // adoptSubnets makes the network provider remember the subnets of imported
@@ -176,56 +196,28 @@ func (ia *importAddrs) give(t Tenant, h *Hsm) {
 
 func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) error {
 	if c.Tenant.Account == "" || c.Tenant.Region == "" {
-		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
+		return errf(KindInvalidRequest, "account and region are required")
 	}
 	if c.ID == "" {
 		c.ID = s.ids.fresh("cluster-")
 	}
-	if c.HsmType == "" {
-		c.HsmType = HsmTypeHsm2m
-	}
-	if c.Mode == "" {
-		c.Mode = ModeFIPS
-	}
-	if c.NetworkType == "" {
-		c.NetworkType = NetworkIPv4
-	}
-	if c.State == "" {
-		c.State = ClusterActive
-	}
+	c.HsmType = cmp.Or(c.HsmType, defaultHsmType(c))
+	c.Mode = cmp.Or(c.Mode, ModeFIPS)
+	c.NetworkType = cmp.Or(c.NetworkType, NetworkIPv4)
+	c.State = cmp.Or(c.State, ClusterActive)
 	if !slices.Contains(ClusterStates, c.State) {
 		return errf(KindInvalidRequest, "unknown cluster state %q", c.State)
 	}
 	if c.Created.IsZero() {
 		c.Created = now
 	}
-	if c.RetentionDays == 0 {
-		c.RetentionDays = DefaultRetentionDays
-	}
+	c.RetentionDays = cmp.Or(c.RetentionDays, DefaultRetentionDays)
 	if c.Hsms == nil {
 		c.Hsms = []*Hsm{}
 	}
 	c.Tags = sortTags(c.Tags)
-	// In-progress states resume: their transitions fall due one delay after
-	// the import unless the snapshot says when.
-	if c.Due.IsZero() {
-		switch c.State {
-		case ClusterCreateInProgress:
-			c.Due = now.Add(s.cfg.Delays.ClusterCreate)
-		case ClusterInitializeInProgress:
-			c.Due = now.Add(s.cfg.Delays.ClusterInitialize)
-		case ClusterInitialized:
-			if !s.cfg.ManualActivation {
-				c.Due = now.Add(s.cfg.Delays.ClusterActivate)
-			}
-		case ClusterDeleteInProgress:
-			c.Due = now.Add(s.cfg.Delays.ClusterDelete)
-		case ClusterModifyInProgress:
-			c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
-		case ClusterDeleted:
-			c.Due = now.Add(s.cfg.DeletedRetention)
-		}
-	}
+	s.fillClusterDue(c, now)
+	fillMigration(c, now)
 	if c.State == ClusterInitializeInProgress && c.StateMessage == "" {
 		c.StateMessage = msgInitializing
 	}
@@ -235,6 +227,80 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 	if c.NextBackup.IsZero() && c.baseState() == ClusterActive && len(c.Hsms) > 0 {
 		c.NextBackup = now.Add(s.cfg.BackupInterval)
 	}
+	if err := s.fillHsms(c, now, addrs); err != nil {
+		return err
+	}
+	if c.Csr != "" && c.Partition == 0 {
+		c.Partition = 1 // the partition every cluster CSR names
+	}
+	if c.State == ClusterUninitialized && c.Csr == "" {
+		for _, h := range c.Hsms {
+			if h.State == HsmActive {
+				c.Partition = 1
+				csr, err := clusterCSR(h.Identity, c.Partition, c.Mode, c.HsmType)
+				if err != nil {
+					return errf(KindInvalidRequest, "HSM %s: its identity cannot sign the cluster CSR (%v); leave identity out to have one made", h.ID, err)
+				}
+				c.Csr, c.CsrHsmID = csr, h.ID
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// fillClusterDue gives an in-progress state (also one under DEGRADED)
+// without a due time the one it would have had if it had begun at the
+// import: one delay from now.
+func (s *Service) fillClusterDue(c *Cluster, now time.Time) {
+	if !c.Due.IsZero() {
+		return
+	}
+	switch c.baseState() {
+	case ClusterCreateInProgress:
+		c.Due = now.Add(s.cfg.Delays.ClusterCreate)
+	case ClusterInitializeInProgress:
+		c.Due = now.Add(s.cfg.Delays.ClusterInitialize)
+	case ClusterInitialized:
+		if !s.cfg.ManualActivation {
+			c.Due = now.Add(s.cfg.Delays.ClusterActivate)
+		}
+	case ClusterDeleteInProgress:
+		c.Due = now.Add(s.cfg.Delays.ClusterDelete)
+	case ClusterModifyInProgress, ClusterRollbackInProgress:
+		c.Due = now.Add(s.cfg.Delays.ModifyPerHsm)
+	case ClusterDeleted:
+		c.Due = now.Add(s.cfg.DeletedRetention)
+	}
+}
+
+// rollbackWindow is how long after a migration starts AWS lets it be
+// rolled back (see startModify).
+const rollbackWindow = 24 * time.Hour
+
+// fillMigration completes an HSM type migration or rollback whose target,
+// previous type or rollback window the snapshot leaves out. Each has one
+// possible value (checkMigration refused the rest): AWS migrates only
+// hsm1.medium to hsm2m.medium, and rolls back only that. A migration
+// without its rollback window gets the window of one begun at the import
+// (24 hours), as a due time left out does.
+func fillMigration(c *Cluster, now time.Time) {
+	switch c.baseState() {
+	case ClusterModifyInProgress:
+		c.TargetHsmType = cmp.Or(c.TargetHsmType, HsmTypeHsm2m)
+		c.PreviousHsmType = cmp.Or(c.PreviousHsmType, HsmTypeHsm1)
+		if c.HsmTypeRollbackExpiration.IsZero() {
+			c.HsmTypeRollbackExpiration = now.Add(rollbackWindow)
+		}
+	case ClusterRollbackInProgress:
+		c.TargetHsmType = cmp.Or(c.TargetHsmType, HsmTypeHsm1)
+		c.PreviousHsmType = cmp.Or(c.PreviousHsmType, HsmTypeHsm1)
+	}
+}
+
+// fillHsms gives the cluster's HSMs their missing due times, interfaces,
+// addresses, types, times and messages.
+func (s *Service) fillHsms(c *Cluster, now time.Time, addrs *importAddrs) error {
 	for j, h := range c.Hsms {
 		if h.Due.IsZero() {
 			switch h.State {
@@ -247,48 +313,13 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 		if h.EniID == "" {
 			h.EniID = network.NewENIID()
 		}
-		sn := c.subnet(h.AZ)
-		// The tenant's HSMs (but those of a cluster this one replaces),
-		// those of the snapshot's earlier clusters, and this cluster's
-		// other HSMs.
-		taken := addrs.inUse(s, c.Tenant, sn.ID)
-		inUse := func(a netip.Addr) bool {
-			return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o != h && (o.EniIP == a.String() || o.EniIPv6 == a.String()) })
-		}
-		if h.EniIP == "" {
-			if !sn.CIDR.IsValid() {
-				return errf(KindInvalidRequest, "Hsms[%d] (%s): subnet %s of Availability Zone %q has no CIDR, so EniIP cannot be chosen: give the subnet's CIDR or the EniIP", j, h.ID, sn.ID, h.AZ)
-			}
-			ip, err := network.AllocateIPv4(sn, inUse, "")
-			if err != nil {
-				return networkError(err)
-			}
-			h.EniIP = ip.String()
-		} else if sn.CIDR.IsValid() {
-			// As CreateHsm checks a requested address.
-			earlier := func(a netip.Addr) bool {
-				return taken(a) || slices.ContainsFunc(c.Hsms[:j], func(o *Hsm) bool { return o.EniIP == a.String() })
-			}
-			if _, err := network.AllocateIPv4(sn, earlier, h.EniIP); err != nil {
-				return errf(KindInvalidRequest, "Hsms[%d] (%s): EniIP: %s", j, h.ID, networkError(err).Error())
-			}
-		}
-		if c.NetworkType == NetworkDual && h.EniIPv6 == "" && sn.IPv6CIDR.IsValid() {
-			// As CreateHsm gives a dual-stack HSM its IPv6 address.
-			ip6, err := network.AllocateIPv6(sn, inUse)
-			if err != nil {
-				return networkError(err)
-			}
-			h.EniIPv6 = ip6.String()
+		if err := s.fillHsmAddrs(c, j, addrs); err != nil {
+			return err
 		}
 	}
 	for _, h := range c.Hsms {
-		if h.State == "" {
-			h.State = HsmActive
-		}
-		if h.HsmType == "" {
-			h.HsmType = c.HsmType
-		}
+		h.State = cmp.Or(h.State, HsmActive)
+		h.HsmType = cmp.Or(h.HsmType, c.HsmType)
 		if h.Created.IsZero() {
 			h.Created = now
 		}
@@ -300,18 +331,45 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 		}
 		addrs.give(c.Tenant, h)
 	}
-	if c.State == ClusterUninitialized && c.Csr == "" {
-		for _, h := range c.Hsms {
-			if h.State == HsmActive {
-				c.Partition = 1
-				csr, err := clusterCSR(h.Identity, c.Partition, c.Mode, c.HsmType)
-				if err != nil {
-					return errf(KindInvalidRequest, "HSM %s: its Identity cannot sign the cluster CSR (%v); leave Identity out to have one made", h.ID, err)
-				}
-				c.Csr, c.CsrHsmID = csr, h.ID
-				break
-			}
+	return nil
+}
+
+// fillHsmAddrs chooses the addresses HSM j of c leaves out, and checks
+// the IPv4 address it gives as CreateHsm checks a requested one.
+func (s *Service) fillHsmAddrs(c *Cluster, j int, addrs *importAddrs) error {
+	h := c.Hsms[j]
+	sn := c.subnet(h.AZ)
+	// The tenant's HSMs (but those of a cluster this one replaces),
+	// those of the snapshot's earlier clusters, and this cluster's
+	// other HSMs.
+	taken := addrs.inUse(s, c.Tenant, sn.ID)
+	inUse := func(a netip.Addr) bool {
+		return taken(a) || slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o != h && (o.EniIP == a.String() || o.EniIPv6 == a.String()) })
+	}
+	if h.EniIP == "" {
+		if !sn.CIDR.IsValid() {
+			return errf(KindInvalidRequest, "hsms[%d] (%s): subnet %s of availabilityZone %q has no cidr, so eniIp cannot be chosen: give the subnet's cidr or the HSM's eniIp", j, h.ID, sn.ID, h.AZ)
 		}
+		ip, err := network.AllocateIPv4(sn, inUse, "")
+		if err != nil {
+			return networkError(err)
+		}
+		h.EniIP = ip.String()
+	} else if sn.CIDR.IsValid() {
+		earlier := func(a netip.Addr) bool {
+			return taken(a) || slices.ContainsFunc(c.Hsms[:j], func(o *Hsm) bool { return o.EniIP == a.String() })
+		}
+		if _, err := network.AllocateIPv4(sn, earlier, h.EniIP); err != nil {
+			return errf(KindInvalidRequest, "hsms[%d] (%s): eniIp: %s", j, h.ID, networkError(err).Error())
+		}
+	}
+	if c.NetworkType == NetworkDual && h.EniIPv6 == "" && sn.IPv6CIDR.IsValid() {
+		// As CreateHsm gives a dual-stack HSM its IPv6 address.
+		ip6, err := network.AllocateIPv6(sn, inUse)
+		if err != nil {
+			return networkError(err)
+		}
+		h.EniIPv6 = ip6.String()
 	}
 	return nil
 }
@@ -328,7 +386,7 @@ func wrapItem(err error, format string, args ...any) error {
 
 func (s *Service) fillBackup(b *Backup, now time.Time) error {
 	if b.Tenant.Account == "" || b.Tenant.Region == "" {
-		return errf(KindInvalidRequest, "Tenant.Account and Tenant.Region are required")
+		return errf(KindInvalidRequest, "account and region are required")
 	}
 	if b.ID == "" {
 		b.ID = s.ids.fresh("backup-")

@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -32,7 +33,8 @@ var (
 
 // checkSnapshot refuses what the real service could never hold, naming the
 // item and field, before Import spends time on keys or touches the state.
-// Fields left empty are not checked: Import fills them.
+// Fields left empty are not checked: Import fills them. Fields are named as
+// docs/snapshot-format.md names them: that is what users write.
 func checkSnapshot(snap *Snapshot) error {
 	clusters, backups := snapshotIDs{}, snapshotIDs{}
 	hsms := map[string]string{}
@@ -41,16 +43,16 @@ func checkSnapshot(snap *Snapshot) error {
 		if err := checkCluster(c, where); err != nil {
 			return err
 		}
-		if err := clusters.add("clusters", i, c.Tenant, c.ID, where); err != nil {
+		if err := clusters.add("clusters", "clusterId", i, c.Tenant, c.ID, where); err != nil {
 			return err
 		}
 		for j, h := range c.Hsms {
 			if h.ID == "" {
 				continue
 			}
-			at := fmt.Sprintf("clusters[%d].Hsms[%d]", i, j)
+			at := fmt.Sprintf("clusters[%d].hsms[%d]", i, j)
 			if other, dup := hsms[h.ID]; dup {
-				return errf(KindInvalidRequest, "%s: ID %s is also the id of %s; HSM ids appear once per snapshot", at, h.ID, other)
+				return errf(KindInvalidRequest, "%s: hsmId %s is also the id of %s; HSM ids appear once per snapshot", at, h.ID, other)
 			}
 			hsms[h.ID] = at
 		}
@@ -60,7 +62,7 @@ func checkSnapshot(snap *Snapshot) error {
 		if err := checkBackup(b, where); err != nil {
 			return err
 		}
-		if err := backups.add("backups", i, b.Tenant, b.ID, where); err != nil {
+		if err := backups.add("backups", "backupId", i, b.Tenant, b.ID, where); err != nil {
 			return err
 		}
 	}
@@ -84,15 +86,15 @@ type tenantItem struct {
 // snapshotIDs records the index of each (tenant, id) of one snapshot list.
 type snapshotIDs map[tenantItem]int
 
-// add records item i of list, refusing an id an earlier item has (an empty
-// id is made by Import, so never a duplicate).
-func (seen snapshotIDs) add(list string, i int, t Tenant, id, where string) error {
+// add records item i of list, refusing an id (field) an earlier item has
+// (an empty id is made by Import, so never a duplicate).
+func (seen snapshotIDs) add(list, field string, i int, t Tenant, id, where string) error {
 	if id == "" {
 		return nil
 	}
 	k := tenantItem{t, id}
 	if j, dup := seen[k]; dup {
-		return errf(KindInvalidRequest, "%s: ID %s is also the id of %s[%d] in %s/%s; ids appear once per snapshot", where, id, list, j, t.Account, t.Region)
+		return errf(KindInvalidRequest, "%s: %s %s is also the id of %s[%d] in %s/%s; ids appear once per snapshot", where, field, id, list, j, t.Account, t.Region)
 	}
 	seen[k] = i
 	return nil
@@ -100,13 +102,13 @@ func (seen snapshotIDs) add(list string, i int, t Tenant, id, where string) erro
 
 func checkTenant(t Tenant, where string) error {
 	if t.Account == "" || t.Region == "" {
-		return errf(KindInvalidRequest, "%s: Tenant.Account and Tenant.Region are required", where)
+		return errf(KindInvalidRequest, "%s: account and region are required", where)
 	}
 	if !accountRe.MatchString(t.Account) {
-		return errf(KindInvalidRequest, "%s: Tenant.Account %q is not a 12-digit AWS account id", where, t.Account)
+		return errf(KindInvalidRequest, "%s: account %q is not a 12-digit AWS account id", where, t.Account)
 	}
 	if !KnownRegion(t.Region) {
-		return errf(KindInvalidRequest, "%s: Tenant.Region %q is not an AWS region", where, t.Region)
+		return errf(KindInvalidRequest, "%s: region %q is not an AWS region", where, t.Region)
 	}
 	return nil
 }
@@ -145,7 +147,7 @@ func checkTimes(where string, times map[string]time.Time) error {
 
 func checkRetentionField(days int, where string) error {
 	if days != 0 && CheckRetention(days) != nil {
-		return errf(KindInvalidRequest, "%s: RetentionDays %d is outside %d to %d (leave it out for the default, %d)", where, days, MinRetentionDays, MaxRetentionDays, DefaultRetentionDays)
+		return errf(KindInvalidRequest, "%s: backupRetentionDays %d is outside %d to %d (leave it out for the default, %d)", where, days, MinRetentionDays, MaxRetentionDays, DefaultRetentionDays)
 	}
 	return nil
 }
@@ -154,34 +156,34 @@ func checkRetentionField(days int, where string) error {
 // constraints.
 func checkSnapshotTags(tags []Tag, where string) error {
 	if len(tags) > MaxTags {
-		return errf(KindInvalidRequest, "%s: Tags has %d tags; a resource can have at most %d", where, len(tags), MaxTags)
+		return errf(KindInvalidRequest, "%s: tags has %d tags; a resource can have at most %d", where, len(tags), MaxTags)
 	}
 	for i, t := range tags {
-		for _, f := range []struct{ shape, field, v string }{{"TagKey", "Key", t.Key}, {"TagValue", "Value", t.Value}} {
+		for _, f := range []struct{ shape, field, v string }{{"TagKey", "key", t.Key}, {"TagValue", "value", t.Value}} {
 			fails, err := modelString(f.shape, f.v)
 			if err != nil {
 				return err
 			}
 			if len(fails) > 0 {
-				return errf(KindInvalidRequest, "%s: Tags[%d].%s %q: %s", where, i, f.field, f.v, strings.Join(fails, "; "))
+				return errf(KindInvalidRequest, "%s: tags[%d].%s %q: %s", where, i, f.field, f.v, strings.Join(fails, "; "))
 			}
 		}
 	}
 	if err := checkTags(tags); err != nil {
-		return errf(KindInvalidRequest, "%s: Tags: %s", where, err.Error())
+		return errf(KindInvalidRequest, "%s: tags: %s", where, err.Error())
 	}
 	return nil
 }
 
 func checkTypeAndMode(hsmType, mode, where string) error {
-	if err := checkOneOf(hsmType, "HsmType", where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
+	if err := checkOneOf(hsmType, "hsmType", where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
 		return err
 	}
-	if err := checkOneOf(mode, "Mode", where, ModeFIPS, ModeNonFIPS); err != nil {
+	if err := checkOneOf(mode, "mode", where, ModeFIPS, ModeNonFIPS); err != nil {
 		return err
 	}
 	if mode == ModeNonFIPS && hsmType == HsmTypeHsm1 {
-		return errf(KindInvalidRequest, "%s: Mode NON_FIPS is supported only with HsmType %s", where, HsmTypeHsm2m)
+		return errf(KindInvalidRequest, "%s: mode NON_FIPS is supported only with hsmType %s", where, HsmTypeHsm2m)
 	}
 	return nil
 }
@@ -190,30 +192,30 @@ func checkCluster(c *Cluster, where string) error {
 	if err := checkTenant(c.Tenant, where); err != nil {
 		return err
 	}
-	if err := checkID("ClusterId", c.ID, "ID", where); err != nil {
+	if err := checkID("ClusterId", c.ID, "clusterId", where); err != nil {
 		return err
 	}
-	if err := checkTypeAndMode(c.HsmType, c.Mode, where); err != nil {
-		return err
-	}
-	for _, f := range []struct{ name, v string }{{"TargetHsmType", c.TargetHsmType}, {"PreviousHsmType", c.PreviousHsmType}} {
-		if err := checkOneOf(f.v, f.name, where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
-			return err
-		}
-	}
-	if err := checkOneOf(c.NetworkType, "NetworkType", where, NetworkIPv4, NetworkDual); err != nil {
-		return err
-	}
-	if c.NetworkType == NetworkDual && c.HsmType == HsmTypeHsm1 {
-		return errf(KindInvalidRequest, "%s: NetworkType DUALSTACK is supported only with HsmType %s", where, HsmTypeHsm2m)
-	}
-	if err := checkOneOf(c.State, "State", where, ClusterStates...); err != nil {
+	if err := checkOneOf(c.State, "state", where, ClusterStates...); err != nil {
 		return err
 	}
 	if c.StateBeforeDegraded != "" {
 		if c.StateBeforeDegraded == ClusterDegraded || !slices.Contains(ClusterStates, c.StateBeforeDegraded) {
-			return errf(KindInvalidRequest, "%s: StateBeforeDegraded %q must be a cluster state other than DEGRADED (the state healing returns to)", where, c.StateBeforeDegraded)
+			return errf(KindInvalidRequest, "%s: stateBeforeDegraded %q must be a cluster state other than DEGRADED (the state healing returns to)", where, c.StateBeforeDegraded)
 		}
+	}
+	if err := checkMigration(c, where); err != nil {
+		return err
+	}
+	// The type the cluster will have: a hsmType left out is filled in.
+	hsmType := cmp.Or(c.HsmType, defaultHsmType(c))
+	if err := checkTypeAndMode(hsmType, c.Mode, where); err != nil {
+		return err
+	}
+	if err := checkOneOf(c.NetworkType, "networkType", where, NetworkIPv4, NetworkDual); err != nil {
+		return err
+	}
+	if c.NetworkType == NetworkDual && hsmType == HsmTypeHsm1 {
+		return errf(KindInvalidRequest, "%s: networkType DUALSTACK is supported only with hsmType %s", where, HsmTypeHsm2m)
 	}
 	if err := checkRetentionField(c.RetentionDays, where); err != nil {
 		return err
@@ -221,49 +223,26 @@ func checkCluster(c *Cluster, where string) error {
 	if err := checkSnapshotTags(c.Tags, where); err != nil {
 		return err
 	}
-	if err := checkTimes(where, map[string]time.Time{"Created": c.Created, "Due": c.Due, "NextBackup": c.NextBackup,
-		"HsmTypeRollbackExpiration": c.HsmTypeRollbackExpiration, "Deleted": c.Deleted}); err != nil {
+	if err := checkTimes(where, map[string]time.Time{"createdAt": c.Created, "transitionDueAt": c.Due, "nextBackupAt": c.NextBackup,
+		"hsmTypeRollbackExpiration": c.HsmTypeRollbackExpiration, "deletedAt": c.Deleted}); err != nil {
 		return err
 	}
 	azs := map[string]bool{}
 	for j, sn := range c.Subnets {
 		if sn.AZ == "" || sn.ID == "" {
-			return errf(KindInvalidRequest, "%s: Subnets[%d] needs an ID and an AZ", where, j)
+			return errf(KindInvalidRequest, "%s: subnets[%d] needs a subnetId and an availabilityZone", where, j)
 		}
 		if azs[sn.AZ] {
-			return errf(KindInvalidRequest, "%s: Subnets[%d]: Availability Zone %s has another subnet; a cluster has at most one subnet per zone", where, j, sn.AZ)
+			return errf(KindInvalidRequest, "%s: subnets[%d]: availabilityZone %s has another subnet; a cluster has at most one subnet per zone", where, j, sn.AZ)
 		}
 		azs[sn.AZ] = true
 	}
 	if len(c.Hsms) > MaxHsmsPerCluster {
-		return errf(KindInvalidRequest, "%s: Hsms has %d HSMs; a cluster has at most %d", where, len(c.Hsms), MaxHsmsPerCluster)
+		return errf(KindInvalidRequest, "%s: hsms has %d HSMs; a cluster has at most %d", where, len(c.Hsms), MaxHsmsPerCluster)
 	}
 	degraded := false
 	for j, h := range c.Hsms {
-		at := fmt.Sprintf("%s.Hsms[%d]", where, j)
-		if err := checkID("HsmId", h.ID, "ID", at); err != nil {
-			return err
-		}
-		if err := checkOneOf(h.State, "State", at, HsmStates...); err != nil {
-			return err
-		}
-		if err := checkOneOf(h.HsmType, "HsmType", at, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
-			return err
-		}
-		if !azs[h.AZ] {
-			return errf(KindInvalidRequest, "%s: AZ %q has no subnet in the cluster's Subnets", at, h.AZ)
-		}
-		if h.EniIP != "" {
-			if a, err := netip.ParseAddr(h.EniIP); err != nil || !a.Is4() {
-				return errf(KindInvalidRequest, "%s: EniIP %q is not an IPv4 address", at, h.EniIP)
-			}
-		}
-		if h.EniIPv6 != "" {
-			if a, err := netip.ParseAddr(h.EniIPv6); err != nil || !a.Is6() || a.Is4In6() {
-				return errf(KindInvalidRequest, "%s: EniIPv6 %q is not an IPv6 address", at, h.EniIPv6)
-			}
-		}
-		if err := checkTimes(at, map[string]time.Time{"Created": h.Created, "Due": h.Due}); err != nil {
+		if err := checkHsm(h, azs, fmt.Sprintf("%s.hsms[%d]", where, j)); err != nil {
 			return err
 		}
 		if h.State == HsmDegraded || h.State == HsmDeleteInProgress {
@@ -271,28 +250,101 @@ func checkCluster(c *Cluster, where string) error {
 		}
 	}
 	if c.State == ClusterDegraded && !degraded {
-		return errf(KindInvalidRequest, "%s: State is DEGRADED but none of its Hsms is DEGRADED, so it could never be healed; give the degraded HSM State DEGRADED", where)
+		return errf(KindInvalidRequest, "%s: state is DEGRADED but none of its hsms is DEGRADED, so it could never be healed; give the degraded HSM state DEGRADED", where)
 	}
 	return nil
+}
+
+// checkMigration refuses an HSM type migration or rollback the service
+// could never run, and the fields of one on a cluster that runs none. AWS
+// migrates only hsm1.medium to hsm2m.medium (and rolls that back): a
+// cluster keeps the type it migrates from until the last HSM is replaced,
+// and remembers it as its previous type. Left out, the target and previous
+// type (and the cluster's own) have one possible value, which Import fills
+// in (fillMigration, defaultHsmType).
+func checkMigration(c *Cluster, where string) error {
+	for _, f := range []struct{ name, v string }{{"migrationTargetHsmType", c.TargetHsmType}, {"previousHsmType", c.PreviousHsmType}} {
+		if err := checkOneOf(f.v, f.name, where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
+			return err
+		}
+	}
+	from, to := "", ""
+	switch c.baseState() {
+	case ClusterModifyInProgress:
+		from, to = HsmTypeHsm1, HsmTypeHsm2m
+	case ClusterRollbackInProgress:
+		from, to = HsmTypeHsm2m, HsmTypeHsm1
+	default:
+		if c.TargetHsmType != "" {
+			return errf(KindInvalidRequest, "%s: migrationTargetHsmType %s belongs to a cluster MODIFY_IN_PROGRESS or ROLLBACK_IN_PROGRESS, not %s; leave it out", where, c.TargetHsmType, c.State)
+		}
+		return nil
+	}
+	state := c.baseState()
+	if err := checkOneOf(c.HsmType, "hsmType", where, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
+		return err
+	}
+	if c.HsmType != "" && c.HsmType != from {
+		return errf(KindInvalidRequest, "%s: hsmType of a cluster %s is %s, not %s: it goes from %s to %s (the only HSM type migration AWS runs, or its rollback) and keeps the type it leaves until its last HSM is replaced; leave hsmType out to have it filled in", where, state, from, c.HsmType, from, to)
+	}
+	if c.TargetHsmType != "" && c.TargetHsmType != to {
+		return errf(KindInvalidRequest, "%s: migrationTargetHsmType of a cluster %s is %s (from %s), not %s; leave it out to have it filled in", where, state, to, from, c.TargetHsmType)
+	}
+	if c.PreviousHsmType != "" && c.PreviousHsmType != HsmTypeHsm1 {
+		return errf(KindInvalidRequest, "%s: previousHsmType of a cluster %s is %s, the type it migrated from, not %s; leave it out to have it filled in", where, state, HsmTypeHsm1, c.PreviousHsmType)
+	}
+	return nil
+}
+
+// defaultHsmType is the HsmType Import gives a cluster that leaves it out:
+// hsm2m.medium, but hsm1.medium for a cluster MODIFY_IN_PROGRESS, the only
+// type that migrates.
+func defaultHsmType(c *Cluster) string {
+	if c.baseState() == ClusterModifyInProgress {
+		return HsmTypeHsm1
+	}
+	return HsmTypeHsm2m
+}
+
+func checkHsm(h *Hsm, azs map[string]bool, at string) error {
+	if err := checkID("HsmId", h.ID, "hsmId", at); err != nil {
+		return err
+	}
+	if err := checkOneOf(h.State, "state", at, HsmStates...); err != nil {
+		return err
+	}
+	if err := checkOneOf(h.HsmType, "hsmType", at, HsmTypeHsm1, HsmTypeHsm2m); err != nil {
+		return err
+	}
+	if !azs[h.AZ] {
+		return errf(KindInvalidRequest, "%s: availabilityZone %q has no subnet in the cluster's subnets", at, h.AZ)
+	}
+	if h.EniIP != "" {
+		if a, err := netip.ParseAddr(h.EniIP); err != nil || !a.Is4() {
+			return errf(KindInvalidRequest, "%s: eniIp %q is not an IPv4 address", at, h.EniIP)
+		}
+	}
+	if h.EniIPv6 != "" {
+		if a, err := netip.ParseAddr(h.EniIPv6); err != nil || !a.Is6() || a.Is4In6() {
+			return errf(KindInvalidRequest, "%s: eniIpV6 %q is not an IPv6 address", at, h.EniIPv6)
+		}
+	}
+	return checkTimes(at, map[string]time.Time{"createdAt": h.Created, "transitionDueAt": h.Due})
 }
 
 func checkBackup(b *Backup, where string) error {
 	if err := checkTenant(b.Tenant, where); err != nil {
 		return err
 	}
-	if err := checkID("BackupId", b.ID, "ID", where); err != nil {
-		return err
+	for _, id := range []struct{ shape, field, v string }{
+		{"BackupId", "backupId", b.ID}, {"ClusterId", "clusterId", b.ClusterID},
+		{"ClusterId", "sourceClusterId", b.SourceCluster}, {"BackupId", "sourceBackupId", b.SourceBackup},
+	} {
+		if err := checkID(id.shape, id.v, id.field, where); err != nil {
+			return err
+		}
 	}
-	if err := checkID("ClusterId", b.ClusterID, "ClusterID", where); err != nil {
-		return err
-	}
-	if err := checkID("ClusterId", b.SourceCluster, "SourceCluster", where); err != nil {
-		return err
-	}
-	if err := checkID("BackupId", b.SourceBackup, "SourceBackup", where); err != nil {
-		return err
-	}
-	if err := checkOneOf(b.State, "State", where, BackupStates...); err != nil {
+	if err := checkOneOf(b.State, "state", where, BackupStates...); err != nil {
 		return err
 	}
 	if err := checkTypeAndMode(b.HsmType, b.Mode, where); err != nil {
@@ -305,11 +357,11 @@ func checkBackup(b *Backup, where string) error {
 		return err
 	}
 	if b.SourceRegion != "" && !KnownRegion(b.SourceRegion) {
-		return errf(KindInvalidRequest, "%s: SourceRegion %q is not an AWS region", where, b.SourceRegion)
+		return errf(KindInvalidRequest, "%s: sourceRegion %q is not an AWS region", where, b.SourceRegion)
 	}
 	if (b.IsCopy || b.SourceBackup != "") && b.SourceRegion == "" {
-		return errf(KindInvalidRequest, "%s: a copy (IsCopy or SourceBackup) needs SourceRegion, the region it was copied from", where)
+		return errf(KindInvalidRequest, "%s: a copy of a backup (one with a sourceBackupId) needs sourceRegion, the region it was copied from", where)
 	}
-	return checkTimes(where, map[string]time.Time{"Created": b.Created, "DeleteTimestamp": b.DeleteTimestamp,
-		"CopyTimestamp": b.CopyTimestamp, "Due": b.Due, "ExpireAt": b.ExpireAt})
+	return checkTimes(where, map[string]time.Time{"createdAt": b.Created, "deleteTimestamp": b.DeleteTimestamp,
+		"copyTimestamp": b.CopyTimestamp, "transitionDueAt": b.Due, "expiresAt": b.ExpireAt})
 }

@@ -5,21 +5,19 @@ import (
 	"time"
 )
 
-// Snapshot is the whole state of a server (or the part to import), in the
-// format of the admin API's export and import and of --seed files.
+// Snapshot is the whole state of a service (or the part to import): its
+// clusters and backups, and the time it was taken. It is what Export
+// returns and Import takes; its file format (export, import, --seed) is
+// internal/snapshot's, and none of its fields' names is a format.
 type Snapshot struct {
-	Version  int        `json:"version"`
-	Time     time.Time  `json:"time,omitzero"`
-	Clusters []*Cluster `json:"clusters"`
-	Backups  []*Backup  `json:"backups"`
+	Time     time.Time
+	Clusters []*Cluster
+	Backups  []*Backup
 }
-
-// SnapshotVersion is the current Snapshot format.
-const SnapshotVersion = 1
 
 // Export returns a copy of every cluster and backup.
 func (s *Service) Export() (*Snapshot, error) {
-	snap := &Snapshot{Version: SnapshotVersion, Clusters: []*Cluster{}, Backups: []*Backup{}}
+	snap := &Snapshot{Clusters: []*Cluster{}, Backups: []*Backup{}}
 	err := s.read(func(now time.Time) error {
 		snap.Time = now
 		for _, ts := range s.tenants {

@@ -5,9 +5,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +26,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/records"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
 
@@ -54,8 +53,9 @@ type Config struct {
 	// AdminToken, when set, is required from every admin API caller as a
 	// bearer token and lets non-loopback callers in.
 	AdminToken string
-	// SeedFile, when set, is a snapshot (the admin API's export format)
-	// imported at startup into a server that holds no clusters or backups.
+	// SeedFile, when set, is a snapshot document (docs/snapshot-format.md,
+	// any version) imported at startup into a server that holds no
+	// clusters or backups.
 	SeedFile string
 	// Pprof mounts net/http/pprof under /debug/pprof/ (admin access rules apply).
 	Pprof bool
@@ -105,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	var seed *cloudhsm.Snapshot
 	if cfg.SeedFile != "" {
 		// Read before opening anything: a broken seed file fails fast.
-		snap, err := ReadSnapshot(cfg.SeedFile)
+		snap, err := readSeed(cfg.SeedFile)
 		if err != nil {
 			return nil, fmt.Errorf("seed %s: %w", cfg.SeedFile, err)
 		}
@@ -339,27 +339,15 @@ func total(m map[string]int) int {
 	return n
 }
 
-// ReadSnapshot reads a snapshot document (the admin API's export format)
-// strictly: unknown fields are refused, so typos in hand-written seed files
-// do not pass silently.
-func ReadSnapshot(path string) (*cloudhsm.Snapshot, error) {
-	b, err := os.ReadFile(path)
+// readSeed reads a seed file: a snapshot document of any version (see
+// docs/snapshot-format.md), checked as the admin API's import checks one.
+func readSeed(path string) (*cloudhsm.Snapshot, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var snap cloudhsm.Snapshot
-	if err := dec.Decode(&snap); err != nil {
-		return nil, fmt.Errorf("decode snapshot: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode snapshot: more than one JSON value")
-	}
-	if err := admin.CheckSnapshot(&snap); err != nil {
-		return nil, err
-	}
-	return &snap, nil
+	defer f.Close()
+	return snapshot.Decode(f)
 }
 
 // Handler returns the HTTP handler serving both APIs.

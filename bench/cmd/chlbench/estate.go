@@ -397,12 +397,26 @@ func (b *bench) importBackups(ctx context.Context, s *server, c *client, dir str
 	for _, id := range smallIDs {
 		small = append(small, backup(smallAccount, id))
 	}
-	probe, _ := json.Marshal(cloudhsm.Snapshot{Version: 1, Clusters: []*cloudhsm.Cluster{}, Backups: []*cloudhsm.Backup{}})
-	if st, _, err := c.post(ctx, "_cloudhsm-local/import", probe); err == nil && st == 200 {
+	// Version 1 of the snapshot format (docs/snapshot-format.md), which
+	// servers before and after version 2 read alike.
+	type v1Backup struct {
+		Tenant    struct{ Account, Region string }
+		ClusterID string
+		State     string
+	}
+	v1 := func(bs []*cloudhsm.Backup) []byte {
+		out := make([]v1Backup, len(bs))
+		for i, b := range bs {
+			out[i].Tenant.Account, out[i].Tenant.Region = b.Tenant.Account, b.Tenant.Region
+			out[i].ClusterID, out[i].State = b.ClusterID, b.State
+		}
+		body, _ := json.Marshal(map[string]any{"version": 1, "clusters": []any{}, "backups": out})
+		return body
+	}
+	if st, _, err := c.post(ctx, "_cloudhsm-local/import", v1(nil)); err == nil && st == 200 {
 		all := append(big, small...)
 		for i := 0; i < len(all); i += 10000 {
-			chunk := all[i:min(i+10000, len(all))]
-			body, _ := json.Marshal(cloudhsm.Snapshot{Version: 1, Clusters: []*cloudhsm.Cluster{}, Backups: chunk})
+			body := v1(all[i:min(i+10000, len(all))])
 			st, out, err := c.post(ctx, "_cloudhsm-local/import", body)
 			if err != nil {
 				return "", err
@@ -422,7 +436,7 @@ func (b *bench) importBackups(ctx context.Context, s *server, c *client, dir str
 	}
 	// Oldest first: the small account's backups go last, so that both
 	// accounts' pages hold backups of the same shape.
-	err = srv.Service().Import(&cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion, Backups: append(big, small...)})
+	err = srv.Service().Import(&cloudhsm.Snapshot{Backups: append(big, small...)})
 	if cerr := srv.Close(); err == nil {
 		err = cerr
 	}
