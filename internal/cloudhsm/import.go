@@ -43,6 +43,9 @@ func (s *Service) Import(snap *Snapshot) error {
 	}
 	return s.commit(CauseAdmin+"import", func(now time.Time, p *pending) error {
 		p.imported = true
+		if err := s.checkHeldHsmIDs(snap.Clusters); err != nil {
+			return err
+		}
 		addrs := s.newImportAddrs(snap.Clusters)
 		for i, c := range snap.Clusters {
 			if err := s.fillCluster(c, now, addrs); err != nil {
@@ -424,5 +427,38 @@ func (s *Service) fillBackup(b *Backup, now time.Time) error {
 	}
 	// ExpireAt, when missing, is computed once the snapshot's clusters
 	// are in (see Import).
+	return nil
+}
+
+// checkHeldHsmIDs refuses an imported HSM whose id a cluster of the same
+// account and region holds, unless the import replaces that cluster: the
+// account would list two HSMs with one id (tools such as Terraform find an
+// HSM by its id across the account's clusters). The write lock is held.
+func (s *Service) checkHeldHsmIDs(clusters []*Cluster) error {
+	replaced := map[Tenant]map[string]bool{}
+	for _, c := range clusters {
+		if replaced[c.Tenant] == nil {
+			replaced[c.Tenant] = map[string]bool{}
+		}
+		replaced[c.Tenant][c.ID] = true
+	}
+	for i, c := range clusters {
+		ts := s.lookupTenant(c.Tenant)
+		if ts == nil {
+			continue
+		}
+		for j, h := range c.Hsms {
+			if h.ID == "" || !s.ids.inUse(h.ID) {
+				continue
+			}
+			for _, o := range ts.clusterOrder {
+				if replaced[c.Tenant][o.ID] || hsmIndex(o.Hsms, h.ID) < 0 {
+					continue
+				}
+				return errf(KindInvalidRequest, "clusters[%d] (%s).hsms[%d]: hsmId %s is held by cluster %s of account %s in %s; HSM ids are unique (leave it out to have one made)",
+					i, c.ID, j, h.ID, o.ID, c.Tenant.Account, c.Tenant.Region)
+			}
+		}
+	}
 	return nil
 }

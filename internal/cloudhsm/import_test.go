@@ -24,7 +24,7 @@ func validSnapshot() *cloudhsm.Snapshot {
 	c.ID = "cluster-importimpor"
 	c.Hsms[0].ID, c.Hsms[0].Identity = "hsm-importimpor", nil
 	b := &cloudhsm.Backup{Tenant: tenantA, ID: "backup-importimpor", ClusterID: c.ID}
-	return &cloudhsm.Snapshot{Version: cloudhsm.SnapshotVersion, Clusters: []*cloudhsm.Cluster{c}, Backups: []*cloudhsm.Backup{b}}
+	return &cloudhsm.Snapshot{Clusters: []*cloudhsm.Cluster{c}, Backups: []*cloudhsm.Backup{b}}
 }
 
 // secondCluster adds another valid cluster (with one HSM) to s.
@@ -48,62 +48,61 @@ func cl(s *cloudhsm.Snapshot) *cloudhsm.Cluster { return s.Clusters[0] }
 func bk(s *cloudhsm.Snapshot) *cloudhsm.Backup  { return s.Backups[0] }
 
 var clusterImportCases = []importCase{
-	{"short account", func(s *cloudhsm.Snapshot) { cl(s).Tenant.Account = "1234" }, []string{"clusters[0] (cluster-importimpor)", "Tenant.Account"}, false},
-	{"no region", func(s *cloudhsm.Snapshot) { cl(s).Tenant.Region = "" }, []string{"clusters[0]", "Tenant.Account and Tenant.Region are required"}, false},
-	{"unknown region", func(s *cloudhsm.Snapshot) { cl(s).Tenant.Region = "mars-north-1" }, []string{"clusters[0]", "Tenant.Region"}, false},
-	{"cluster id pattern", func(s *cloudhsm.Snapshot) { cl(s).ID = "cluster-1" }, []string{"clusters[0] (cluster-1)", "ID", "ClusterId"}, false},
-	{"cluster state", func(s *cloudhsm.Snapshot) { cl(s).State = "RUNNING" }, []string{"clusters[0]", "State \"RUNNING\""}, false},
-	{"HsmType", func(s *cloudhsm.Snapshot) { cl(s).HsmType = "hsm9.big" }, []string{"clusters[0]", "HsmType"}, false},
-	{"NON_FIPS hsm1", func(s *cloudhsm.Snapshot) { cl(s).HsmType, cl(s).Mode = cloudhsm.HsmTypeHsm1, cloudhsm.ModeNonFIPS }, []string{"clusters[0]", "Mode NON_FIPS"}, false},
+	{"short account", func(s *cloudhsm.Snapshot) { cl(s).Tenant.Account = "1234" }, []string{"clusters[0] (cluster-importimpor)", "account"}, false},
+	{"no region", func(s *cloudhsm.Snapshot) { cl(s).Tenant.Region = "" }, []string{"clusters[0]", "account and region are required"}, false},
+	{"unknown region", func(s *cloudhsm.Snapshot) { cl(s).Tenant.Region = "mars-north-1" }, []string{"clusters[0]", "region"}, false},
+	{"cluster id pattern", func(s *cloudhsm.Snapshot) { cl(s).ID = "cluster-1" }, []string{"clusters[0] (cluster-1)", "clusterId", "ClusterId"}, false},
+	{"cluster state", func(s *cloudhsm.Snapshot) { cl(s).State = "RUNNING" }, []string{"clusters[0]", "state \"RUNNING\""}, false},
+	{"HsmType", func(s *cloudhsm.Snapshot) { cl(s).HsmType = "hsm9.big" }, []string{"clusters[0]", "hsmType"}, false},
+	{"NON_FIPS hsm1", func(s *cloudhsm.Snapshot) { cl(s).HsmType, cl(s).Mode = cloudhsm.HsmTypeHsm1, cloudhsm.ModeNonFIPS }, []string{"clusters[0]", "mode NON_FIPS"}, false},
 	{"DUALSTACK hsm1", func(s *cloudhsm.Snapshot) {
 		cl(s).HsmType, cl(s).NetworkType = cloudhsm.HsmTypeHsm1, cloudhsm.NetworkDual
-	}, []string{"clusters[0]", "NetworkType DUALSTACK"}, false},
+	}, []string{"clusters[0]", "networkType DUALSTACK"}, false},
 	{"TargetHsmType", func(s *cloudhsm.Snapshot) { cl(s).TargetHsmType = "hsm3" }, []string{"clusters[0]", "TargetHsmType"}, false},
-	{"StateBeforeDegraded", func(s *cloudhsm.Snapshot) { cl(s).StateBeforeDegraded = cloudhsm.ClusterDegraded }, []string{"clusters[0]", "StateBeforeDegraded"}, false},
+	{"StateBeforeDegraded", func(s *cloudhsm.Snapshot) { cl(s).StateBeforeDegraded = cloudhsm.ClusterDegraded }, []string{"clusters[0]", "stateBeforeDegraded"}, false},
 	{"retention", func(s *cloudhsm.Snapshot) { cl(s).RetentionDays = 380 }, []string{"clusters[0]", "RetentionDays 380"}, false},
-	{"51 tags", func(s *cloudhsm.Snapshot) { cl(s).Tags = tagsN("k", 51) }, []string{"clusters[0]", "Tags has 51 tags"}, false},
-	{"reserved tag", func(s *cloudhsm.Snapshot) { cl(s).Tags = []cloudhsm.Tag{{Key: "aws:x"}} }, []string{"clusters[0]", "Tags", "reserved"}, false},
+	{"51 tags", func(s *cloudhsm.Snapshot) { cl(s).Tags = tagsN("k", 51) }, []string{"clusters[0]", "tags has 51 tags"}, false},
+	{"reserved tag", func(s *cloudhsm.Snapshot) { cl(s).Tags = []cloudhsm.Tag{{Key: "aws:x"}} }, []string{"clusters[0]", "tags", "reserved"}, false},
 	{"duplicate tag", func(s *cloudhsm.Snapshot) { cl(s).Tags = []cloudhsm.Tag{{Key: "a"}, {Key: "a"}} }, []string{"clusters[0]", "Duplicate tag key"}, false},
-	{"tag key pattern", func(s *cloudhsm.Snapshot) { cl(s).Tags = []cloudhsm.Tag{{Key: "a*b"}} }, []string{"clusters[0]", "Tags[0].Key"}, false},
-	{"time before 1970", func(s *cloudhsm.Snapshot) { cl(s).Created = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC) }, []string{"clusters[0]", "Created"}, false},
+	{"tag key pattern", func(s *cloudhsm.Snapshot) { cl(s).Tags = []cloudhsm.Tag{{Key: "a*b"}} }, []string{"clusters[0]", "tags[0].key"}, false},
+	{"time before 1970", func(s *cloudhsm.Snapshot) { cl(s).Created = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC) }, []string{"clusters[0]", "createdAt"}, false},
 	{"time after 2261", func(s *cloudhsm.Snapshot) { cl(s).Due = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) }, []string{"clusters[0]", "Due"}, false},
-	{"subnet without AZ", func(s *cloudhsm.Snapshot) { cl(s).Subnets[0].AZ = "" }, []string{"clusters[0]", "Subnets[0]"}, false},
+	{"subnet without AZ", func(s *cloudhsm.Snapshot) { cl(s).Subnets[0].AZ = "" }, []string{"clusters[0]", "subnets[0]"}, false},
 	{"two subnets in a zone", func(s *cloudhsm.Snapshot) {
 		cl(s).Subnets = append(cl(s).Subnets, network.Subnet{ID: "subnet-0f0e0d0c0b0a09082", AZ: testSubnet.AZ})
-	}, []string{"clusters[0]", "Subnets[1]", "one subnet per zone"}, false},
+	}, []string{"clusters[0]", "subnets[1]", "one subnet per zone"}, false},
 	{"29 HSMs", func(s *cloudhsm.Snapshot) {
 		*cl(s) = *snapCluster(tenantA, cloudhsm.HsmTypeHsm2m, cloudhsm.ClusterActive, 29, cloudhsm.HsmActive)
-	}, []string{"clusters[0]", "Hsms has 29 HSMs"}, false},
-	{"HSM id pattern", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].ID = "hsm-x" }, []string{"clusters[0] (cluster-importimpor).Hsms[0]", "ID \"hsm-x\""}, false},
-	{"HSM state", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].State = "BROKEN" }, []string{"clusters[0] (cluster-importimpor).Hsms[0]", "State"}, false},
-	{"HSM zone without subnet", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].AZ = region + "c" }, []string{"Hsms[0]", "AZ \"us-east-1c\""}, false},
-	{"HSM EniIP", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].EniIP = "10.9.1" }, []string{"Hsms[0]", "EniIP"}, false},
-	{"HSM EniIPv6", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].EniIPv6 = "10.9.1.9" }, []string{"Hsms[0]", "EniIPv6"}, false},
-	{"DEGRADED without a degraded HSM", func(s *cloudhsm.Snapshot) { cl(s).State = cloudhsm.ClusterDegraded }, []string{"clusters[0]", "State is DEGRADED"}, false},
+	}, []string{"clusters[0]", "hsms has 29 HSMs"}, false},
+	{"HSM id pattern", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].ID = "hsm-x" }, []string{"clusters[0] (cluster-importimpor).hsms[0]", "hsmId \"hsm-x\""}, false},
+	{"HSM state", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].State = "BROKEN" }, []string{"clusters[0] (cluster-importimpor).hsms[0]", "state"}, false},
+	{"HSM zone without subnet", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].AZ = region + "c" }, []string{"hsms[0]", "availabilityZone \"us-east-1c\""}, false},
+	{"HSM EniIP", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].EniIP = "10.9.1" }, []string{"hsms[0]", "eniIp"}, false},
+	{"HSM EniIPv6", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].EniIPv6 = "10.9.1.9" }, []string{"hsms[0]", "eniIpV6"}, false},
+	{"DEGRADED without a degraded HSM", func(s *cloudhsm.Snapshot) { cl(s).State = cloudhsm.ClusterDegraded }, []string{"clusters[0]", "state is DEGRADED"}, false},
 	{"duplicate cluster id", func(s *cloudhsm.Snapshot) { secondCluster(s).ID = cl(s).ID }, []string{"clusters[1]", "also the id of clusters[0]"}, false},
-	{"duplicate HSM id", func(s *cloudhsm.Snapshot) { secondCluster(s).Hsms[0].ID = cl(s).Hsms[0].ID }, []string{"clusters[1].Hsms[0]", "clusters[0].Hsms[0]"}, false},
-	{"EniIP outside the subnet", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].EniIP = "10.9.2.10" }, []string{"clusters[0] (cluster-importimpor)", "Hsms[0]", "EniIP"}, true},
+	{"duplicate HSM id", func(s *cloudhsm.Snapshot) { secondCluster(s).Hsms[0].ID = cl(s).Hsms[0].ID }, []string{"clusters[1].hsms[0]", "clusters[0].hsms[0]"}, false},
+	{"EniIP outside the subnet", func(s *cloudhsm.Snapshot) { cl(s).Hsms[0].EniIP = "10.9.2.10" }, []string{"clusters[0] (cluster-importimpor)", "hsms[0]", "eniIp"}, true},
 	{"EniIP taken in the snapshot", func(s *cloudhsm.Snapshot) {
 		cl(s).Hsms[0].EniIP = "10.9.1.10"
 		secondCluster(s).Hsms[0].EniIP = "10.9.1.10"
-	}, []string{"clusters[1] (cluster-secondsecon)", "Hsms[0]", "EniIP"}, true},
-	{"no CIDR to choose an EniIP from", func(s *cloudhsm.Snapshot) { cl(s).Subnets[0].CIDR = netip.Prefix{} }, []string{"clusters[0]", "has no CIDR"}, true},
+	}, []string{"clusters[1] (cluster-secondsecon)", "hsms[0]", "eniIp"}, true},
+	{"no CIDR to choose an EniIP from", func(s *cloudhsm.Snapshot) { cl(s).Subnets[0].CIDR = netip.Prefix{} }, []string{"clusters[0]", "has no cidr"}, true},
 }
 
 var backupImportCases = []importCase{
-	{"backup account", func(s *cloudhsm.Snapshot) { bk(s).Tenant.Account = "abc" }, []string{"backups[0] (backup-importimpor)", "Tenant.Account"}, false},
+	{"backup account", func(s *cloudhsm.Snapshot) { bk(s).Tenant.Account = "abc" }, []string{"backups[0] (backup-importimpor)", "account"}, false},
 	{"backup id pattern", func(s *cloudhsm.Snapshot) { bk(s).ID = "backup-1" }, []string{"backups[0] (backup-1)", "BackupId"}, false},
-	{"backup ClusterID", func(s *cloudhsm.Snapshot) { bk(s).ClusterID = "c1" }, []string{"backups[0]", "ClusterID"}, false},
-	{"backup state", func(s *cloudhsm.Snapshot) { bk(s).State = "GONE" }, []string{"backups[0]", "State \"GONE\""}, false},
-	{"backup NON_FIPS hsm1", func(s *cloudhsm.Snapshot) { bk(s).HsmType, bk(s).Mode = cloudhsm.HsmTypeHsm1, cloudhsm.ModeNonFIPS }, []string{"backups[0]", "Mode NON_FIPS"}, false},
+	{"backup ClusterID", func(s *cloudhsm.Snapshot) { bk(s).ClusterID = "c1" }, []string{"backups[0]", "clusterId"}, false},
+	{"backup state", func(s *cloudhsm.Snapshot) { bk(s).State = "GONE" }, []string{"backups[0]", "state \"GONE\""}, false},
+	{"backup NON_FIPS hsm1", func(s *cloudhsm.Snapshot) { bk(s).HsmType, bk(s).Mode = cloudhsm.HsmTypeHsm1, cloudhsm.ModeNonFIPS }, []string{"backups[0]", "mode NON_FIPS"}, false},
 	{"backup retention", func(s *cloudhsm.Snapshot) { bk(s).RetentionDays = 6 }, []string{"backups[0]", "RetentionDays 6"}, false},
-	{"copy without source region", func(s *cloudhsm.Snapshot) { bk(s).IsCopy = true }, []string{"backups[0]", "SourceRegion"}, false},
-	{"unknown source region", func(s *cloudhsm.Snapshot) { bk(s).SourceRegion = "xx-1" }, []string{"backups[0]", "SourceRegion \"xx-1\""}, false},
-	{"backup time", func(s *cloudhsm.Snapshot) { bk(s).DeleteTimestamp = time.Unix(-1, 0) }, []string{"backups[0]", "DeleteTimestamp"}, false},
+	{"copy without source region", func(s *cloudhsm.Snapshot) { bk(s).IsCopy = true }, []string{"backups[0]", "sourceRegion"}, false},
+	{"unknown source region", func(s *cloudhsm.Snapshot) { bk(s).SourceRegion = "xx-1" }, []string{"backups[0]", "sourceRegion \"xx-1\""}, false},
+	{"backup time", func(s *cloudhsm.Snapshot) { bk(s).DeleteTimestamp = time.Unix(-1, 0) }, []string{"backups[0]", "deleteTimestamp"}, false},
 	{"duplicate backup id", func(s *cloudhsm.Snapshot) {
 		s.Backups = append(s.Backups, &cloudhsm.Backup{Tenant: tenantA, ID: bk(s).ID, ClusterID: "cluster-aaaaaaaaaaa"})
 	}, []string{"backups[1]", "also the id of backups[0]"}, false},
-	{"version", func(s *cloudhsm.Snapshot) { s.Version = 2 }, []string{"snapshot version 2"}, false},
 }
 
 // Import refuses a snapshot the service could never hold, naming the item

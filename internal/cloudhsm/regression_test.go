@@ -1,7 +1,7 @@
 package cloudhsm_test
 
-// Rules the domain breaks today. Each test states the invariant, not a
-// fix, so that any correct fix passes it.
+// Rules the domain once broke (found when these tests were written). Each
+// test states the invariant, not the fix, so that any correct fix passes.
 
 import (
 	"slices"
@@ -14,9 +14,9 @@ import (
 // An ACTIVE cluster with HSMs is backed up every BackupInterval (README,
 // Behaviour, Time: "One clock drives every transition, scheduled backup
 // and expiry"; aws-behaviour.md §4: "at least every 24 h"), also once a
-// migration ends. Today the scheduled backup that falls due while the
-// cluster is MODIFY_IN_PROGRESS clears the schedule, and nothing sets it
-// again when the cluster is ACTIVE: no scheduled backup ever after. It
+// migration ends. The scheduled backup that fell due while the cluster
+// was MODIFY_IN_PROGRESS cleared the schedule, and nothing set it again
+// when the cluster was ACTIVE: no scheduled backup ever after. It
 // happens when a step lasts longer than the interval
 // (cloudhsmlocal.WithDelay(25*time.Hour) reaches it), and for a migrating
 // cluster imported without NextBackup whose last step takes no backup.
@@ -56,7 +56,7 @@ func TestScheduledBackupsResumeAfterMigration(t *testing.T) {
 // An in-progress state imported without Due resumes one delay after the
 // import (docs/admin-api.md, import: "An in-progress state ... without a
 // Due time resumes: its transition falls due one delay of the timing
-// profile after the import"). Today fillCluster resumes
+// profile after the import"). fillCluster resumed
 // MODIFY_IN_PROGRESS but not ROLLBACK_IN_PROGRESS: the cluster stays
 // ROLLBACK_IN_PROGRESS for ever.
 func TestImportedRollbackResumes(t *testing.T) {
@@ -75,7 +75,7 @@ func TestImportedRollbackResumes(t *testing.T) {
 
 // Import refuses what the service could never hold, naming the item and
 // field (docs/admin-api.md, import). A cluster MODIFY_IN_PROGRESS without
-// TargetHsmType is accepted today, and its migration then ends with the
+// TargetHsmType was accepted, and its migration then ended with the
 // cluster and its HSMs of HsmType "" (the model's HsmType pattern,
 // hsm[0-9]..., allows no such value).
 func TestImportedMigrationNeedsATarget(t *testing.T) {
@@ -100,7 +100,7 @@ func TestImportedMigrationNeedsATarget(t *testing.T) {
 // §8: Terraform's HSM finder scans every cluster's Hsms for the id, "so
 // HSM ids must be unique across clusters"). Import checks repeats only
 // within the snapshot: an HSM id of another cluster already held is
-// accepted today, and the account then lists two HSMs with one id.
+// accepted, and the account then listed two HSMs with one id.
 func TestImportKeepsHsmIDsUnique(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
