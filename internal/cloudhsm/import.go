@@ -21,9 +21,22 @@ import (
 // the field (by the names of docs/snapshot-format.md, the format users
 // write), before anything changes.
 func (s *Service) Import(snap *Snapshot) error {
+	_, err := s.importSnapshot(snap, false)
+	return err
+}
+
+// Seed imports snap into an estate that holds no cluster and no backup,
+// and reports whether it did: an estate with resources is left alone.
+// Emptiness is decided under the estate's lock, so of several processes
+// starting together on one shared estate, one seeds it.
+func (s *Service) Seed(snap *Snapshot) (bool, error) {
+	return s.importSnapshot(snap, true)
+}
+
+func (s *Service) importSnapshot(snap *Snapshot, onlyIntoEmpty bool) (imported bool, err error) {
 	// Refuse what the service could never hold before generating keys.
 	if err := checkSnapshot(snap); err != nil {
-		return err
+		return false, err
 	}
 	// Identities are generated before taking the lock: key generation is slow.
 	for _, c := range snap.Clusters {
@@ -35,13 +48,17 @@ func (s *Service) Import(snap *Snapshot) error {
 			if h.Identity == nil {
 				id, _, err := s.newIdentity(h.ID, c.Mode, c.HsmType, false)
 				if err != nil {
-					return fmt.Errorf("identity of %s: %w", h.ID, err)
+					return false, fmt.Errorf("identity of %s: %w", h.ID, err)
 				}
 				h.Identity = id
 			}
 		}
 	}
-	return s.commit(CauseAdmin+"import", func(now time.Time, p *pending) error {
+	err = s.commit(CauseAdmin+"import", func(now time.Time, p *pending) error {
+		if onlyIntoEmpty && !s.emptyLocked() {
+			return nil
+		}
+		imported = true
 		p.imported = true
 		if err := s.checkHeldHsmIDs(snap.Clusters); err != nil {
 			return err
@@ -101,6 +118,17 @@ func (s *Service) Import(snap *Snapshot) error {
 		}
 		return nil
 	})
+	return imported && err == nil, err
+}
+
+// emptyLocked reports whether the estate holds no cluster and no backup.
+func (s *Service) emptyLocked() bool {
+	for _, ts := range s.tenants {
+		if len(ts.clusters) > 0 || len(ts.backups) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // fillExpiry gives a READY backup of the snapshot without an expiry the

@@ -310,3 +310,37 @@ func TestSharedStoreAway(t *testing.T) {
 		t.Errorf("after the store came back, a new cluster is missing: %d", len(got))
 	}
 }
+
+// TestSharedSeedOnce: replicas starting together with one seed file seed
+// the estate once.
+func TestSharedSeedOnce(t *testing.T) {
+	rs := startReplicas(t, store.NewSharedMemory(nil), 3, sharedConfig())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seeded := 0
+	for _, r := range rs {
+		wg.Go(func() {
+			snap := &cloudhsm.Snapshot{Clusters: []*cloudhsm.Cluster{
+				{Tenant: sharedTenant, Subnets: []network.Subnet{{ID: "subnet-0000000a", AZ: "us-east-1a"}}},
+				{Tenant: sharedTenant, Subnets: []network.Subnet{{ID: "subnet-0000000b", AZ: "us-east-1b"}}},
+			}}
+			ok, err := r.svc.Seed(snap)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				seeded++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if seeded != 1 {
+		t.Errorf("%d replicas seeded the estate, want 1", seeded)
+	}
+	if got := clustersOf(t, rs[2]); len(got) != 2 {
+		t.Errorf("%d clusters after three replicas seeded with two", len(got))
+	}
+}

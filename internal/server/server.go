@@ -323,8 +323,13 @@ func (s *Server) seed(path string, snap *cloudhsm.Snapshot) error {
 		return nil
 	}
 	res := admin.Counts(snap)
-	if err := s.svc.Import(snap); err != nil {
+	seeded, err := s.svc.Seed(snap)
+	if err != nil {
 		return err
+	}
+	if !seeded {
+		s.log.Info("seed skipped: another process seeded the estate first", "seed", path)
+		return nil
 	}
 	s.seeded = &res
 	s.log.Info("seed imported", "seed", path, "clusters", res.Clusters, "hsms", res.Hsms, "backups", res.Backups)
