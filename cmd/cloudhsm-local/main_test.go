@@ -230,7 +230,20 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("after reset: %d clusters", len(snap.Clusters))
 	}
 
-	// faults
+	checkAdminFaults(t, e)
+
+	// usage errors
+	for _, args := range [][]string{
+		{}, {"frobnicate"}, {"advance"}, {"advance", "later"}, {"import"}, {"activate"},
+		{"faults"}, {"faults", "explode"}, {"faults", "delete"}, {"health", "extra"},
+	} {
+		e.adminErr(t, args...)
+	}
+}
+
+// checkAdminFaults drives `admin faults` add, list, delete and clear.
+func checkAdminFaults(t *testing.T, e *adminEnv) {
+	t.Helper()
 	r := decode[faults.Rule](t, e.admin(t, "faults", "add", "--operation", "DescribeClusters", "--error", "ThrottlingException", "--count", "2", "--latency", "5ms"))
 	if r.ID == "" || r.Count != 2 || time.Duration(r.Latency) != 5*time.Millisecond {
 		t.Fatalf("faults add = %+v", r)
@@ -251,14 +264,6 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if list := decode[map[string][]faults.Rule](t, e.admin(t, "faults", "list")); len(list["rules"]) != 0 {
 		t.Fatalf("after clear: %v", list)
-	}
-
-	// usage errors
-	for _, args := range [][]string{
-		{}, {"frobnicate"}, {"advance"}, {"advance", "later"}, {"import"}, {"activate"},
-		{"faults"}, {"faults", "explode"}, {"faults", "delete"}, {"health", "extra"},
-	} {
-		e.adminErr(t, args...)
 	}
 }
 
