@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
@@ -55,27 +54,47 @@ func defaultDataDir() string {
 
 // parseConfig reads the server command's flags from args and their
 // CLOUDHSM_LOCAL_* variables from environ (KEY=VALUE pairs, as os.Environ
-// returns them); a flag overrides its variable. It returns flag.ErrHelp
-// after printing the usage for --help. Only the flag package's usage and
-// parse messages are written (to stderr).
-func parseConfig(args, environ []string, stderr io.Writer) (config, error) {
-	var c config
+// returns them); a flag overrides its variable. warnings name the
+// CLOUDHSM_LOCAL_* variables that are no setting (typos), also when err is
+// set. It returns flag.ErrHelp after printing the usage for --help. Only
+// the flag package's usage and parse messages are written (to stderr).
+func parseConfig(args, environ []string, stderr io.Writer) (c config, warnings []string, err error) {
 	fs := c.flagSet(stderr)
-	if err := applyEnv(fs, environ); err != nil {
-		return config{}, err
+	env := envSettings(environ)
+	warnings = unknownEnv(fs, env)
+	if err := applyEnv(fs, env); err != nil {
+		return config{}, warnings, err
 	}
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		return config{}, warnings, err
 	}
 	if fs.NArg() > 0 {
 		// Parsing stops at the first non-flag: `--in-memory false --listen
 		// X` would otherwise ignore "false" and every flag after it.
-		return config{}, fmt.Errorf("unexpected argument %q (flags after it were not read; write a boolean flag as --flag=false)", fs.Arg(0))
+		return config{}, warnings, fmt.Errorf("unexpected argument %q (flags after it were not read; write a boolean flag as --flag=false)", fs.Arg(0))
 	}
 	if err := c.check(); err != nil {
-		return config{}, err
+		// Say where a refused value came from when it was the environment.
+		var fe *flagError
+		if errors.As(err, &fe) {
+			onCommandLine := false
+			fs.Visit(func(f *flag.Flag) { onCommandLine = onCommandLine || f.Name == fe.flag })
+			if v, ok := env[envName(fe.flag)]; ok && !onCommandLine {
+				err = fmt.Errorf("%w (from %s=%q)", err, envName(fe.flag), v)
+			}
+		}
+		return config{}, warnings, err
 	}
-	return c, nil
+	return c, warnings, nil
+}
+
+// flagError is a flag's value that check refuses.
+type flagError struct{ flag, msg string }
+
+func (e *flagError) Error() string { return e.msg }
+
+func badFlag(name, format string, args ...any) error {
+	return &flagError{flag: name, msg: fmt.Sprintf(format, args...)}
 }
 
 // flagSet registers every flag of the server command on c's fields.
@@ -115,36 +134,11 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// envName is the environment variable of flag name.
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// applyEnv sets every flag of fs whose variable environ holds.
-func applyEnv(fs *flag.FlagSet, environ []string) error {
-	env := make(map[string]string, len(environ))
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix) {
-			env[k] = v
-		}
-	}
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v, ok := env[name]; ok && err == nil {
-			if serr := f.Value.Set(v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, serr)
-			}
-		}
-	})
-	return err
-}
-
 // check validates the values that flag parsing alone does not, and derives
 // the domain configuration, the log level and the EC2 neighbour.
 func (c *config) check() error {
 	if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return badFlag("log-level", "--log-level must be debug, info, warn or error, got %q", c.logLevel)
 	}
 	c.domain = cloudhsm.DefaultConfig()
 	switch c.profile {
@@ -152,20 +146,20 @@ func (c *config) check() error {
 	case "realistic":
 		c.domain.Delays = cloudhsm.RealisticDelays()
 	default:
-		return fmt.Errorf("--profile must be fast or realistic, got %q", c.profile)
+		return badFlag("profile", "--profile must be fast or realistic, got %q", c.profile)
 	}
 	switch c.activation {
 	case "auto":
 	case "manual":
 		c.domain.ManualActivation = true
 	default:
-		return fmt.Errorf("--activation must be auto or manual, got %q", c.activation)
+		return badFlag("activation", "--activation must be auto or manual, got %q", c.activation)
 	}
 	if c.gcFloorMB < 0 {
-		return fmt.Errorf("--gc-heap-floor-mb must be 0 or more, got %d", c.gcFloorMB)
+		return badFlag("gc-heap-floor-mb", "--gc-heap-floor-mb must be 0 or more, got %d", c.gcFloorMB)
 	}
 	if c.keygen != "process" && c.keygen != "inline" {
-		return fmt.Errorf("--keygen must be process or inline, got %q", c.keygen)
+		return badFlag("keygen", "--keygen must be process or inline, got %q", c.keygen)
 	}
 	c.domain.DeletedRetention = c.deletedRetention
 	c.domain.ClustersPerRegion = c.quotaClusters
@@ -173,14 +167,14 @@ func (c *config) check() error {
 	switch c.auth {
 	case "permissive":
 		if c.credentials != "" {
-			return errors.New("--credentials is used only with --auth strict")
+			return badFlag("credentials", "--credentials is used only with --auth strict")
 		}
 	case "strict":
 		if c.credentials == "" {
-			return errors.New("--auth strict needs --credentials FILE")
+			return badFlag("auth", "--auth strict needs --credentials FILE")
 		}
 	default:
-		return fmt.Errorf("--auth must be permissive or strict, got %q", c.auth)
+		return badFlag("auth", "--auth must be permissive or strict, got %q", c.auth)
 	}
 	if c.ec2Endpoint != "" {
 		c.ec2 = &network.EC2Config{Endpoint: c.ec2Endpoint, AccessKeyID: c.ec2AccessKey, SecretAccessKey: c.ec2SecretKey, CacheTTL: c.ec2CacheTTL}

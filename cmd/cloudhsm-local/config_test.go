@@ -25,7 +25,7 @@ func TestParseConfigHasNoSideEffects(t *testing.T) {
 		"PATH=/usr/bin",
 	}
 	var stderr strings.Builder
-	c, err := parseConfig([]string{"--data-dir", dir, "--activation", "auto", "--auth", "strict", "--credentials", creds, "--deleted-retention", "2h", "--ec2-endpoint", "http://127.0.0.1:5000"}, env, &stderr)
+	c, _, err := parseConfig([]string{"--data-dir", dir, "--activation", "auto", "--auth", "strict", "--credentials", creds, "--deleted-retention", "2h", "--ec2-endpoint", "http://127.0.0.1:5000"}, env, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestParseConfigHasNoSideEffects(t *testing.T) {
 	if c.auth != "strict" || c.credentials != creds {
 		t.Errorf("auth %q, credentials %q", c.auth, c.credentials)
 	}
-	if _, err := parseConfig([]string{"--help"}, nil, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, _, err := parseConfig([]string{"--help"}, nil, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v, want flag.ErrHelp", err)
 	}
 }

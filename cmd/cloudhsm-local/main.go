@@ -33,7 +33,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == keyHelperCommand {
 		return runKeyHelper()
 	}
-	cfg, err := parseConfig(args, os.Environ(), stderr)
+	cfg, warnings, err := parseConfig(args, os.Environ(), stderr)
+	// Plain lines before anything is logged, whatever the log level: a
+	// mistyped variable is a setting that did not take effect.
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "cloudhsm-local: warning:", w)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
