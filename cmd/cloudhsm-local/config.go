@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
@@ -28,7 +30,7 @@ type config struct {
 	inMemory                                                bool
 	deletedRetention                                        time.Duration
 	quotaClusters, quotaHsms                                int
-	logLevel                                                string
+	logLevel, logFormat                                     string
 	readHeaderTimeout, readTimeout, writeTimeout            time.Duration
 	maxConns                                                int
 	adminToken, seed                                        string
@@ -114,6 +116,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.keygen, "keygen", "process", "where HSM keys and certificates are made: process (a helper process at the lowest CPU priority, so that other requests do not wait behind key generation; a CreateHsm the helper has not served within 2 s is served in the server) or inline (in the server)")
 	fs.IntVar(&c.gcFloorMB, "gc-heap-floor-mb", 16, "the garbage collector lets the heap grow to at least this many MB before it runs (fewer collections under load; 0: Go's default pacing; ignored when GOGC or GOMEMLIMIT is set)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log-format", "json", `log format on stderr: json (one JSON object a line) or text (key=value pairs); durations are written as "1.234ms"`)
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "time allowed to write a response")
@@ -139,6 +142,9 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 func (c *config) check() error {
 	if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return badFlag("log-level", "--log-level must be debug, info, warn or error, got %q", c.logLevel)
+	}
+	if !slices.Contains(logFormats, c.logFormat) {
+		return badFlag("log-format", "--log-format must be %s, got %q", strings.Join(logFormats, " or "), c.logFormat)
 	}
 	c.domain = cloudhsm.DefaultConfig()
 	switch c.profile {

@@ -22,6 +22,7 @@ func TestEnvValueRefusals(t *testing.T) {
 		{"CLOUDHSM_LOCAL_PROFILE=slow", []string{"--profile must be fast or realistic", `CLOUDHSM_LOCAL_PROFILE="slow"`}},
 		{"CLOUDHSM_LOCAL_LOG_LEVEL=verbose", []string{"debug, info, warn or error", `CLOUDHSM_LOCAL_LOG_LEVEL="verbose"`}},
 		{"CLOUDHSM_LOCAL_KEYGEN=gpu", []string{"--keygen must be process or inline", `CLOUDHSM_LOCAL_KEYGEN="gpu"`}},
+		{"CLOUDHSM_LOCAL_LOG_FORMAT=xml", []string{`--log-format must be json or text, got "xml"`, `CLOUDHSM_LOCAL_LOG_FORMAT="xml"`}},
 	} {
 		_, _, err := parseConfig(nil, []string{tc.env}, io.Discard)
 		if err == nil {

@@ -20,7 +20,7 @@ import (
 var serverFlags = []string{
 	"listen", "data-dir", "in-memory", "topology", "profile", "activation", "default-account",
 	"deleted-retention", "quota-clusters", "quota-hsms", "log-level", "read-header-timeout",
-	"read-timeout", "write-timeout", "max-connections", "admin-token", "seed", "pprof", "keygen", "gc-heap-floor-mb",
+	"read-timeout", "write-timeout", "max-connections", "admin-token", "seed", "pprof", "keygen", "gc-heap-floor-mb", "log-format",
 }
 
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {

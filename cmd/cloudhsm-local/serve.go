@@ -27,7 +27,7 @@ func serve(cfg config, stdout, stderr io.Writer) error {
 	// system call, and flushed ten times a second and at exit.
 	logOut := server.NewLogWriter(stderr, 100*time.Millisecond)
 	defer logOut.Close()
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.level}))
+	logger := slog.New(newLogHandler(logOut, cfg.logFormat, cfg.level))
 
 	srv, err := startServer(&cfg, logger, stdout)
 	if err != nil {
