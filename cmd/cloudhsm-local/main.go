@@ -19,14 +19,16 @@ import (
 const DefaultListen = "127.0.0.1:4599"
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr, exitWithGoRun); err != nil {
 		fmt.Fprintln(os.Stderr, "cloudhsm-local:", err)
 		os.Exit(1)
 	}
 }
 
-// run is the whole command: a subcommand, or the server.
-func run(args []string, stdout, stderr io.Writer) error {
+// run is the whole command: a subcommand, or the server. watch, when not
+// nil, may stop the server when its parent process ends (main passes
+// exitWithGoRun; tests, which run it inside the test process, nil).
+func run(args []string, stdout, stderr io.Writer, watch parentWatch) error {
 	if len(args) > 0 && args[0] == "admin" {
 		return runAdmin(args[1:], stdout, stderr)
 	}
@@ -45,5 +47,5 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(cfg, stdout, stderr)
+	return serve(cfg, stdout, stderr, watch)
 }

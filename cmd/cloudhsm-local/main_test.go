@@ -26,7 +26,7 @@ var serverFlags = []string{
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err = run(args, &out, &errb)
+	err = run(args, &out, &errb, nil)
 	return out.String(), errb.String(), err
 }
 

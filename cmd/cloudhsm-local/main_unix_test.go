@@ -26,7 +26,7 @@ type served struct {
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	s := &served{stdout: &testkit.LockedBuffer{}, stderr: &testkit.LockedBuffer{}, done: make(chan error, 1)}
-	go func() { s.done <- run(args, s.stdout, s.stderr) }()
+	go func() { s.done <- run(args, s.stdout, s.stderr, nil) }()
 	// This waits for a real listener, not for a simulated state.
 	deadline := time.Now().Add(60 * time.Second)
 	for {

@@ -20,9 +20,24 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 )
 
-// serve runs the server cfg describes until SIGINT or SIGTERM, then lets
-// in-flight requests finish and closes the store.
-func serve(cfg config, stdout, stderr io.Writer) error {
+// parentWatch arranges for stop to be called when the process that
+// started this one ends, if it should (see exitWithGoRun); release ends
+// the arrangement.
+type parentWatch func(stop func()) (release func())
+
+// serve runs the server cfg describes until SIGINT or SIGTERM (or until
+// watch calls its stop: the same path), then lets in-flight requests
+// finish and closes the store.
+func serve(cfg config, stdout, stderr io.Writer, watch parentWatch) error {
+	// From the start: a signal while the store opens still shuts down
+	// cleanly once it is open.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if watch != nil {
+		defer watch(stop)()
+	}
 	// One log line per request: buffered, so a line does not cost a write
 	// system call, and flushed ten times a second and at exit.
 	logOut := server.NewLogWriter(stderr, 100*time.Millisecond)
@@ -50,8 +65,6 @@ func serve(cfg config, stdout, stderr io.Writer) error {
 	}
 	printBanner(stdout, &cfg, srv, "http://"+ln.Addr().String())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	// Hand the memory that loading the store used and no longer needs back
