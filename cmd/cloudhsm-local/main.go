@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
 
 // DefaultListen is the default listen address (not LocalStack's 4566 nor moto's 5000).
@@ -47,5 +49,16 @@ func run(args []string, stdout, stderr io.Writer, watch parentWatch) error {
 	if err != nil {
 		return err
 	}
-	return serve(cfg, stdout, stderr, watch)
+	return refusal(serve(cfg, stdout, stderr, watch))
+}
+
+// refusal is err as a person should read it: a damaged state.db's refusal
+// names the file and says what to do, and the layers it came through
+// (loading the state, opening the store) would only repeat the file name.
+func refusal(err error) error {
+	var corrupt *store.CorruptError
+	if errors.As(err, &corrupt) {
+		return corrupt
+	}
+	return err
 }
