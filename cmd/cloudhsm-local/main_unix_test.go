@@ -78,7 +78,7 @@ func TestServeAndShutdown(t *testing.T) {
 	clearEnv(t)
 	s := startServe(t, "--in-memory", "--listen", "127.0.0.1:0", "--seed", "../../examples/seed-estate.json", "--log-level", "error")
 	text := s.stdout.String()
-	for _, want := range []string{"/metrics", "loopback callers only", "seed: ../../examples/seed-estate.json (4 clusters, 5 HSMs, 6 backups)"} {
+	for _, want := range []string{"/metrics", "loopback callers only", "loaded: from the seed ../../examples/seed-estate.json (the store was empty): 4 clusters ("} {
 		if !strings.Contains(text, want) {
 			t.Errorf("banner lacks %q:\n%s", want, text)
 		}
