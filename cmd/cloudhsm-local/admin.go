@@ -72,78 +72,13 @@ func adminCommands() []adminCommand {
 				return printJSON(out, res)
 			}
 		}},
-		{name: "export", summary: "write the whole state as a snapshot (holding HSM private keys) to stdout, or --output FILE", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
-			output := fs.String("output", "", "write to this file instead of stdout")
-			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
-				if err := noArgs(args); err != nil {
-					return err
-				}
-				b, err := c.Export(ctx)
-				if err != nil {
-					return err
-				}
-				if *output != "" {
-					return os.WriteFile(*output, b, 0o600)
-				}
-				_, err = out.Write(b)
-				return err
-			}
-		}},
-		{name: "import", args: "FILE", summary: "import a snapshot (FILE, or - for stdin; docs/snapshot-format.md)", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
-			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
-				if len(args) != 1 {
-					return errors.New("import needs one argument: the snapshot file (or - for stdin)")
-				}
-				var b []byte
-				var err error
-				if args[0] == "-" {
-					b, err = io.ReadAll(os.Stdin)
-				} else {
-					b, err = os.ReadFile(args[0])
-				}
-				if err != nil {
-					return err
-				}
-				res, err := c.Import(ctx, bytes.NewReader(b))
-				if err != nil {
-					return err
-				}
-				return printJSON(out, res)
-			}
-		}},
+		{name: "export", summary: "write the whole state as a snapshot (holding HSM private keys) to stdout, or --output FILE", flags: exportCommand},
+		{name: "import", args: "FILE", summary: "import a snapshot (FILE, or - for stdin; docs/snapshot-format.md)", flags: importCommand},
 		{name: "clock", summary: "show the server's clock", flags: clockCommand((*admin.Client).Clock)},
-		{name: "advance", args: "DURATION", summary: "advance the clock (e.g. 90s, 15m, 24h) and apply what falls due", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
-			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
-				if len(args) != 1 {
-					return errors.New("advance needs one argument: a duration such as 90s, 15m or 24h")
-				}
-				d, err := time.ParseDuration(args[0])
-				if err != nil || d < 0 {
-					return fmt.Errorf("advance: %q is not a non-negative duration such as 90s, 15m or 24h", args[0])
-				}
-				st, err := c.Advance(ctx, d)
-				if err != nil {
-					return err
-				}
-				return printJSON(out, st)
-			}
-		}},
+		{name: "advance", args: "DURATION", summary: "advance the clock (e.g. 90s, 15m, 24h) and apply what falls due", flags: advanceCommand},
 		{name: "freeze", summary: "stop the clock", flags: clockCommand((*admin.Client).Freeze)},
 		{name: "resume", summary: "let a frozen clock follow real time again", flags: clockCommand((*admin.Client).Resume)},
-		{name: "activate", args: "CLUSTER_ID", summary: "activate an INITIALIZED cluster (with --activation manual)", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
-			account := fs.String("account", "", "the cluster's account (default: the server's default account)")
-			region := fs.String("region", "", "the cluster's region (default: the server's default region)")
-			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
-				if len(args) != 1 {
-					return errors.New("activate needs one argument: the cluster id")
-				}
-				res, err := c.Activate(ctx, args[0], *account, *region)
-				if err != nil {
-					return err
-				}
-				return printJSON(out, res)
-			}
-		}},
+		{name: "activate", args: "CLUSTER_ID", summary: "activate an INITIALIZED cluster (with --activation manual)", flags: activateCommand},
 		{name: "degrade", summary: "mark an ACTIVE HSM (and its cluster) DEGRADED", flags: hsmCommand((*admin.Client).Degrade)},
 		{name: "heal", summary: "return a DEGRADED HSM to ACTIVE", flags: hsmCommand((*admin.Client).Heal)},
 		{name: "faults", args: "list|add|clear|delete ID", summary: "manage fault injection rules", flags: faultsCommand},
@@ -361,4 +296,81 @@ func upperFirst(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// exportCommand is `admin export [--output FILE]`.
+func exportCommand(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
+	output := fs.String("output", "", "write to this file instead of stdout")
+	return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		b, err := c.Export(ctx)
+		if err != nil {
+			return err
+		}
+		if *output != "" {
+			return os.WriteFile(*output, b, 0o600)
+		}
+		_, err = out.Write(b)
+		return err
+	}
+}
+
+// importCommand is `admin import FILE`.
+func importCommand(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
+	return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
+		if len(args) != 1 {
+			return errors.New("import needs one argument: the snapshot file (or - for stdin)")
+		}
+		var b []byte
+		var err error
+		if args[0] == "-" {
+			b, err = io.ReadAll(os.Stdin)
+		} else {
+			b, err = os.ReadFile(args[0])
+		}
+		if err != nil {
+			return err
+		}
+		res, err := c.Import(ctx, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		return printJSON(out, res)
+	}
+}
+
+// advanceCommand is `admin advance DURATION`.
+func advanceCommand(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
+	return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
+		if len(args) != 1 {
+			return errors.New("advance needs one argument: a duration such as 90s, 15m or 24h")
+		}
+		d, err := time.ParseDuration(args[0])
+		if err != nil || d < 0 {
+			return fmt.Errorf("advance: %q is not a non-negative duration such as 90s, 15m or 24h", args[0])
+		}
+		st, err := c.Advance(ctx, d)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, st)
+	}
+}
+
+// activateCommand is `admin activate CLUSTER_ID`.
+func activateCommand(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
+	account := fs.String("account", "", "the cluster's account (default: the server's default account)")
+	region := fs.String("region", "", "the cluster's region (default: the server's default region)")
+	return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
+		if len(args) != 1 {
+			return errors.New("activate needs one argument: the cluster id")
+		}
+		res, err := c.Activate(ctx, args[0], *account, *region)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, res)
+	}
 }

@@ -21,13 +21,13 @@ import (
 var serverFlags = []string{
 	"listen", "data-dir", "in-memory", "topology", "profile", "activation", "default-account",
 	"deleted-retention", "quota-clusters", "quota-hsms", "log-level", "read-header-timeout",
-	"read-timeout", "write-timeout", "max-connections", "admin-token", "seed", "pprof", "keygen", "gc-heap-floor-mb",
+	"read-timeout", "write-timeout", "max-connections", "admin-token", "seed", "pprof", "keygen", "gc-heap-floor-mb", "log-format",
 }
 
 func runCmd(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err = run(args, &out, &errb)
+	err = run(args, &out, &errb, nil)
 	return out.String(), errb.String(), err
 }
 
@@ -242,7 +242,20 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("after reset: %d clusters", len(snap.Clusters))
 	}
 
-	// faults
+	checkAdminFaults(t, e)
+
+	// usage errors
+	for _, args := range [][]string{
+		{}, {"frobnicate"}, {"advance"}, {"advance", "later"}, {"import"}, {"activate"},
+		{"faults"}, {"faults", "explode"}, {"faults", "delete"}, {"health", "extra"},
+	} {
+		e.adminErr(t, args...)
+	}
+}
+
+// checkAdminFaults drives `admin faults` add, list, delete and clear.
+func checkAdminFaults(t *testing.T, e *adminEnv) {
+	t.Helper()
 	r := decode[faults.Rule](t, e.admin(t, "faults", "add", "--operation", "DescribeClusters", "--error", "ThrottlingException", "--count", "2", "--latency", "5ms"))
 	if r.ID == "" || r.Count != 2 || time.Duration(r.Latency) != 5*time.Millisecond {
 		t.Fatalf("faults add = %+v", r)
@@ -263,14 +276,6 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if list := decode[map[string][]faults.Rule](t, e.admin(t, "faults", "list")); len(list["rules"]) != 0 {
 		t.Fatalf("after clear: %v", list)
-	}
-
-	// usage errors
-	for _, args := range [][]string{
-		{}, {"frobnicate"}, {"advance"}, {"advance", "later"}, {"import"}, {"activate"},
-		{"faults"}, {"faults", "explode"}, {"faults", "delete"}, {"health", "extra"},
-	} {
-		e.adminErr(t, args...)
 	}
 }
 

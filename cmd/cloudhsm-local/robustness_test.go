@@ -5,13 +5,18 @@ package main
 // version.
 
 import (
+	"crypto/rand"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
@@ -114,4 +119,104 @@ func TestUnknownRecordKindRefused(t *testing.T) {
 		srv.Close()
 		t.Fatal("a store holding records of an unknown kind (a newer format) opened without an error")
 	}
+}
+
+// A damaged state.db stops the start with one refusal that names the file
+// and says what to do (internal/store's TestDamagedFileRefused covers every
+// kind of damage; this is what the command prints).
+func TestDamagedStateRefusedOnce(t *testing.T) {
+	clearEnv(t)
+	// A real estate's file, from a run with the example seed.
+	src := t.TempDir()
+	srv, err := server.New(server.Config{DataDir: src, SeedFile: "../../examples/seed-estate.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(src, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 64<<10)
+	_, _ = rand.Read(random)
+	foreign := func(path string) {
+		// Another program's bbolt file: buckets this one never makes.
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket([]byte("users"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte("alice"), []byte(`{"admin":true}`))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		write func(path string)
+		want  string
+	}{
+		{"random bytes", func(p string) { writeFile(t, p, random) }, "move it aside to start with an empty estate, or restore it from a copy"},
+		{"empty", func(p string) { writeFile(t, p, nil) }, "(the file is empty): move it aside"},
+		{"cut inside the header pages", func(p string) { writeFile(t, p, good[:5000]) }, "shorter than its two header pages): move it aside"},
+		{"cut short", func(p string) { writeFile(t, p, good[:len(good)/4]) }, "move it aside to start with an empty estate, or restore it from a copy"},
+		{"the clusters' page zeroed", func(p string) { writeFile(t, p, zeroBucketPage(t, filepath.Join(src, "state.db"), good, "cluster")) }, "(a page is not what it should be"},
+		{"another program's bbolt file", foreign, "or another directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "state.db")
+			tc.write(path)
+			_, _, err := runCmd(t, "--data-dir", dir, "--listen", "127.0.0.1:0")
+			if err == nil {
+				t.Fatal("started")
+			}
+			msg := err.Error()
+			if strings.Count(msg, path) != 1 || !strings.Contains(msg, tc.want) {
+				t.Errorf("refusal %q: want the file named once and %q", msg, tc.want)
+			}
+			if damaged := path + " is not a cloudhsm-local database or is damaged ("; tc.name != "another program's bbolt file" && !strings.HasPrefix(msg, damaged) {
+				t.Errorf("refusal %q does not start with %q", msg, damaged)
+			}
+			if strings.Contains(msg, "runtime error") || strings.Contains(msg, "nil pointer") || strings.Count(msg, "\n") > 0 {
+				t.Errorf("refusal %q is not one plain message", msg)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// zeroBucketPage returns content, the bbolt file at path, with the root
+// page of bucket zeroed: the file opens, and reading the bucket fails.
+func zeroBucketPage(t *testing.T, path string, content []byte, bucket string) []byte {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var off int
+	_ = db.View(func(tx *bolt.Tx) error {
+		off = int(tx.Bucket([]byte(bucket)).Root()) * db.Info().PageSize
+		return nil
+	})
+	if off == 0 {
+		t.Fatalf("bucket %s is inline: no page of its own", bucket)
+	}
+	out := slices.Clone(content)
+	clear(out[off : off+db.Info().PageSize])
+	return out
 }

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +91,8 @@ type pending struct {
 // OpenBolt opens (creating if needed, with its parent directory) the bbolt
 // database file at path and starts its committer. It fails with an error
 // wrapping ErrInUse if another process holds the file for longer than
-// opts.LockTimeout.
+// opts.LockTimeout, and with a *CorruptError (matching ErrCorrupt) if the
+// file is damaged: empty, cut short, or no bbolt file at all.
 func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if opts.LockTimeout < 0 || opts.MaxBatchGroups < 0 || opts.MaxBatchBytes < 0 {
 		return nil, fmt.Errorf("store: open %s: negative BoltOptions field: %+v", path, opts)
@@ -107,6 +111,12 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: create directory: %w", path, err)
 	}
+	// bbolt would make an empty file a new database; the store never
+	// leaves one (bbolt writes and syncs a new file's first pages at once),
+	// so an empty file is one that lost its content.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, &CorruptError{Path: path, Detail: "the file is empty"}
+	}
 	db, err := openDB(path, &bolt.Options{
 		Timeout: opts.LockTimeout,
 		// NoSync stays false: every commit is fsynced before waits return.
@@ -114,8 +124,16 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w (no file lock after %s: %w)", path, ErrInUse, opts.LockTimeout, err)
 	}
+	var corrupt *CorruptError
+	if errors.As(err, &corrupt) {
+		return nil, err // names the file already
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := checkLength(db, path); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	// bbolt fsyncs the file but not its directory entry; make sure a freshly
 	// created file survives a crash too.
@@ -136,21 +154,137 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	return b, nil
 }
 
-// ErrCorrupt is returned by OpenBolt for a database file that bbolt cannot
-// read: truncated or damaged.
-var ErrCorrupt = errors.New("the database file is damaged or truncated (restore it from a copy, or move it away to start empty)")
+// ErrCorrupt matches every *CorruptError: a database file that bbolt
+// cannot read, truncated or damaged, or that is no bbolt file at all.
+var ErrCorrupt = errors.New("damaged database file")
 
-// openDB is bolt.Open, except that a damaged file is an error instead of a
-// crash: bbolt panics on pages it cannot make sense of, and reading a page
-// past the end of a truncated file faults (SIGBUS) through its mmap.
+// CorruptError is the refusal of a damaged database file: one message that
+// names the file, says what is wrong and what to do.
+type CorruptError struct {
+	Path   string
+	Detail string // what is wrong with it
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s is not a cloudhsm-local database or is damaged (%s): move it aside to start with an empty estate, or restore it from a copy", e.Path, e.Detail)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// openDB is bolt.Open, except that a damaged file is a *CorruptError
+// instead of bbolt's bare error or a crash: bbolt panics on pages it
+// cannot make sense of, and reading a page past the end of a truncated
+// file faults (SIGBUS) through its mmap.
 func openDB(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, r)
+			detail := unreadable(r)
+			if size, need, ok := cutShort(path); ok {
+				detail = cutShortDetail(size, need)
+			}
+			db, err = nil, &CorruptError{Path: path, Detail: detail}
 		}
 	}()
-	return bolt.Open(path, 0o600, o)
+	db, err = bolt.Open(path, 0o600, o)
+	if detail := openDamage(err); detail != "" {
+		return nil, &CorruptError{Path: path, Detail: detail}
+	}
+	return db, err
+}
+
+// openDamage says what is wrong with the file when bolt.Open's err means
+// a damaged or foreign file, and is "" for any other error.
+func openDamage(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, bolterrors.ErrInvalid):
+		return "neither of its two header pages is a valid bbolt header"
+	case errors.Is(err, bolterrors.ErrChecksum):
+		return "its header page fails its checksum"
+	case errors.Is(err, bolterrors.ErrVersionMismatch):
+		return "its header is of an unknown bbolt version"
+	case strings.HasPrefix(err.Error(), "file size too small "):
+		// bbolt's own words, with no error value to match.
+		return "the file is " + strings.TrimPrefix(err.Error(), "file size too small ") + " bytes, shorter than its two header pages"
+	}
+	return ""
+}
+
+// unreadable describes a panic (or fault) of bbolt reading a damaged file.
+func unreadable(r any) string {
+	if _, ok := r.(runtime.Error); ok {
+		// A nil pointer or a fault: a page it points to is not there.
+		return "a page it refers to is missing or unreadable"
+	}
+	return fmt.Sprintf("a page is not what it should be: %v", r)
+}
+
+// checkLength refuses a file shorter than the pages its header says it
+// has (bbolt grows the file before it writes pages into it, so a whole
+// file is never shorter): a file cut short, whose missing pages would make
+// bbolt fault when it reads them.
+func checkLength(db *bolt.DB, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	var need int64
+	_ = db.View(func(tx *bolt.Tx) error {
+		need = tx.Size()
+		return nil
+	})
+	if fi.Size() < need {
+		return &CorruptError{Path: path, Detail: cutShortDetail(fi.Size(), need)}
+	}
+	return nil
+}
+
+func cutShortDetail(size, need int64) string {
+	return fmt.Sprintf("the file is %d bytes but its pages reach %d bytes: it was cut short", size, need)
+}
+
+// cutShort reads the header pages of the bbolt file at path to tell why
+// bbolt failed on it (only then: bbolt itself reads them on the way in)
+// and reports whether the file is shorter than the pages of its newer
+// valid header reach. bbolt's format: each header page is a 16-byte page
+// header, then magic, version, page size, flags (4 bytes each), the root
+// bucket (16), the freelist page, the page count and the transaction id
+// (8 each), in the machine's byte order.
+func cutShort(path string) (size, need int64, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, false
+	}
+	header := func(off int64) (pageSize uint32, pages, txid uint64, valid bool) {
+		var b [72]byte
+		if _, err := f.ReadAt(b[:], off); err != nil || binary.NativeEndian.Uint32(b[16:]) != 0xED0CDAED {
+			return 0, 0, 0, false
+		}
+		return binary.NativeEndian.Uint32(b[24:]), binary.NativeEndian.Uint64(b[56:]), binary.NativeEndian.Uint64(b[64:]), true
+	}
+	ps0, pages0, tx0, ok0 := header(0)
+	second := int64(os.Getpagesize())
+	if ok0 {
+		second = int64(ps0)
+	}
+	ps1, pages1, tx1, ok1 := header(second)
+	switch {
+	case ok0 && (!ok1 || tx0 >= tx1):
+		need = int64(pages0) * int64(ps0)
+	case ok1:
+		need = int64(pages1) * int64(ps1)
+	default:
+		return 0, 0, false
+	}
+	return fi.Size(), need, fi.Size() < need
 }
 
 // syncDir fsyncs directory dir.
@@ -185,7 +319,7 @@ func (b *Bolt) Load(fn func(kind, key string, value []byte) error) (err error) {
 			if fnPanicked {
 				panic(r)
 			}
-			err = fmt.Errorf("store: load %s: %w: %v", b.path, ErrCorrupt, r)
+			err = &CorruptError{Path: b.path, Detail: unreadable(r)}
 		}
 	}()
 	call := func(kind, key string, value []byte) error {
@@ -210,7 +344,7 @@ func (b *Bolt) Load(fn func(kind, key string, value []byte) error) (err error) {
 				value := make([]byte, len(v)) // never nil: nil would mean "deleted"
 				copy(value, v)
 				if err := call(kind, string(k), value); err != nil {
-					return fmt.Errorf("store: load %s/%s: %w", kind, k, err)
+					return fmt.Errorf("store: load %s: %s/%s: %w", b.path, kind, k, err)
 				}
 				return nil
 			})
@@ -346,7 +480,7 @@ func (b *Bolt) commit(batch []*pending) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("store: commit %d groups to %s: %w: %v", len(batch), b.path, ErrCorrupt, r)
+			err = fmt.Errorf("store: commit %d groups: %w", len(batch), &CorruptError{Path: b.path, Detail: unreadable(r)})
 		}
 	}()
 	empty := true
