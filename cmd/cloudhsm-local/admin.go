@@ -78,6 +78,7 @@ func adminCommands() []adminCommand {
 		{name: "advance", args: "DURATION", summary: "advance the clock (e.g. 90s, 15m, 24h) and apply what falls due", flags: advanceCommand},
 		{name: "freeze", summary: "stop the clock", flags: clockCommand((*admin.Client).Freeze)},
 		{name: "resume", summary: "let a frozen clock follow real time again", flags: clockCommand((*admin.Client).Resume)},
+		{name: "real-time", summary: "return the clock to real time (no offset, not frozen)", flags: clockCommand((*admin.Client).RealTime)},
 		{name: "activate", args: "CLUSTER_ID", summary: "activate an INITIALIZED cluster (with --activation manual)", flags: activateCommand},
 		{name: "degrade", summary: "mark an ACTIVE HSM (and its cluster) DEGRADED", flags: hsmCommand((*admin.Client).Degrade)},
 		{name: "heal", summary: "return a DEGRADED HSM to ACTIVE", flags: hsmCommand((*admin.Client).Heal)},

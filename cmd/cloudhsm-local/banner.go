@@ -56,6 +56,7 @@ func printBehaviour(w io.Writer, cfg *config, srv *server.Server) {
 		fmt.Fprintf(w, "  activation: auto (an INITIALIZED cluster becomes ACTIVE after %s)\n", short(d.ClusterActivate))
 	}
 	fmt.Fprintf(w, "  quotas: %s\n", describeQuotas(cfg.domain.ClustersPerRegion, cfg.domain.HsmsPerRegion))
+	printClock(w, srv)
 	if srv.Strict() {
 		fmt.Fprintf(w, "  auth: strict (SigV4 signatures are verified against %s; the account is the key's)\n", cfg.credentials)
 	} else {
@@ -84,6 +85,35 @@ func printAccess(w io.Writer, cfg *config, endpoint string) {
 	fmt.Fprintf(w, "  metrics: %s/metrics\n", endpoint)
 	if cfg.pprof {
 		fmt.Fprintf(w, "  pprof: %s/debug/pprof/\n", endpoint)
+	}
+}
+
+// strictClockSkew is how far the kept clock may be from real time before
+// strict mode warns: SigV4 refuses signatures more than 15 minutes off the
+// server's clock.
+const strictClockSkew = 15 * time.Minute
+
+// printClock: the clock the estate kept (it comes back where it was after a
+// restart), and in strict mode a warning when signatures made with real time
+// would be refused.
+func printClock(w io.Writer, srv *server.Server) {
+	ck := srv.Service().Clock()
+	st := ck.State()
+	now := ck.Now()
+	switch {
+	case st.Frozen:
+		fmt.Fprintf(w, "  clock: frozen at %s (kept with the estate; `cloudhsm-local admin resume` or `real-time`)\n", now.UTC().Format(time.RFC3339))
+	case st.Offset != 0:
+		sign := "+"
+		if st.Offset < 0 {
+			sign = ""
+		}
+		fmt.Fprintf(w, "  clock: %s (real time %s%s, kept with the estate; `cloudhsm-local admin real-time` drops the offset)\n", now.UTC().Format(time.RFC3339), sign, st.Offset)
+	default:
+		fmt.Fprintf(w, "  clock: real time\n")
+	}
+	if off := now.Sub(time.Now()); srv.Strict() && (off > strictClockSkew || off < -strictClockSkew) {
+		fmt.Fprintf(w, "  warning: the clock is %s off real time, and strict mode checks signatures against it: SDK clients, which sign with real time, are refused (InvalidSignatureException: Signature expired) until `cloudhsm-local admin real-time`\n", off.Round(time.Second))
 	}
 }
 

@@ -3,9 +3,14 @@ package main
 import (
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 )
 
 // bannerOf starts the server the flags describe (without a listener) and
@@ -68,6 +73,61 @@ func TestBanner(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(banner, w) {
 					t.Errorf("banner lacks %q:\n%s", w, banner)
+				}
+			}
+		})
+	}
+}
+
+// TestBannerClock: the banner says where the kept clock stands, and in
+// strict mode warns when signatures made with real time would be refused.
+func TestBannerClock(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "creds.json")
+	if err := os.WriteFile(creds, []byte(`{"credentials":[{"accessKeyId":"AKIDEXAMPLE","secretAccessKey":"secret","account":"111122223333"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		strict  bool
+		advance time.Duration
+		want    []string
+		notWant []string
+	}{
+		{"real time", false, 0, []string{"clock: real time"}, []string{"warning"}},
+		{"advanced, permissive", false, 36 * time.Hour, []string{"real time +36h0m0s, kept with the estate"}, []string{"warning"}},
+		{"advanced, strict", true, 36 * time.Hour, []string{"real time +36h0m0s", "warning: the clock is 36h0m0s off real time"}, nil},
+		{"a little, strict", true, 10 * time.Minute, []string{"real time +10m0s"}, []string{"warning"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scfg := server.Config{InMemory: true}
+			if tc.strict {
+				c, err := sigv4.LoadCredentialsFile(creds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				scfg.Credentials = c
+			}
+			srv, err := server.New(scfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			if tc.advance > 0 {
+				if _, err := srv.Service().AdvanceClock(tc.advance); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var b strings.Builder
+			printClock(&b, srv)
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("banner %q lacks %q", b.String(), w)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("banner %q has %q", b.String(), w)
 				}
 			}
 		})

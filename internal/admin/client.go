@@ -170,6 +170,13 @@ func (c *Client) Resume(ctx context.Context) (ClockState, error) {
 	return out, err
 }
 
+// RealTime calls POST clock/real-time.
+func (c *Client) RealTime(ctx context.Context) (ClockState, error) {
+	var out ClockState
+	err := c.Do(ctx, http.MethodPost, "clock/real-time", nil, nil, &out)
+	return out, err
+}
+
 // Activate calls POST clusters/{id}/activate.
 func (c *Client) Activate(ctx context.Context, clusterID, account, region string) (ClusterSummary, error) {
 	var out ClusterSummary

@@ -42,7 +42,7 @@ func (s *Service) load() error {
 		default:
 			// Skipping it would serve a partial state, and a --seed could
 			// then import over it.
-			return fmt.Errorf("record %s of unknown kind %q: the data directory was written by a newer cloudhsm-local; use that version, or another directory", key, kind)
+			return fmt.Errorf("record %s of unknown kind %q: the data directory was written by a newer cloudhsm-local, or is not a cloudhsm-local database; use that version, or another directory", key, kind)
 		}
 		return nil
 	})
