@@ -316,12 +316,27 @@ func (a *API) tenant(w http.ResponseWriter, r *http.Request, body Tenancy) (clou
 
 // Health is the answer of GET health.
 type Health struct {
+	// Status is "ok", or "unavailable" (503) when the store does not
+	// answer: a replica of a shared estate whose database is away.
 	Status string `json:"status"`
 	Time   string `json:"time,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Leader, for a replica of a shared estate, says whether it holds the
+	// lease for timed work.
+	Leader *bool `json:"leader,omitempty"`
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok", Time: a.svc.Clock().Now().UTC().Format(time.RFC3339Nano)})
+	h := Health{Status: "ok", Time: a.svc.Clock().Now().UTC().Format(time.RFC3339Nano)}
+	if leader, shared := a.svc.Leader(); shared {
+		h.Leader = &leader
+	}
+	if err := a.svc.Ready(r.Context()); err != nil {
+		h.Status, h.Error = "unavailable", err.Error()
+		writeJSON(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
 }
 
 func (a *API) manufacturerRoot(w http.ResponseWriter, r *http.Request) {

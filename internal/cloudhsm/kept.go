@@ -1,6 +1,8 @@
 package cloudhsm
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -47,5 +49,28 @@ func (s *Service) Kept(name string) []byte {
 // Shared reports whether the estate is shared with other processes (a
 // store.Shared).
 func (s *Service) Shared() bool { return s.shared != nil }
+
+// Ready reports whether the service can answer: with a shared store,
+// whether the store answers within ctx (and the service's store timeout).
+func (s *Service) Ready(ctx context.Context) error {
+	if s.shared == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout())
+	defer cancel()
+	if err := s.shared.Ping(ctx); err != nil {
+		return fmt.Errorf("the shared store does not answer: %w", err)
+	}
+	return nil
+}
+
+// Leader reports whether this process holds the lease for timed work of a
+// shared estate, and whether the estate is shared at all.
+func (s *Service) Leader() (leader, shared bool) {
+	if s.shared == nil {
+		return false, false
+	}
+	return s.shared.Leader(), true
+}
 
 func keptName(metaKey string) (string, bool) { return strings.CutPrefix(metaKey, keptPrefix) }

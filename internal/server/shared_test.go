@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"testing"
@@ -90,5 +91,41 @@ func TestSharedFaultsCountTheEstate(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestSharedHealth: a replica says whether it holds the lease, and is not
+// ready while its store is away.
+func TestSharedHealth(t *testing.T) {
+	db := store.NewSharedMemory(nil)
+	srv, err := server.New(server.Config{Store: db.Open()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(hs.Close)
+	health := func() (int, map[string]any) {
+		resp, err := hs.Client().Get(hs.URL + "/_cloudhsm-local/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, h
+	}
+	if code, h := health(); code != 200 || h["status"] != "ok" || h["leader"] != true {
+		t.Errorf("health of the only replica: %d %v, want 200, ok, leader", code, h)
+	}
+	db.SetDown(true)
+	if code, h := health(); code != 503 || h["status"] != "unavailable" {
+		t.Errorf("health with the store away: %d %v, want 503 unavailable", code, h)
+	}
+	db.SetDown(false)
+	if code, _ := health(); code != 200 {
+		t.Errorf("health after the store came back: %d", code)
 	}
 }
