@@ -300,8 +300,6 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Path returns the database file path.
-func (b *Bolt) Path() string { return b.path }
 
 // Load calls fn for every committed record in (Kind, Key) byte order, inside
 // one read transaction, so it sees a consistent snapshot made of whole
