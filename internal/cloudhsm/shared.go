@@ -215,6 +215,16 @@ func (s *Service) refreshOnce() error {
 		return fmt.Errorf("refresh from the shared store: %w", err)
 	}
 	s.observeStoreClock(sy.Now, before)
+	if !buf.reset && len(buf.records) == 0 {
+		// Nothing changed: the usual case, which needs no write lock
+		// (readers would wait for it).
+		s.mu.RLock()
+		current := sy.Version <= s.sh.version && !s.sh.stale
+		s.mu.RUnlock()
+		if current {
+			return nil
+		}
+	}
 	s.mu.Lock()
 	if sy.Version <= s.sh.version && !s.sh.stale {
 		// A commit of this process got there meanwhile: it applied
