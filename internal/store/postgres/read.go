@@ -1,0 +1,226 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
+)
+
+// The statements that read.
+const (
+	// qHeader reads where the estate stands and the database's clock.
+	qHeader = `SELECT version, purged_to, clock_timestamp() FROM estate WHERE id = 1`
+	// qChanges reads what changed since $1, oldest first; nothing when
+	// the tombstones a view at $1 needs may be gone (then the caller
+	// reloads everything).
+	qChanges = `SELECT kind, key, value FROM records
+WHERE version > $1
+  AND $1 >= (SELECT purged_to FROM estate WHERE id = 1)
+  AND $1 <= (SELECT version FROM estate WHERE id = 1)
+ORDER BY version, kind, key`
+	// qLive reads every live record in (kind, key) byte order.
+	qLive = `SELECT kind, key, value FROM records WHERE value IS NOT NULL ORDER BY kind, key`
+	// qSnapshot begins a consistent read.
+	qSnapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+)
+
+// header is where the estate stands.
+type header struct {
+	version, purgedTo int64
+	now               time.Time
+}
+
+// reload reports whether a view at since must be rebuilt from every
+// record: a new view, one older than the tombstones kept, or one ahead of
+// the database (an estate replaced under it).
+func (h header) reload(since uint64) bool {
+	return since == 0 || since < uint64(h.purgedTo) || since > uint64(h.version)
+}
+
+// pull runs begin, then the header query head, then brings view up to
+// date from since, inside the transaction begin opened (which the caller
+// ends). It returns where the view stands.
+func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64, view store.View) (store.Sync, error) {
+	q := &pgx.Batch{}
+	q.Queue(begin)
+	q.Queue(head)
+	if since == 0 {
+		q.Queue(qLive)
+	} else {
+		q.Queue(qChanges, int64(since))
+	}
+	br := conn.SendBatch(ctx, q)
+	h, n, err := pullResults(br, since, view)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return store.Sync{}, err
+	}
+	if since != 0 && h.reload(since) {
+		rows, err := conn.Query(ctx, qLive)
+		if err != nil {
+			return store.Sync{}, fmt.Errorf("reload: %w", err)
+		}
+		view.Reset()
+		if n, err = applyRows(rows, view); err != nil {
+			return store.Sync{}, fmt.Errorf("reload: %w", err)
+		}
+	}
+	return store.Sync{Version: uint64(h.version), Now: h.now, Applied: n}, nil
+}
+
+// pullResults reads the results of pull's batch.
+func pullResults(br pgx.BatchResults, since uint64, view store.View) (header, int, error) {
+	var h header
+	if _, err := br.Exec(); err != nil {
+		return h, 0, err
+	}
+	if err := br.QueryRow().Scan(&h.version, &h.purgedTo, &h.now); err != nil {
+		return h, 0, fmt.Errorf("read the estate: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return h, 0, err
+	}
+	if since == 0 {
+		view.Reset()
+	}
+	n, err := applyRows(rows, view)
+	return h, n, err
+}
+
+// applyRows hands view every (kind, key, value) row, and closes rows.
+func applyRows(rows pgx.Rows, view store.View) (int, error) {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		kind, key, value, err := record(rows)
+		if err != nil {
+			return n, err
+		}
+		if err := view.Apply(kind, key, value); err != nil {
+			return n, fmt.Errorf("apply %s/%s: %w", kind, key, err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// record decodes a (kind, key, value) row of bytea columns in binary
+// format: the value is a copy (nil for a tombstone, never nil for an empty
+// value).
+func record(rows pgx.Rows) (kind, key string, value []byte, err error) {
+	raw := rows.RawValues()
+	fds := rows.FieldDescriptions()
+	if len(raw) != 3 || len(fds) != 3 {
+		return "", "", nil, fmt.Errorf("a record row has %d columns, want 3", len(raw))
+	}
+	for _, fd := range fds {
+		if fd.Format != pgx.BinaryFormatCode {
+			return "", "", nil, fmt.Errorf("column %s came in text format, want binary", fd.Name)
+		}
+	}
+	if raw[2] != nil {
+		value = make([]byte, len(raw[2]))
+		copy(value, raw[2])
+	}
+	return string(raw[0]), string(raw[1]), value, nil
+}
+
+// Refresh brings view up to date with a state committed after Refresh was
+// called, read in one snapshot without the estate's lock.
+func (s *Store) Refresh(ctx context.Context, since uint64, view store.View) (store.Sync, error) {
+	if err := s.errClosed("refresh"); err != nil {
+		return store.Sync{}, err
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return store.Sync{}, fmt.Errorf("postgres: refresh: %w", err)
+	}
+	defer conn.Release()
+	sy, err := pull(ctx, conn.Conn(), qSnapshot, qHeader, since, view)
+	if err == nil {
+		_, err = conn.Exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		return store.Sync{}, fmt.Errorf("postgres: refresh: %w", err)
+	}
+	return sy, nil
+}
+
+// Load calls fn for every live record, placements (kind "subnet")
+// included, in (kind, key) byte order, from one snapshot. fn gets its own
+// copy of each value.
+func (s *Store) Load(fn func(kind, key string, value []byte) error) error {
+	if err := s.errClosed("load"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.opts.LoadTimeout)
+	defer cancel()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		if err := s.errClosed("load"); err != nil {
+			return err
+		}
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	defer conn.Release()
+	subnet := []byte(store.KindPlacement)
+	q := &pgx.Batch{}
+	q.Queue(qSnapshot)
+	q.Queue(`SELECT kind, key, value FROM records WHERE value IS NOT NULL AND kind < $1 ORDER BY kind, key`, subnet)
+	q.Queue(`SELECT $1::bytea, key, value FROM placements ORDER BY key`, subnet)
+	q.Queue(`SELECT kind, key, value FROM records WHERE value IS NOT NULL AND kind > $1 ORDER BY kind, key`, subnet)
+	q.Queue("COMMIT")
+	br := conn.SendBatch(ctx, q)
+	err = loadResults(br, fn)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("postgres: load: %w", cerr)
+	}
+	return err
+}
+
+// loadResults streams Load's batch to fn.
+func loadResults(br pgx.BatchResults, fn func(kind, key string, value []byte) error) error {
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	for range 3 {
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+		if err := loadRows(rows, fn); err != nil {
+			return err
+		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	return nil
+}
+
+func loadRows(rows pgx.Rows, fn func(kind, key string, value []byte) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		kind, key, value, err := record(rows)
+		if err != nil {
+			return fmt.Errorf("postgres: load: %w", err)
+		}
+		if err := fn(kind, key, value); err != nil {
+			return fmt.Errorf("postgres: load %s/%s: %w", kind, key, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	return nil
+}
