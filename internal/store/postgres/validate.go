@@ -50,7 +50,7 @@ func validate(muts []store.Mutation) error {
 // placements apart, deletions of placements apart. The slices alias the
 // caller's values.
 type batch struct {
-	kinds, keys, values [][]byte // records; a nil value is a deletion
+	kinds, keys, values  [][]byte // records; a nil value is a deletion
 	placeKeys, placeVals [][]byte // placements set
 	placeDels            [][]byte // placements deleted
 	bytes                int
