@@ -454,12 +454,61 @@ func (s *Server) Stop(immediate bool) {
 }
 
 func stopProcess(p *process, sig syscall.Signal) {
+	signalAll(p.cmd.Process.Pid, syscall.SIGCONT) // a frozen server cannot stop
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		signalAll(p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.exited
+	}
+}
+
+// Freeze stops every process of the server (SIGSTOP): connections stay
+// open and nothing answers, as with a server that hangs or a network that
+// drops packets. Thaw resumes them.
+func (s *Server) Freeze() { s.signalGroup(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server.
+func (s *Server) Thaw() { s.signalGroup(syscall.SIGCONT) }
+
+func (s *Server) signalGroup(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running != nil {
+		signalAll(s.running.cmd.Process.Pid, sig)
+	}
+}
+
+// signalAll signals the postmaster pid and its children (each of which
+// PostgreSQL puts in a session of its own, out of reach of a process
+// group's signal).
+func signalAll(pid int, sig syscall.Signal) {
+	if sig == syscall.SIGSTOP {
+		_ = syscall.Kill(pid, sig) // first: it forks no new child meanwhile
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			_ = syscall.Kill(child, sig)
+		}
+	}
+	if sig != syscall.SIGSTOP {
+		_ = syscall.Kill(pid, sig)
 	}
 }
 

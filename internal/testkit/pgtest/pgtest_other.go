@@ -43,3 +43,9 @@ func (s *Server) URL(db string) string { return "" }
 
 // NewDatabase skips tb.
 func (s *Server) NewDatabase(tb testing.TB) string { testkit.MissingTool(tb, unsupported); return "" }
+
+// Freeze does nothing.
+func (s *Server) Freeze() {}
+
+// Thaw does nothing.
+func (s *Server) Thaw() {}
