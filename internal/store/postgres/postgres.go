@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
@@ -114,6 +115,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: the database URL: %w", err)
+	}
+	switch cfg.ConnConfig.DefaultQueryExecMode {
+	case pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol:
+		return nil, fmt.Errorf("postgres: open: default_query_exec_mode=%s: the store needs binary results; use cache_statement (the default), cache_describe or describe_exec", cfg.ConnConfig.DefaultQueryExecMode)
 	}
 	cfg.MaxConns = opts.MaxConns
 	tuneConn(cfg.ConnConfig.RuntimeParams, opts)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
@@ -123,10 +125,8 @@ func record(rows pgx.Rows) (kind, key string, value []byte, err error) {
 	if len(raw) != 3 || len(fds) != 3 {
 		return "", "", nil, fmt.Errorf("a record row has %d columns, want 3", len(raw))
 	}
-	for _, fd := range fds {
-		if fd.Format != pgx.BinaryFormatCode {
-			return "", "", nil, fmt.Errorf("column %s came in text format, want binary", fd.Name)
-		}
+	if err := binary(fds); err != nil {
+		return "", "", nil, err
 	}
 	if raw[2] != nil {
 		value = make([]byte, len(raw[2]))
@@ -135,8 +135,34 @@ func record(rows pgx.Rows) (kind, key string, value []byte, err error) {
 	return string(raw[0]), string(raw[1]), value, nil
 }
 
+// qRefresh reads, in one statement (one snapshot, no transaction to
+// open and close), where the estate stands and what changed since $1:
+// the header on every row, the changes oldest first, or one row without a
+// record when nothing changed or the view must reload (then the header
+// says so).
+const qRefresh = `WITH e AS (SELECT version, purged_to, clock_timestamp() AS now FROM estate WHERE id = 1)
+SELECT e.version, e.purged_to, e.now, r.kind, r.key, r.value FROM e
+LEFT JOIN LATERAL (
+  SELECT kind, key, value, version FROM records
+  WHERE version > $1 AND $1 >= e.purged_to AND $1 <= e.version
+) r ON true
+ORDER BY r.version, r.kind, r.key`
+
+// binary checks that bytea columns come in binary format (raw bytes), as
+// pgx asks in its default query mode.
+func binary(fds []pgconn.FieldDescription) error {
+	for _, fd := range fds {
+		if fd.DataTypeOID == pgtype.ByteaOID && fd.Format != pgx.BinaryFormatCode {
+			return fmt.Errorf("column %s came in text format: remove default_query_exec_mode from the database URL (the store needs binary results)", fd.Name)
+		}
+	}
+	return nil
+}
+
 // Refresh brings view up to date with a state committed after Refresh was
-// called, read in one snapshot without the estate's lock.
+// called, read in one snapshot without the estate's lock: the changes
+// since since in one statement, or, for a new or too old view, every
+// record in one REPEATABLE READ transaction.
 func (s *Store) Refresh(ctx context.Context, since uint64, view store.View) (store.Sync, error) {
 	if err := s.errClosed("refresh"); err != nil {
 		return store.Sync{}, err
@@ -146,14 +172,73 @@ func (s *Store) Refresh(ctx context.Context, since uint64, view store.View) (sto
 		return store.Sync{}, fmt.Errorf("postgres: refresh: %w", err)
 	}
 	defer conn.Release()
-	sy, err := pull(ctx, conn.Conn(), qSnapshot, qHeader, since, view)
+	if since != 0 {
+		sy, reload, err := delta(ctx, conn.Conn(), since, view)
+		if err != nil {
+			return store.Sync{}, fmt.Errorf("postgres: refresh: %w", err)
+		}
+		if !reload {
+			return sy, nil
+		}
+	}
+	q := &pgx.Batch{}
+	q.Queue(qSnapshot)
+	q.Queue(qHeader)
+	q.Queue(qLive)
+	q.Queue("COMMIT")
+	br := conn.SendBatch(ctx, q)
+	h, n, err := pullResults(br, 0, view)
 	if err == nil {
-		_, err = conn.Exec(ctx, "COMMIT")
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
 	}
 	if err != nil {
 		return store.Sync{}, fmt.Errorf("postgres: refresh: %w", err)
 	}
-	return sy, nil
+	return store.Sync{Version: uint64(h.version), Now: h.now, Applied: n}, nil
+}
+
+// delta applies the changes since since (qRefresh) to view, or reports
+// that the view must reload (and applies nothing).
+func delta(ctx context.Context, conn *pgx.Conn, since uint64, view store.View) (sy store.Sync, reload bool, err error) {
+	rows, err := conn.Query(ctx, qRefresh, int64(since))
+	if err != nil {
+		return sy, false, err
+	}
+	defer rows.Close()
+	if err := binary(rows.FieldDescriptions()); err != nil {
+		return sy, false, err
+	}
+	var h header
+	for rows.Next() {
+		raw := rows.RawValues()
+		if sy.Now.IsZero() {
+			if err := rows.Scan(&h.version, &h.purgedTo, &h.now, nil, nil, nil); err != nil {
+				return sy, false, err
+			}
+			sy = store.Sync{Version: uint64(h.version), Now: h.now}
+		}
+		if raw[3] == nil { // no record: nothing changed, or reload
+			continue
+		}
+		value := []byte(nil)
+		if raw[5] != nil {
+			value = append(make([]byte, 0, len(raw[5])), raw[5]...)
+		}
+		if err := view.Apply(string(raw[3]), string(raw[4]), value); err != nil {
+			return sy, false, fmt.Errorf("apply %s/%s: %w", raw[3], raw[4], err)
+		}
+		sy.Applied++
+	}
+	if err := rows.Err(); err != nil {
+		return sy, false, err
+	}
+	if sy.Now.IsZero() {
+		return sy, false, fmt.Errorf("the estate's row is missing")
+	}
+	return sy, h.reload(since), nil
 }
 
 // Load calls fn for every live record, placements (kind "subnet")

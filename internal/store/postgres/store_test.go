@@ -290,3 +290,17 @@ func TestKeyLimits(t *testing.T) {
 		t.Fatalf("Load after the long key: %d records, %v", len(recs), err)
 	}
 }
+
+// TestRefusesTextResults: a URL that asks for text results (which would
+// garble bytes) is refused at Open, saying why.
+func TestRefusesTextResults(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t) + "&default_query_exec_mode=simple_protocol"
+	s, err := postgres.Open(context.Background(), url, postgres.Options{})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open accepted default_query_exec_mode=simple_protocol")
+	}
+	if !strings.Contains(err.Error(), "default_query_exec_mode") {
+		t.Errorf("the error %q does not name the setting", err)
+	}
+}
