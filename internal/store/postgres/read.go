@@ -49,6 +49,7 @@ func (h header) reload(since uint64) bool {
 func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64, view store.View) (store.Sync, error) {
 	q := &pgx.Batch{}
 	q.Queue(begin)
+	q.Queue(qNoSort) // for qLive; qChanges is read by its index
 	q.Queue(head)
 	if since == 0 {
 		q.Queue(qLive)
@@ -56,7 +57,7 @@ func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64,
 		q.Queue(qChanges, int64(since))
 	}
 	br := conn.SendBatch(ctx, q)
-	h, n, err := pullResults(br, since, view)
+	h, n, err := pullResults(br, 2, since, view)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -76,11 +77,14 @@ func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64,
 	return store.Sync{Version: uint64(h.version), Now: h.now, Applied: n}, nil
 }
 
-// pullResults reads the results of pull's batch.
-func pullResults(br pgx.BatchResults, since uint64, view store.View) (header, int, error) {
+// pullResults reads the results of a batch of execs statements, the
+// header, then the records.
+func pullResults(br pgx.BatchResults, execs int, since uint64, view store.View) (header, int, error) {
 	var h header
-	if _, err := br.Exec(); err != nil {
-		return h, 0, err
+	for range execs {
+		if _, err := br.Exec(); err != nil {
+			return h, 0, err
+		}
 	}
 	if err := br.QueryRow().Scan(&h.version, &h.purgedTo, &h.now); err != nil {
 		return h, 0, fmt.Errorf("read the estate: %w", err)
@@ -183,11 +187,12 @@ func (s *Store) Refresh(ctx context.Context, since uint64, view store.View) (sto
 	}
 	q := &pgx.Batch{}
 	q.Queue(qSnapshot)
+	q.Queue(qNoSort)
 	q.Queue(qHeader)
 	q.Queue(qLive)
 	q.Queue("COMMIT")
 	br := conn.SendBatch(ctx, q)
-	h, n, err := pullResults(br, 0, view)
+	h, n, err := pullResults(br, 2, 0, view)
 	if err == nil {
 		_, err = br.Exec()
 	}
@@ -243,7 +248,9 @@ func delta(ctx context.Context, conn *pgx.Conn, since uint64, view store.View) (
 
 // Load calls fn for every live record, placements (kind "subnet")
 // included, in (kind, key) byte order, from one snapshot. fn gets its own
-// copy of each value.
+// copy of each value. The records come in the order of their primary key
+// (streamed, never sorted by the server); the placements, which are few,
+// are read first and handed over in their place among them.
 func (s *Store) Load(fn func(kind, key string, value []byte) error) error {
 	if err := s.errClosed("load"); err != nil {
 		return err
@@ -258,12 +265,11 @@ func (s *Store) Load(fn func(kind, key string, value []byte) error) error {
 		return fmt.Errorf("postgres: load: %w", err)
 	}
 	defer conn.Release()
-	subnet := []byte(store.KindPlacement)
 	q := &pgx.Batch{}
 	q.Queue(qSnapshot)
-	q.Queue(`SELECT kind, key, value FROM records WHERE value IS NOT NULL AND kind < $1 ORDER BY kind, key`, subnet)
-	q.Queue(`SELECT $1::bytea, key, value FROM placements ORDER BY key`, subnet)
-	q.Queue(`SELECT kind, key, value FROM records WHERE value IS NOT NULL AND kind > $1 ORDER BY kind, key`, subnet)
+	q.Queue(qNoSort)
+	q.Queue(`SELECT $1::bytea, key, value FROM placements ORDER BY key`, []byte(store.KindPlacement))
+	q.Queue(qLive)
 	q.Queue("COMMIT")
 	br := conn.SendBatch(ctx, q)
 	err = loadResults(br, fn)
@@ -273,19 +279,58 @@ func (s *Store) Load(fn func(kind, key string, value []byte) error) error {
 	return err
 }
 
+// qNoSort makes the planner read every record in index order rather than
+// sort the whole table (which would spill to disk before the first row).
+const qNoSort = "SET LOCAL enable_sort = off"
+
 // loadResults streams Load's batch to fn.
 func loadResults(br pgx.BatchResults, fn func(kind, key string, value []byte) error) error {
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("postgres: load: %w", err)
-	}
-	for range 3 {
-		rows, err := br.Query()
-		if err != nil {
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("postgres: load: %w", err)
 		}
-		if err := loadRows(rows, fn); err != nil {
-			return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	var places []store.Record
+	err = loadRows(rows, func(kind, key string, value []byte) error {
+		places = append(places, store.Record{Kind: kind, Key: key, Value: value})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The placements go before the first record of a kind after theirs.
+	flush := func() error {
+		for _, p := range places {
+			if err := fn(p.Kind, p.Key, p.Value); err != nil {
+				return fmt.Errorf("postgres: load %s/%s: %w", p.Kind, p.Key, err)
+			}
 		}
+		places = nil
+		return nil
+	}
+	if rows, err = br.Query(); err != nil {
+		return fmt.Errorf("postgres: load: %w", err)
+	}
+	err = loadRows(rows, func(kind, key string, value []byte) error {
+		if places != nil && kind > store.KindPlacement {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if err := fn(kind, key, value); err != nil {
+			return fmt.Errorf("postgres: load %s/%s: %w", kind, key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("postgres: load: %w", err)
@@ -293,6 +338,8 @@ func loadResults(br pgx.BatchResults, fn func(kind, key string, value []byte) er
 	return nil
 }
 
+// loadRows hands fn every (kind, key, value) row and closes rows; fn's
+// errors come back as they are.
 func loadRows(rows pgx.Rows, fn func(kind, key string, value []byte) error) error {
 	defer rows.Close()
 	for rows.Next() {
@@ -301,7 +348,7 @@ func loadRows(rows pgx.Rows, fn func(kind, key string, value []byte) error) erro
 			return fmt.Errorf("postgres: load: %w", err)
 		}
 		if err := fn(kind, key, value); err != nil {
-			return fmt.Errorf("postgres: load %s/%s: %w", kind, key, err)
+			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
