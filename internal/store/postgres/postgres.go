@@ -121,6 +121,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: default_query_exec_mode=%s: the store needs binary results; use cache_statement (the default), cache_describe or describe_exec", cfg.ConnConfig.DefaultQueryExecMode)
 	}
 	cfg.MaxConns = opts.MaxConns
+	cfg.MinConns = 1 // a connection ready for the first request after a lull
 	tuneConn(cfg.ConnConfig.RuntimeParams, opts)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -49,7 +49,9 @@ func (h header) reload(since uint64) bool {
 func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64, view store.View) (store.Sync, error) {
 	q := &pgx.Batch{}
 	q.Queue(begin)
-	q.Queue(qNoSort) // for qLive; qChanges is read by its index
+	if since == 0 {
+		q.Queue(qNoSort)
+	}
 	q.Queue(head)
 	if since == 0 {
 		q.Queue(qLive)
@@ -57,7 +59,7 @@ func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64,
 		q.Queue(qChanges, int64(since))
 	}
 	br := conn.SendBatch(ctx, q)
-	h, n, err := pullResults(br, 2, since, view)
+	h, n, err := pullResults(br, q.Len()-2, since, view)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -65,6 +67,9 @@ func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64,
 		return store.Sync{}, err
 	}
 	if since != 0 && h.reload(since) {
+		if _, err := conn.Exec(ctx, qNoSort); err != nil {
+			return store.Sync{}, fmt.Errorf("reload: %w", err)
+		}
 		rows, err := conn.Query(ctx, qLive)
 		if err != nil {
 			return store.Sync{}, fmt.Errorf("reload: %w", err)

@@ -121,6 +121,7 @@ func Start(tb testing.TB) *Server {
 }
 
 var shared struct {
+	main atomic.Bool // Main runs the tests: it stops the server after them
 	once sync.Once
 	s    *Server
 	err  error
@@ -134,6 +135,9 @@ func Shared(tb testing.TB) *Server {
 	if err != nil {
 		testkit.MissingTool(tb, err.Error())
 	}
+	if !shared.main.Load() {
+		tb.Fatal("pgtest: Shared needs the package's TestMain to call pgtest.Main, which stops the server when the tests end (or use pgtest.Start)")
+	}
 	shared.once.Do(func() { shared.s, shared.err = newServer(binDir) })
 	if shared.err != nil {
 		tb.Fatalf("pgtest: the shared server: %v", shared.err)
@@ -144,6 +148,7 @@ func Shared(tb testing.TB) *Server {
 // Main runs the tests of m and then stops the shared server, if one was
 // started: `func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }`.
 func Main(m *testing.M) int {
+	shared.main.Store(true)
 	code := m.Run()
 	if shared.s != nil {
 		shared.s.Close()
