@@ -16,14 +16,16 @@ import (
 const (
 	// qHeader reads where the estate stands and the database's clock.
 	qHeader = `SELECT version, purged_to, clock_timestamp() FROM estate WHERE id = 1`
-	// qChanges reads what changed since $1, oldest first; nothing when
-	// the tombstones a view at $1 needs may be gone (then the caller
-	// reloads everything).
+	// qChanges reads what changed since $1, oldest first (the records of
+	// one version, distinct keys, in no particular order: a large delta,
+	// such as an import's, is sorted by version alone);
+	// nothing when the tombstones a view at $1 needs may be gone (then
+	// the caller reloads everything).
 	qChanges = `SELECT kind, key, value FROM records
 WHERE version > $1
   AND $1 >= (SELECT purged_to FROM estate WHERE id = 1)
   AND $1 <= (SELECT version FROM estate WHERE id = 1)
-ORDER BY version, kind, key`
+ORDER BY version`
 	// qLive reads every live record in (kind, key) byte order.
 	qLive = `SELECT kind, key, value FROM records WHERE value IS NOT NULL ORDER BY kind, key`
 	// qSnapshot begins a consistent read.
@@ -79,7 +81,7 @@ func pull(ctx context.Context, conn *pgx.Conn, begin, head string, since uint64,
 			return store.Sync{}, fmt.Errorf("reload: %w", err)
 		}
 	}
-	return store.Sync{Version: uint64(h.version), Now: h.now, Applied: n}, nil
+	return store.Sync{Version: uint64(h.version), Now: h.now.UTC(), Applied: n}, nil
 }
 
 // pullResults reads the results of a batch of execs statements, the
@@ -148,14 +150,15 @@ func record(rows pgx.Rows) (kind, key string, value []byte, err error) {
 // open and close), where the estate stands and what changed since $1:
 // the header on every row, the changes oldest first, or one row without a
 // record when nothing changed or the view must reload (then the header
-// says so).
+// says so). As in qChanges, the records of one version come in no
+// particular order.
 const qRefresh = `WITH e AS (SELECT version, purged_to, clock_timestamp() AS now FROM estate WHERE id = 1)
 SELECT e.version, e.purged_to, e.now, r.kind, r.key, r.value FROM e
 LEFT JOIN LATERAL (
   SELECT kind, key, value, version FROM records
   WHERE version > $1 AND $1 >= e.purged_to AND $1 <= e.version
 ) r ON true
-ORDER BY r.version, r.kind, r.key`
+ORDER BY r.version`
 
 // binary checks that bytea columns come in binary format (raw bytes), as
 // pgx asks in its default query mode.
@@ -207,7 +210,7 @@ func (s *Store) Refresh(ctx context.Context, since uint64, view store.View) (sto
 	if err != nil {
 		return store.Sync{}, fmt.Errorf("postgres: refresh: %w", err)
 	}
-	return store.Sync{Version: uint64(h.version), Now: h.now, Applied: n}, nil
+	return store.Sync{Version: uint64(h.version), Now: h.now.UTC(), Applied: n}, nil
 }
 
 // delta applies the changes since since (qRefresh) to view, or reports
@@ -228,7 +231,7 @@ func delta(ctx context.Context, conn *pgx.Conn, since uint64, view store.View) (
 			if err := rows.Scan(&h.version, &h.purgedTo, &h.now, nil, nil, nil); err != nil {
 				return sy, false, err
 			}
-			sy = store.Sync{Version: uint64(h.version), Now: h.now}
+			sy = store.Sync{Version: uint64(h.version), Now: h.now.UTC()}
 		}
 		if raw[3] == nil { // no record: nothing changed, or reload
 			continue
