@@ -100,6 +100,9 @@ func TestDatabaseAway(t *testing.T) {
 		return s.Ping(ctx) == nil
 	})
 	exclusive(t, s, sy.Version, v, set("cluster", "after", "2"))
+	if err := s.Submit([]store.Mutation{set("backup", "after", "3")})(); err != nil {
+		t.Errorf("Submit after the restart: %v (a failed commit must not fail later groups)", err)
+	}
 	fresh := newView()
 	if _, err := s.Refresh(context.Background(), 0, fresh); err != nil || fresh.records["cluster/kept"] != "1" {
 		t.Errorf("after the restart the estate is %v (%v)", fresh.records, err)
@@ -118,7 +121,7 @@ func TestDatabaseAway(t *testing.T) {
 	if _, err := s.Refresh(context.Background(), 0, fresh); err != nil {
 		t.Fatal(err)
 	}
-	if fresh.records["cluster/kept"] != "1" || fresh.records["cluster/after"] != "2" {
+	if fresh.records["cluster/kept"] != "1" || fresh.records["cluster/after"] != "2" || fresh.records["backup/after"] != "3" {
 		t.Errorf("after the freeze the estate is %v", fresh.records)
 	}
 }
