@@ -7,10 +7,13 @@
 // (PostgreSQL refuses root).
 //
 // A test binary shares one server (Shared), started on first use and
-// stopped by Main when the binary ends (or on SIGINT/SIGTERM, or, should
-// the binary die, by the kernel: the server gets SIGQUIT when its parent
-// goes); each test takes a fresh database of it (NewDatabase). Tests that
-// stop and start the server start their own (Start).
+// stopped by Main when the binary ends; each test takes a fresh database
+// of it (NewDatabase). Tests that stop and start the server start their
+// own (Start). Should the binary die (SIGINT, a panic, kill -9), the
+// kernel stops its servers (they get SIGQUIT, PostgreSQL's immediate
+// shutdown, when their parent goes), and the next binary to start a
+// server removes the directories left behind. No signal handler is
+// installed: tests of this repository send themselves SIGINT.
 //
 // Where PostgreSQL is not installed, tests skip loudly; under CI=true they
 // fail, naming the package to install (testkit.MissingTool).
@@ -31,7 +34,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -156,48 +158,49 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// servers are the running servers, for the signal handler.
-var servers struct {
-	sync.Mutex
-	set     map[*Server]bool
-	handler sync.Once
+// ownerFile, in a server's directory, holds the pid of the test binary
+// that made it: a later binary removes the directories of binaries that
+// are gone (interrupted before they could).
+const ownerFile = "owner.pid"
+
+// removeStale removes the server directories whose test binary and
+// server have both exited.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-[0-9]*"))
+	for _, dir := range dirs {
+		if alive(filepath.Join(dir, ownerFile)) || alive(filepath.Join(dir, "data", "postmaster.pid")) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, ownerFile)); err != nil {
+			continue // not made by this package, or still being made
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
-func track(s *Server, on bool) {
-	servers.Lock()
-	defer servers.Unlock()
-	if servers.set == nil {
-		servers.set = map[*Server]bool{}
+// alive reports whether the process whose pid starts the file lives.
+func alive(pidFile string) bool {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return false
 	}
-	if on {
-		servers.set[s] = true
-	} else {
-		delete(servers.set, s)
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		return false
 	}
-	servers.handler.Do(func() {
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-		go func() {
-			sig := <-ch
-			servers.Lock()
-			all := make([]*Server, 0, len(servers.set))
-			for s := range servers.set {
-				all = append(all, s)
-			}
-			servers.Unlock()
-			for _, s := range all {
-				s.Close()
-			}
-			signal.Reset(sig)
-			_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		}()
-	})
+	return syscall.Kill(pid, 0) != syscall.ESRCH
 }
 
 // newServer makes a cluster in a new temporary directory and starts it.
 func newServer(binDir string) (*Server, error) {
+	removeStale()
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
 	s := &Server{binDir: binDir, dir: dir}
@@ -215,7 +218,6 @@ func newServer(binDir string) (*Server, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	track(s, true)
 	if err := s.Start(); err != nil {
 		s.Close()
 		return nil, err
@@ -521,7 +523,6 @@ func signalAll(pid int, sig syscall.Signal) {
 // than once.
 func (s *Server) Close() {
 	s.Stop(false)
-	track(s, false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dir != "" {
