@@ -28,6 +28,7 @@ type config struct {
 	// As given on the command line or in the environment.
 	listen, dataDir, topology, profile, activation, account string
 	inMemory                                                bool
+	databaseURL                                             string
 	deletedRetention                                        time.Duration
 	quotaClusters, quotaHsms                                int
 	logLevel, logFormat                                     string
@@ -106,6 +107,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.listen, "listen", DefaultListen, "address to listen on")
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory of the embedded store (created on first run)")
 	fs.BoolVar(&c.inMemory, "in-memory", false, "keep all state in memory; write no files")
+	fs.StringVar(&c.databaseURL, "database-url", "", "keep the estate in PostgreSQL (postgres://user:password@host:5432/db) instead of the data directory; any number of replicas on one database serve one estate (docs/deployment.md)")
 	fs.StringVar(&c.topology, "topology", "", "JSON file declaring VPCs and subnets (default: learn subnets on first sight)")
 	fs.StringVar(&c.profile, "profile", "fast", "timing profile: fast (in-progress states last 500ms) or realistic (AWS-like minutes)")
 	fs.StringVar(&c.activation, "activation", "auto", "cluster activation: auto (INITIALIZED becomes ACTIVE after a delay) or manual (admin API)")
@@ -181,6 +183,9 @@ func (c *config) check() error {
 		}
 	default:
 		return badFlag("auth", "--auth must be permissive or strict, got %q", c.auth)
+	}
+	if c.databaseURL != "" && c.inMemory {
+		return badFlag("database-url", "--database-url and --in-memory both say where the estate lives: choose one")
 	}
 	if c.ec2Endpoint != "" {
 		c.ec2 = &network.EC2Config{Endpoint: c.ec2Endpoint, AccessKeyID: c.ec2AccessKey, SecretAccessKey: c.ec2SecretKey, CacheTTL: c.ec2CacheTTL}

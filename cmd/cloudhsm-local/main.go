@@ -37,6 +37,9 @@ func run(args []string, stdout, stderr io.Writer, watch parentWatch) error {
 	if len(args) > 0 && args[0] == keyHelperCommand {
 		return runKeyHelper()
 	}
+	if len(args) > 0 && args[0] == copyEstateCommand {
+		return runCopyEstate(args[1:], stdout, stderr)
+	}
 	cfg, warnings, err := parseConfig(args, os.Environ(), stderr)
 	// Plain lines before anything is logged, whatever the log level: a
 	// mistyped variable is a setting that did not take effect.

@@ -112,6 +112,7 @@ func startServer(cfg *config, logger *slog.Logger, stdout io.Writer) (*server.Se
 		EC2:            cfg.ec2,
 		DataDir:        cfg.dataDir,
 		InMemory:       cfg.inMemory,
+		DatabaseURL:    cfg.databaseURL,
 		TopologyFile:   cfg.topology,
 		DefaultAccount: cfg.account,
 		Domain:         cfg.domain,

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/api"
@@ -28,6 +29,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/store/postgres"
 )
 
 // Config is everything a server needs to start.
@@ -39,6 +41,10 @@ type Config struct {
 	// (DataDir and InMemory are then ignored): a store.Shared serves one
 	// estate with other processes. The server closes it.
 	Store store.Store
+	// DatabaseURL, when set, keeps the estate in PostgreSQL (a shared
+	// store: any number of servers on one database serve one estate);
+	// DataDir and InMemory are then ignored.
+	DatabaseURL string
 	// TopologyFile, when set, declares the subnets instead of learning them.
 	TopologyFile string
 	// DefaultAccount is the account of callers whose access key id is not a
@@ -165,6 +171,15 @@ func openStore(cfg Config) (store.Store, error) {
 	}
 	if cfg.Store != nil {
 		return cfg.Store, nil
+	}
+	if cfg.DatabaseURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("open the database: %w", err)
+		}
+		return st, nil
 	}
 	if cfg.InMemory {
 		return store.NewMemory(), nil
@@ -439,6 +454,12 @@ func (s *Server) Strict() bool { return s.verifier != nil }
 
 // Describe tells where a running server keeps its data, for the startup banner.
 func (s *Server) Describe() string {
+	if s.cfg.DatabaseURL != "" {
+		return "PostgreSQL at " + postgres.Redact(s.cfg.DatabaseURL) + " (an estate any number of replicas can share)"
+	}
+	if s.cfg.Store != nil {
+		return "a store given by the embedder"
+	}
 	if s.cfg.InMemory {
 		return "in memory (nothing is written to disk)"
 	}

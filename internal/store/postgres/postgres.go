@@ -18,6 +18,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -191,3 +193,17 @@ func (s *Store) Ping(ctx context.Context) error {
 // Leader reports whether this process holds the estate's lease for timed
 // work (a session advisory lock on a connection of its own).
 func (s *Store) Leader() bool { return s.leader.Load() }
+
+// Redact returns a database URL fit to print: its password, if any,
+// replaced (in a URL or in a key=value connection string).
+func Redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	return passwordField.ReplaceAllString(dsn, "password=xxxxx")
+}
+
+var passwordField = regexp.MustCompile(`password=\S+`)

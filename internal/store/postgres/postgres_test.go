@@ -45,3 +45,15 @@ func TestSharedConformance(t *testing.T) {
 		return func() store.Shared { return open(t, url, fastLease) }
 	})
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://app:s3cret@db.example:5432/estate?sslmode=disable": "postgres://app:xxxxx@db.example:5432/estate?sslmode=disable",
+		"postgres://app@db/estate":                                     "postgres://app@db/estate",
+		"host=db user=app password=s3cret dbname=estate":               "host=db user=app password=xxxxx dbname=estate",
+	} {
+		if got := postgres.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
