@@ -572,7 +572,7 @@ func BenchmarkCreateHsmInBigAccount(b *testing.B) {
 					b.StartTimer()
 				}
 				c := clusters[i%len(clusters)]
-				h, err := svc.CreateHsm(t, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: azs[i%len(azs)]})
+				h, err := svc.CreateHsm(context.Background(), t, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: azs[i%len(azs)]})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -255,7 +255,7 @@ func (a *API) createHsm(ctx context.Context, c *Caller, body input) (any, error)
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	h, err := a.svc.CreateHsm(c.Tenant, cloudhsm.CreateHsmInput{ClusterID: in.ClusterId, AZ: in.AvailabilityZone, IPAddress: in.IpAddress})
+	h, err := a.svc.CreateHsm(ctx, c.Tenant, cloudhsm.CreateHsmInput{ClusterID: in.ClusterId, AZ: in.AvailabilityZone, IPAddress: in.IpAddress})
 	if err != nil {
 		return nil, err
 	}

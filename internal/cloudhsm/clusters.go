@@ -274,19 +274,34 @@ func (s *Service) stepCluster(c *Cluster, at time.Time, p *pending) (gone bool) 
 	return false
 }
 
-// deleteSecurityGroup deletes c's security group once the lock is
-// released (EC2 may be remote). It is for a cluster that leaves while it
-// still holds the group: reaching DELETED, or removed by Reset or Import.
+// deleteSecurityGroup deletes c's HSMs' network interfaces and then c's
+// security group once the lock is released (EC2 may be remote; it refuses
+// to delete a group that interfaces still use). It is for a cluster that
+// leaves while it still holds the group: reaching DELETED, or removed by
+// Reset or Import.
 func (s *Service) deleteSecurityGroup(c *Cluster, p *pending) {
 	sg, t, id := c.SecurityGroup, c.Tenant, c.ID
-	if sg == "" {
+	var enis []hsmInterface
+	for _, h := range c.Hsms {
+		if h.EniID != "" {
+			enis = append(enis, interfaceOf(c, h))
+		}
+	}
+	if sg == "" && len(enis) == 0 {
 		return
 	}
-	p.after = append(p.after, func() {
-		if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg, id); err != nil {
-			s.log.Warn("delete cluster security group", "cluster", id, "sg", sg, "err", err)
+	deleteGroup := func(ok bool) {
+		switch {
+		case sg == "":
+		case !ok:
+			s.log.Warn("the server stopped before the cluster's network interfaces were deleted; its security group is left behind too", "cluster", id, "sg", sg)
+		default:
+			if err := s.net.DeleteSecurityGroup(context.Background(), network.Tenant(t), sg, id); err != nil {
+				s.log.Warn("delete cluster security group", "cluster", id, "sg", sg, "err", err)
+			}
 		}
-	})
+	}
+	p.after = append(p.after, func() { s.deleteInterfaces(enis, true, deleteGroup) })
 }
 
 func (s *Service) activate(c *Cluster, at time.Time, p *pending) {

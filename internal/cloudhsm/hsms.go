@@ -1,6 +1,7 @@
 package cloudhsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -62,26 +63,39 @@ func (s *Service) checkCanAddHsm(t Tenant, in CreateHsmInput) (*Cluster, error) 
 	return c, nil
 }
 
-// CreateHsm adds an HSM to a cluster.
-func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
-	// Check first, so that a refused request costs no key generation.
-	if err := s.read(func(time.Time) error { _, err := s.checkCanAddHsm(t, in); return err }); err != nil {
+// CreateHsm adds an HSM to a cluster. Its network interface is made by the
+// network provider (a real ENI in EC2 with --ec2-endpoint) after the checks
+// and before the commit, outside the lock; a refused commit deletes it.
+func (s *Service) CreateHsm(ctx context.Context, t Tenant, in CreateHsmInput) (*Hsm, error) {
+	// Check first, so that a refused request costs no key generation and
+	// no interface.
+	var c Cluster
+	var req network.InterfaceRequest
+	if err := s.read(func(time.Time) error {
+		live, err := s.checkCanAddHsm(t, in)
+		if err != nil {
+			return err
+		}
+		c = Cluster{Mode: live.Mode, HsmType: live.HsmType, State: live.State, NetworkType: live.NetworkType}
+		req = s.interfaceRequest(t, live, in)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	var mode, hsmType, state string
-	_ = s.read(func(time.Time) error {
-		if c, err := s.getCluster(t, in.ClusterID); err == nil {
-			mode, hsmType, state = c.Mode, c.HsmType, c.State
-		}
-		return nil
-	})
 	id := s.reserveID("hsm-")
 	defer s.unreserveID(id)
 	// The first HSM's key signs the cluster CSR when it becomes ACTIVE; the
 	// signature is made now, outside the lock, for that moment.
-	identity, csr, err := s.newIdentity(id, mode, hsmType, state == ClusterUninitialized)
+	identity, csr, err := s.newIdentity(id, c.Mode, c.HsmType, c.State == ClusterUninitialized)
 	if err != nil {
 		return nil, err
+	}
+	req.HsmID = id
+	// Not cancelled with the request: a caller that gives up while EC2
+	// makes the interface would otherwise leave one that no HSM records.
+	iface, err := s.net.CreateInterface(context.WithoutCancel(ctx), network.Tenant(t), req)
+	if err != nil {
+		return nil, networkError(err)
 	}
 	var out *Hsm
 	err = s.commit("CreateHsm", func(now time.Time, p *pending) error {
@@ -89,18 +103,11 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 		if err != nil {
 			return err
 		}
-		sn := c.subnet(in.AZ)
-		inUse := s.addrInUse(t, sn.ID)
-		ip, err := network.AllocateIPv4(sn, inUse, in.IPAddress)
-		if err != nil {
-			return networkError(err)
-		}
 		h := &Hsm{
 			ID:       id,
 			AZ:       in.AZ,
-			SubnetID: sn.ID,
-			EniID:    network.NewENIID(),
-			EniIP:    ip.String(),
+			SubnetID: c.subnet(in.AZ).ID,
+			EniID:    iface.ID,
 			HsmType:  c.HsmType,
 			State:    HsmCreateInProgress,
 			Created:  now,
@@ -108,12 +115,8 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 			Identity: identity,
 			csr:      csr,
 		}
-		if c.NetworkType == NetworkDual {
-			ip6, err := network.AllocateIPv6(sn, inUse)
-			if err != nil {
-				return networkError(err)
-			}
-			h.EniIPv6 = ip6.String()
+		if err := s.hsmAddresses(t, c, h, in.IPAddress, iface); err != nil {
+			return err
 		}
 		s.addHsm(c, h)
 		s.scheduleHsm(c, h)
@@ -123,9 +126,66 @@ func (s *Service) CreateHsm(t Tenant, in CreateHsmInput) (*Hsm, error) {
 		return nil
 	})
 	if err != nil {
+		if iface.ID != "" {
+			s.deleteInterfaces([]hsmInterface{{t: t, eniID: iface.ID, clusterID: in.ClusterID, hsm: id}}, true, nil)
+		}
 		return nil, err
 	}
 	return out, nil
+}
+
+// interfaceRequest describes the interface of a new HSM of c; the lock is
+// held (for reading).
+func (s *Service) interfaceRequest(t Tenant, c *Cluster, in CreateHsmInput) network.InterfaceRequest {
+	sn := c.subnet(in.AZ)
+	req := network.InterfaceRequest{
+		Subnet:        sn,
+		ClusterID:     c.ID,
+		SecurityGroup: c.SecurityGroup,
+		IPv6:          c.NetworkType == NetworkDual,
+	}
+	if in.IPAddress != "" {
+		req.IP, _ = netip.ParseAddr(in.IPAddress) // checked by checkCanAddHsm
+	}
+	// The provider asks after the lock is released (and only if it
+	// chooses addresses): each question takes the lock again.
+	req.InUse = func(a netip.Addr) bool {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.addrInUse(t, sn.ID)(a)
+	}
+	return req
+}
+
+// hsmAddresses gives h its addresses in the subnet of its AZ: the
+// interface's where the provider made a real one (checked again against
+// the tenant's index, which may have changed since), else allocated from
+// the index as requested. The lock is held.
+func (s *Service) hsmAddresses(t Tenant, c *Cluster, h *Hsm, requested string, iface network.Interface) error {
+	sn := c.subnet(h.AZ)
+	inUse := s.addrInUse(t, sn.ID)
+	if iface.IP.IsValid() {
+		requested = iface.IP.String()
+	}
+	ip, err := network.AllocateIPv4(sn, inUse, requested)
+	if err != nil {
+		return networkError(err)
+	}
+	h.EniIP = ip.String()
+	if c.NetworkType != NetworkDual {
+		return nil
+	}
+	ip6 := iface.IPv6
+	switch {
+	case !ip6.IsValid():
+		if ip6, err = network.AllocateIPv6(sn, inUse); err != nil {
+			return networkError(err)
+		}
+	case inUse(ip6):
+		return errf(KindInvalidRequest, "IPv6 address %s is already in use in subnet %s.", ip6, sn.ID)
+	}
+	h.EniIPv6 = ip6.String()
+	return nil
 }
 
 func (c *Cluster) subnet(az string) network.Subnet {
@@ -210,6 +270,8 @@ func (s *Service) advanceHsm(c *Cluster, h *Hsm, at time.Time, p *pending) {
 		}
 	case HsmDeleteInProgress:
 		s.removeHsm(c, h, p)
+		// Deleted when DeleteHsm started, unless that was lost to a restart.
+		s.deleteHsmInterface(c, h, true, p)
 		if c.State == ClusterDegraded && !slices.ContainsFunc(c.Hsms, func(o *Hsm) bool { return o.State == HsmDegraded }) {
 			c.State, c.StateBeforeDegraded = c.baseState(), ""
 		}
@@ -280,6 +342,9 @@ func (s *Service) DeleteHsm(t Tenant, in DeleteHsmInput) (string, error) {
 		h.StateMessage = ""
 		h.Due = now.Add(s.cfg.Delays.HsmDelete)
 		s.scheduleHsm(c, h)
+		// The interface goes now, so that it is gone before the HSM
+		// leaves the cluster (a Terraform destroy then deletes the subnet).
+		s.deleteHsmInterface(c, h, false, p)
 		p.cluster(c)
 		id = h.ID
 		return nil

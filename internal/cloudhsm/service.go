@@ -72,6 +72,8 @@ type Service struct {
 	identitySource pki.IdentitySource
 	// identities lets one HSM identity at a time be made (see newIdentity).
 	identities chan struct{}
+	// ifaces tracks the deletions of HSMs' network interfaces (interfaces.go).
+	ifaces interfaces
 
 	stop chan struct{}
 	// wake tells the scheduler that the next due time moved earlier than
@@ -157,7 +159,8 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Close stops the scheduler. It does not close the store.
+// Close stops the scheduler and the retried deletions of network
+// interfaces. It does not close the store.
 func (s *Service) Close() {
 	select {
 	case <-s.stop:
@@ -165,6 +168,7 @@ func (s *Service) Close() {
 		close(s.stop)
 	}
 	<-s.done
+	s.ifaces.close()
 	s.identitiesOnce.Do(func() {})
 	if s.identitySource != nil {
 		s.identitySource.Close()

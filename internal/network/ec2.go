@@ -45,15 +45,16 @@ type EC2Config struct {
 	// http.DefaultTransport (per-attempt deadlines come from Timeout).
 	HTTPClient *http.Client
 	// Logger receives warnings (a refused CreateSecurityGroup, a failed
-	// DeleteSecurityGroup, a group left alone because EC2 names it after
-	// something else). Default slog.Default().
+	// DeleteSecurityGroup, a group or network interface left alone because
+	// EC2 names it after something else). Default slog.Default().
 	Logger *slog.Logger
 }
 
 // EC2 is the provider backed by an EC2 endpoint speaking the EC2 Query API
 // (moto_server, LocalStack, or anything compatible): subnets are looked up
-// with DescribeSubnets and cluster security groups are real EC2 security
-// groups. One set of credentials is used for every tenant; the tenant's
+// with DescribeSubnets, cluster security groups are real EC2 security
+// groups and HSMs' network interfaces real EC2 network interfaces (see
+// ec2eni.go). One set of credentials is used for every tenant; the tenant's
 // region selects the EC2 region (through the SigV4 credential scope) and the
 // tenant's account only scopes the cache.
 //
@@ -75,6 +76,7 @@ type EC2 struct {
 	mu     sync.Mutex
 	cache  map[ec2Key]ec2CachedSubnet
 	groups map[string]ec2Group // security group id -> what this provider made it for
+	enis   map[string]ec2ENI   // network interface id -> the HSM this provider made it for
 }
 
 var _ Provider = (*EC2)(nil)
@@ -124,6 +126,7 @@ func NewEC2(cfg EC2Config) *EC2 {
 		backoff:  ec2Backoff,
 		cache:    make(map[ec2Key]ec2CachedSubnet),
 		groups:   make(map[string]ec2Group),
+		enis:     make(map[string]ec2ENI),
 	}
 	if e.creds.AccessKeyID == "" {
 		e.creds.AccessKeyID = "test"

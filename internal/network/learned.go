@@ -475,3 +475,14 @@ func (l *Learned) CreateSecurityGroup(ctx context.Context, t Tenant, vpcID, clus
 func (l *Learned) DeleteSecurityGroup(ctx context.Context, t Tenant, groupID, clusterID string) error {
 	return ctx.Err()
 }
+
+// CreateInterface implements Provider: it returns a fresh interface id; the
+// caller allocates the addresses.
+func (l *Learned) CreateInterface(ctx context.Context, t Tenant, req InterfaceRequest) (Interface, error) {
+	return newInterface(ctx)
+}
+
+// DeleteInterface implements Provider: it does nothing.
+func (l *Learned) DeleteInterface(ctx context.Context, t Tenant, eniID, clusterID, hsmID string) error {
+	return ctx.Err()
+}

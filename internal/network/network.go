@@ -5,9 +5,10 @@
 //
 // The rest of the server talks to a Provider and never knows which source of
 // subnets is in use: the Learned provider (subnets are invented and remembered
-// the first time they are named) or the Topology provider (subnets declared in
-// a JSON file). Every provider applies the same cluster rules through
-// CheckClusterSubnets.
+// the first time they are named) and the Topology provider (subnets declared
+// in a JSON file), which make up ENI and security group ids, or the EC2
+// provider (the subnets, security groups and ENIs of a neighbouring EC2 API).
+// Every provider applies the same cluster rules through CheckClusterSubnets.
 package network
 
 import (
@@ -32,7 +33,8 @@ type Subnet struct {
 }
 
 // Provider resolves subnets for CreateCluster and manages the cluster security
-// group. Implementations are safe for concurrent use.
+// group and the HSMs' network interfaces. Implementations are safe for
+// concurrent use.
 type Provider interface {
 	// Resolve returns the subnets named by ids, in the same order, after checking the
 	// cluster rules: all in one VPC, at most one subnet per Availability Zone, no duplicates.
@@ -56,6 +58,41 @@ type Provider interface {
 	// it; subnets it knows keep theirs. Providers whose subnets are
 	// declared or looked up ignore it.
 	Adopt(t Tenant, subnets []Subnet) error
+	// CreateInterface makes the network interface (ENI) of a new HSM in
+	// req.Subnet. Providers that manage no real interfaces return a fresh
+	// id and leave the addresses to the caller (zero IP and IPv6).
+	CreateInterface(ctx context.Context, t Tenant, req InterfaceRequest) (Interface, error)
+	// DeleteInterface deletes eniID, the interface of HSM hsmID of cluster
+	// clusterID, wherever the provider made it. Like DeleteSecurityGroup,
+	// eniID may come from an earlier run or another provider: a provider
+	// deletes only an interface it can tell is that HSM's, and an id it
+	// does not know counts as deleted. It is safe to call again.
+	DeleteInterface(ctx context.Context, t Tenant, eniID, clusterID, hsmID string) error
+}
+
+// InterfaceRequest describes the network interface of a new HSM.
+type InterfaceRequest struct {
+	Subnet           Subnet
+	ClusterID, HsmID string
+	// SecurityGroup is the cluster's security group, which the interface joins.
+	SecurityGroup string
+	// IP is the address the caller asked for (checked against Subnet and
+	// InUse already); zero lets the provider choose.
+	IP netip.Addr
+	// IPv6 asks for an IPv6 address too (a DUALSTACK cluster).
+	IPv6 bool
+	// InUse reports the addresses of Subnet the caller knows are taken
+	// (its own HSMs'); nil means none. The provider must not call it after
+	// CreateInterface returns.
+	InUse func(netip.Addr) bool
+}
+
+// Interface is an HSM's network interface.
+type Interface struct {
+	ID string
+	// IP and IPv6 are the interface's addresses where the provider made a
+	// real interface (EC2); zero where the caller allocates them.
+	IP, IPv6 netip.Addr
 }
 
 // ErrorKind classifies a refusal; it maps to an AWS error code upstream.
@@ -224,6 +261,15 @@ func newID(prefix string) string {
 	var b [9]byte
 	rand.Read(b[:]) // never fails (crypto/rand.Read crashes the program instead)
 	return prefix + hex.EncodeToString(b[:])[:17]
+}
+
+// newInterface is the interface behaviour shared by the providers that do
+// not manage real interfaces: a fresh id, the addresses left to the caller.
+func newInterface(ctx context.Context) (Interface, error) {
+	if err := ctx.Err(); err != nil {
+		return Interface{}, err
+	}
+	return Interface{ID: NewENIID()}, nil
 }
 
 // newSecurityGroup is the security group behaviour shared by the providers

@@ -344,3 +344,14 @@ func (*Topology) Restore(Tenant, Subnet) {}
 
 // Adopt implements Provider: declared subnets are not learned.
 func (*Topology) Adopt(Tenant, []Subnet) error { return nil }
+
+// CreateInterface implements Provider: it returns a fresh interface id; the
+// caller allocates the addresses.
+func (tp *Topology) CreateInterface(ctx context.Context, t Tenant, req InterfaceRequest) (Interface, error) {
+	return newInterface(ctx)
+}
+
+// DeleteInterface implements Provider: it does nothing.
+func (tp *Topology) DeleteInterface(ctx context.Context, t Tenant, eniID, clusterID, hsmID string) error {
+	return ctx.Err()
+}
