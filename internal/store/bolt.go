@@ -300,7 +300,6 @@ func syncDir(dir string) error {
 	return nil
 }
 
-
 // Load calls fn for every committed record in (Kind, Key) byte order, inside
 // one read transaction, so it sees a consistent snapshot made of whole
 // groups. fn receives its own copy of each value. fn must not wait on a
