@@ -358,7 +358,7 @@ func az(i int) string { return region + string(rune('a'+i)) }
 
 func (e *env) createHsm(clusterID string, azIndex int) *cloudhsm.Hsm {
 	e.t.Helper()
-	h, err := e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: clusterID, AZ: az(azIndex)})
+	h, err := e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: clusterID, AZ: az(azIndex)})
 	if err != nil {
 		e.t.Fatalf("CreateHsm: %v", err)
 	}

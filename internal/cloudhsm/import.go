@@ -88,6 +88,14 @@ func (s *Service) importSnapshot(snap *Snapshot, onlyIntoEmpty bool) (imported b
 					replaced = true
 					if old.State != ClusterDeleted && old.SecurityGroup != c.SecurityGroup {
 						s.deleteSecurityGroup(old, p)
+					} else {
+						// The group stays; the interfaces of the HSMs that
+						// the imported cluster does not keep go.
+						for _, h := range old.Hsms {
+							if !slices.ContainsFunc(c.Hsms, func(n *Hsm) bool { return n.EniID == h.EniID }) {
+								s.deleteHsmInterface(old, h, true, p)
+							}
+						}
 					}
 				}
 			}

@@ -4,6 +4,7 @@ package cloudhsm_test
 // own delay, and what each state allows.
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -340,7 +341,7 @@ func TestDeleteCluster(t *testing.T) {
 	// A DELETED cluster is listed, but no operation finds it.
 	for name, err := range map[string]error{
 		"DeleteCluster": second(e.svc.DeleteCluster(tenantA, c.ID)),
-		"CreateHsm":     second(e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(0)})),
+		"CreateHsm":     second(e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(0)})),
 		"ModifyCluster": second(e.svc.ModifyCluster(tenantA, cloudhsm.ModifyClusterInput{ClusterID: c.ID, RetentionDays: 30})),
 		"TagResource":   e.svc.TagResource(tenantA, c.ID, []cloudhsm.Tag{{Key: "k"}}),
 	} {
@@ -430,7 +431,7 @@ func TestHsmStates(t *testing.T) {
 	}
 	_, err = e.svc.DeleteHsm(tenantA, cloudhsm.DeleteHsmInput{ClusterID: c.ID, HsmID: h.ID})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, "already being deleted")
-	_, err = e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1), IPAddress: h.EniIP})
+	_, err = e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1), IPAddress: h.EniIP})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, h.EniIP)
 	e.advance(d.HsmDelete - time.Millisecond)
 	if got := e.hsm(c.ID, h.ID); got == nil || got.State != cloudhsm.HsmDeleteInProgress {
@@ -440,7 +441,7 @@ func TestHsmStates(t *testing.T) {
 	if got := e.hsm(c.ID, h.ID); got != nil {
 		t.Fatalf("HSM still listed after HsmDelete: %s", got.State)
 	}
-	again, err := e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1), IPAddress: h.EniIP})
+	again, err := e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1), IPAddress: h.EniIP})
 	if err != nil || again.EniIP != h.EniIP {
 		t.Fatalf("the deleted HSM's address is not free again: %v", err)
 	}
@@ -488,7 +489,7 @@ func TestFirstHsmRule(t *testing.T) {
 	tryHsm := func(stage, want string) {
 		t.Helper()
 		made := e.ids.made.Load()
-		_, err := e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1)})
+		_, err := e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1)})
 		if want == "" {
 			if err != nil {
 				t.Fatalf("%s: %v", stage, err)
@@ -515,7 +516,7 @@ func TestFirstHsmRule(t *testing.T) {
 	}
 	tryHsm("ACTIVE", "")
 	tryHsm("ACTIVE, third", "")
-	_, err := e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: region + "f"})
+	_, err := e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: region + "f"})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, "not mapped to a subnet")
 }
 
@@ -524,10 +525,10 @@ func TestHsmsPerCluster(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.importCluster(snapCluster(tenantA, cloudhsm.HsmTypeHsm2m, cloudhsm.ClusterActive, cloudhsm.MaxHsmsPerCluster-1, cloudhsm.HsmActive))
-	if _, err := e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: id, AZ: testSubnet.AZ}); err != nil {
+	if _, err := e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: id, AZ: testSubnet.AZ}); err != nil {
 		t.Fatalf("HSM number 28: %v", err)
 	}
-	_, err := e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: id, AZ: testSubnet.AZ})
+	_, err := e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: id, AZ: testSubnet.AZ})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, "already has 28 HSMs")
 	if n := len(e.cluster(id).Hsms); n != 28 {
 		t.Fatalf("%d HSMs", n)

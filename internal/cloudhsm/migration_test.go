@@ -4,6 +4,7 @@ package cloudhsm_test
 // DEGRADED, which keeps the rules of the state under it.
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -97,7 +98,7 @@ func TestMigrationRefusals(t *testing.T) {
 	for name, err := range map[string]error{
 		"rollback during the migration": second(e.modifyType(id, cloudhsm.HsmTypeHsm1)),
 		"DeleteHsm":                     second(e.svc.DeleteHsm(tenantA, cloudhsm.DeleteHsmInput{ClusterID: id, HsmID: hsmID})),
-		"CreateHsm":                     second(e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: id, AZ: testSubnet.AZ})),
+		"CreateHsm":                     second(e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: id, AZ: testSubnet.AZ})),
 		"DeleteCluster":                 second(e.svc.DeleteCluster(tenantA, id)),
 	} {
 		t.Run(name, func(t *testing.T) { wantErr(t, err, cloudhsm.KindInvalidRequest) })
@@ -259,7 +260,7 @@ func TestDegradedUninitializedCluster(t *testing.T) {
 	if err := csrOfHsm(got, h.ID); err != nil {
 		t.Fatalf("DEGRADED over UNINITIALIZED: %v", err)
 	}
-	_, err = e.svc.CreateHsm(tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1)})
+	_, err = e.svc.CreateHsm(context.Background(), tenantA, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1)})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, "already contains an HSM but has not yet been fully activated")
 	// The current choice: initialization waits until the HSM is healthy
 	// (InitializeCluster looks at the state itself, DEGRADED).

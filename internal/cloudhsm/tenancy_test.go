@@ -4,6 +4,7 @@ package cloudhsm_test
 // resource policies.
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -119,15 +120,15 @@ func TestQuotas(t *testing.T) {
 
 	one := e.importCluster(snapCluster(tenantC, cloudhsm.HsmTypeHsm2m, cloudhsm.ClusterActive, 1, cloudhsm.HsmActive))
 	two := e.importCluster(snapCluster(tenantC, cloudhsm.HsmTypeHsm2m, cloudhsm.ClusterActive, 1, cloudhsm.HsmActive))
-	_, err = e.svc.CreateHsm(tenantC, cloudhsm.CreateHsmInput{ClusterID: two, AZ: testSubnet.AZ})
+	_, err = e.svc.CreateHsm(context.Background(), tenantC, cloudhsm.CreateHsmInput{ClusterID: two, AZ: testSubnet.AZ})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, "quota of 2 HSMs", acctC)
 	h := e.clusterOf(tenantC, one).Hsms[0]
 	_, err = e.svc.DeleteHsm(tenantC, cloudhsm.DeleteHsmInput{ClusterID: one, HsmID: h.ID})
 	mustOK(t, err)
-	_, err = e.svc.CreateHsm(tenantC, cloudhsm.CreateHsmInput{ClusterID: two, AZ: testSubnet.AZ})
+	_, err = e.svc.CreateHsm(context.Background(), tenantC, cloudhsm.CreateHsmInput{ClusterID: two, AZ: testSubnet.AZ})
 	wantErr(t, err, cloudhsm.KindInvalidRequest, "quota of 2 HSMs")
 	e.advance(testDelays().HsmDelete)
-	_, err = e.svc.CreateHsm(tenantC, cloudhsm.CreateHsmInput{ClusterID: two, AZ: testSubnet.AZ})
+	_, err = e.svc.CreateHsm(context.Background(), tenantC, cloudhsm.CreateHsmInput{ClusterID: two, AZ: testSubnet.AZ})
 	mustOK(t, err)
 
 	off := newEnv(t)
@@ -154,7 +155,7 @@ func TestTenancyIsolation(t *testing.T) {
 				t.Fatalf("%d backups visible", len(bs))
 			}
 			for name, err := range map[string]error{
-				"CreateHsm":              second(e.svc.CreateHsm(other, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1)})),
+				"CreateHsm":              second(e.svc.CreateHsm(context.Background(), other, cloudhsm.CreateHsmInput{ClusterID: c.ID, AZ: az(1)})),
 				"DeleteHsm":              second(e.svc.DeleteHsm(other, cloudhsm.DeleteHsmInput{ClusterID: c.ID, HsmID: h.ID})),
 				"DeleteCluster":          second(e.svc.DeleteCluster(other, c.ID)),
 				"ModifyCluster":          second(e.svc.ModifyCluster(other, cloudhsm.ModifyClusterInput{ClusterID: c.ID, RetentionDays: 30})),
