@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
 )
@@ -175,7 +174,7 @@ func (ts *tenantState) sortBySeq() {
 func (s *Service) loadShared() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*s.storeTimeout())
 	defer cancel()
-	before := time.Now()
+	before := s.localNow()
 	view := &cacheView{s: s}
 	sy, err := s.shared.Refresh(ctx, 0, view)
 	if err != nil {

@@ -104,6 +104,10 @@ type Options struct {
 	Store   store.Store
 	Network network.Provider
 	Logger  *slog.Logger
+	// LocalClock, when set, is this process's clock, which a shared store's
+	// clock corrects (tests of replicas whose hosts' clocks disagree).
+	// Default: time.Now.
+	LocalClock func() time.Time
 	// Identities, when set, makes the source of HSM identities (keys and
 	// certificates); it is called when the first identity is needed.
 	// Default: made in this process (pki.NewLocalIdentities).
@@ -124,6 +128,7 @@ func New(opts Options) (*Service, error) {
 		net:           opts.Network,
 		log:           opts.Logger,
 		newIdentities: opts.Identities,
+		sh:            sharedState{local: opts.LocalClock},
 		tenants:       map[Tenant]*tenantState{},
 		ids:           newIDRegistry(),
 		agenda:        &eventHeap{},

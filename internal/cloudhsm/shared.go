@@ -41,6 +41,8 @@ type sharedState struct {
 	stale   bool
 	// skew is the store's clock minus this process's (nanoseconds).
 	skew atomic.Int64
+	// local is this process's clock (nil: time.Now).
+	local func() time.Time
 
 	combine struct {
 		mu      sync.Mutex
@@ -209,7 +211,7 @@ func (s *Service) refreshOnce() error {
 	since := s.since()
 	s.mu.RUnlock()
 	buf := &bufferedView{}
-	before := time.Now()
+	before := s.localNow()
 	sy, err := s.shared.Refresh(ctx, since, buf)
 	if err != nil {
 		return fmt.Errorf("refresh from the shared store: %w", err)
@@ -249,7 +251,7 @@ func (s *Service) observeStoreClock(storeNow, sentAt time.Time) {
 	if storeNow.IsZero() {
 		return
 	}
-	local := time.Now()
+	local := s.localNow()
 	mid := sentAt.Add(local.Sub(sentAt) / 2)
 	if sentAt.Equal(storeNow) { // inside Exclusive: no local send time
 		mid = local
@@ -257,12 +259,20 @@ func (s *Service) observeStoreClock(storeNow, sentAt time.Time) {
 	s.sh.skew.Store(int64(storeNow.Sub(mid)))
 }
 
+// localNow is this process's clock (Options.LocalClock).
+func (s *Service) localNow() time.Time {
+	if s.sh.local != nil {
+		return s.sh.local()
+	}
+	return time.Now()
+}
+
 // storeClock is the real time of a shared estate: this process's clock
 // corrected to the store's, never going back.
 func (s *Service) storeClock() func() time.Time {
 	var last atomic.Int64
 	return func() time.Time {
-		t := time.Now().Add(time.Duration(s.sh.skew.Load())).UnixNano()
+		t := s.localNow().Add(time.Duration(s.sh.skew.Load())).UnixNano()
 		for {
 			prev := last.Load()
 			if t <= prev {

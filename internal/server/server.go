@@ -41,6 +41,9 @@ type Config struct {
 	// (DataDir and InMemory are then ignored): a store.Shared serves one
 	// estate with other processes. The server closes it.
 	Store store.Store
+	// LocalClock, when set, is this process's clock as a shared store's
+	// clock corrects it (tests of replicas whose hosts' clocks disagree).
+	LocalClock func() time.Time
 	// DatabaseURL, when set, keeps the estate in PostgreSQL (a shared
 	// store: any number of servers on one database serve one estate);
 	// DataDir and InMemory are then ignored.
@@ -223,7 +226,7 @@ func newService(cfg Config, st store.Store) (*cloudhsm.Service, error) {
 	if h := cfg.KeyHelper; identities == nil && len(h) > 0 {
 		identities = func() pki.IdentitySource { return pki.StartIdentityProcess(cfg.Logger, h[0], h[1:]...) }
 	}
-	return cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Identities: identities})
+	return cloudhsm.New(cloudhsm.Options{Codec: records.Codec{}, Config: cfg.Domain, Clock: cfg.Clock, Store: st, Network: net, Logger: cfg.Logger, Identities: identities, LocalClock: cfg.LocalClock})
 }
 
 // routes assembles the handler: the CloudHSM API on the AWS JSON wire,
