@@ -578,7 +578,8 @@ func compatibility(root string, runs []*run, examples []*example) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d/%d | %d |\n", r.suite.label, kernelRe.ReplaceAllString(r.results[0].Version, ""), passed, total, skipped)
 	}
-	fmt.Fprintf(&b, "| aws-sdk-go-v2 | %s | covered by the Go tests of `cloudhsmlocal/` | |\n\n", goSDKVersion(root))
+	fmt.Fprintf(&b, "| aws-sdk-go-v2 | %s | covered by the Go tests of `cloudhsmlocal/` | |\n", goSDKVersion(root))
+	b.WriteString(terraformRow(root) + "\n")
 
 	b.WriteString("## Scenarios\n\n| scenario |")
 	for _, r := range runs {
@@ -624,6 +625,8 @@ func compatibility(root string, runs []*run, examples []*example) string {
 			fmt.Fprintf(&b, "- `%s` skipped: %s.\n", strings.TrimPrefix(sc, "error."), why)
 		}
 	}
+	b.WriteString("- Terraform runs scenarios of its own (`terraform/`, its own package): its row is copied\n")
+	b.WriteString("  from `terraform/RESULTS.md`, which that suite writes with UPDATE_COMPAT=1 and which lists them.\n")
 	b.WriteString("- The second AWS CLI pass (endpoint from `AWS_ENDPOINT_URL_CLOUDHSM_V2` only) runs the lifecycle,\n")
 	b.WriteString("  which calls all 18 operations, and the error scenarios; the other scenarios run in the\n")
 	b.WriteString("  `--endpoint-url` pass only, to keep the CLI's share of the run short (each CLI call costs\n")
@@ -661,6 +664,20 @@ func compatibility(root string, runs []*run, examples []*example) string {
 		fmt.Fprintf(&b, "| `examples/%s` | %s |\n", ex.name, res)
 	}
 	return b.String()
+}
+
+// terraformRow is the Terraform suite's summary row, copied from the
+// results that suite generates (package crossclient/terraform).
+func terraformRow(root string) string {
+	data, err := os.ReadFile(filepath.Join(root, "crossclient", "terraform", "RESULTS.md"))
+	if err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "| Terraform |") {
+				return line + "\n"
+			}
+		}
+	}
+	return "| Terraform | no results (UPDATE_COMPAT=1 go test ./crossclient/terraform/) | not run | |\n"
 }
 
 var goSDKRe = regexp.MustCompile(`github\.com/aws/aws-sdk-go-v2/service/cloudhsmv2 (v\S+)`)

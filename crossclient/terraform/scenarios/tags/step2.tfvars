@@ -1,0 +1,5 @@
+tags = {
+  Name  = "terraform-tags-renamed"
+  team  = "platform"
+  owner = "sre"
+}
