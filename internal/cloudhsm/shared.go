@@ -43,6 +43,8 @@ type sharedState struct {
 	skew atomic.Int64
 	// local is this process's clock (nil: time.Now).
 	local func() time.Time
+	// observed is set once the store's clock has been read.
+	observed atomic.Bool
 
 	combine struct {
 		mu      sync.Mutex
@@ -257,6 +259,7 @@ func (s *Service) observeStoreClock(storeNow, sentAt time.Time) {
 		mid = local
 	}
 	s.sh.skew.Store(int64(storeNow.Sub(mid)))
+	s.sh.observed.Store(true)
 }
 
 // localNow is this process's clock (Options.LocalClock).
@@ -272,6 +275,11 @@ func (s *Service) localNow() time.Time {
 func (s *Service) storeClock() func() time.Time {
 	var last atomic.Int64
 	return func() time.Time {
+		if !s.sh.observed.Load() {
+			// Not read the store's clock yet (while the first refresh
+			// runs): no reading to keep monotonic against.
+			return s.localNow()
+		}
 		t := s.localNow().Add(time.Duration(s.sh.skew.Load())).UnixNano()
 		for {
 			prev := last.Load()
