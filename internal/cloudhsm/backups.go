@@ -14,7 +14,7 @@ const PendingDeletionWindow = 7 * 24 * time.Hour
 func (s *Service) takeBackup(c *Cluster, at time.Time, p *pending) *Backup {
 	b := &Backup{
 		Tenant:             c.Tenant,
-		ID:                 s.ids.fresh("backup-"),
+		ID:                 s.freshID("backup-"),
 		Seq:                s.seq.next(),
 		ClusterID:          c.ID,
 		State:              BackupCreateInProgress,
@@ -397,7 +397,7 @@ func (s *Service) CopyBackupToRegion(t Tenant, id, dest string, tags []Tag, tags
 		}
 		cp := &Backup{
 			Tenant:             Tenant{Account: t.Account, Region: dest},
-			ID:                 s.ids.fresh("backup-"),
+			ID:                 s.freshID("backup-"),
 			Seq:                s.seq.next(),
 			ClusterID:          src.ClusterID,
 			State:              BackupCreateInProgress,

@@ -36,6 +36,18 @@ const (
 	CauseAdmin = "admin:"
 )
 
+// KnownCauses lists the causes the service stamps changes with (an
+// operation, the clock, another replica, an admin operation), so that a
+// record format can write one as a small number. It is never changed.
+var KnownCauses = []string{
+	CauseClock, CauseReplica,
+	"CreateCluster", "ModifyCluster", "DeleteCluster", "CreateHsm", "DeleteHsm", "InitializeCluster",
+	"CopyBackupToRegion", "DeleteBackup", "RestoreBackup", "ModifyBackupAttributes",
+	"PutResourcePolicy", "DeleteResourcePolicy", "TagResource", "UntagResource",
+	CauseAdmin + "activate", CauseAdmin + "clock", CauseAdmin + "import", CauseAdmin + "reset",
+	CauseAdmin + "degrade", CauseAdmin + "heal", CauseAdmin + "made-once", CauseAdmin + "faults",
+}
+
 // Change is one change of the estate: a resource created, changed, or gone.
 type Change struct {
 	Resource  string // ResourceCluster, ResourceHsm, ResourceBackup or ResourceClock

@@ -9,7 +9,7 @@ import (
 // The numbers and names the service hands out live here, each made one way:
 //
 //   - ids (cluster-, hsm-, backup- and 11 base32 characters) come from
-//     idRegistry.fresh, unique across the whole server (every account and
+//     Service.freshID, unique across the whole server (every account and
 //     region), as AWS's are unique across AWS;
 //   - creation order (Seq: store keys and paging positions) and cluster
 //     versions (the key of cached views) come from a counter.
@@ -26,50 +26,61 @@ func newID(prefix string) string {
 	return prefix + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))[:11]
 }
 
-// idRegistry knows every id in use: held by a resource of the estate, or
-// reserved for one being made outside the lock (CreateCluster makes the
-// security group, CreateHsm the keys, before they commit).
+// idRegistry is what ids in use the indexes of clusters and backups do not
+// tell: the HSMs' (counted: an imported estate may hold one HSM id in two
+// tenants) and those reserved for resources being made outside the lock
+// (CreateCluster makes the security group, CreateHsm the keys, before they
+// commit). Cluster and backup ids are found in the tenants' maps (see
+// Service.idInUse), which 100,000 clusters pay nothing more for.
 type idRegistry struct {
-	// held counts the resources holding each id: an imported estate may
-	// hold one id in two tenants.
-	held     map[string]int32
+	hsms     map[string]int32
 	reserved map[string]struct{}
 }
 
 func newIDRegistry() idRegistry {
-	return idRegistry{held: map[string]int32{}, reserved: map[string]struct{}{}}
+	return idRegistry{hsms: map[string]int32{}, reserved: map[string]struct{}{}}
 }
 
-// fresh returns a new id with prefix that no resource holds or reserves.
-// It does not hold it: the resource that takes it does (see Service.hold).
-func (r *idRegistry) fresh(prefix string) string {
-	for {
-		id := newID(prefix)
-		if !r.inUse(id) {
-			return id
-		}
+func (r *idRegistry) holdHsm(id string) { r.hsms[id]++ }
+
+func (r *idRegistry) releaseHsm(id string) {
+	if r.hsms[id]--; r.hsms[id] <= 0 {
+		delete(r.hsms, id)
 	}
 }
 
-func (r *idRegistry) inUse(id string) bool {
-	_, reserved := r.reserved[id]
-	return reserved || r.held[id] > 0
+// idInUse reports whether a resource holds id, or one being made reserved
+// it, anywhere on the server. s.mu is held.
+func (s *Service) idInUse(id string) bool {
+	if _, ok := s.ids.reserved[id]; ok {
+		return true
+	}
+	switch {
+	case strings.HasPrefix(id, "hsm-"):
+		return s.ids.hsms[id] > 0
+	case strings.HasPrefix(id, "cluster-"):
+		for _, ts := range s.tenants {
+			if ts.clusters[id] != nil {
+				return true
+			}
+		}
+	case strings.HasPrefix(id, "backup-"):
+		for _, ts := range s.tenants {
+			if ts.backups[id] != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
-// reserve returns a fresh id kept from every other caller until unreserve.
-func (r *idRegistry) reserve(prefix string) string {
-	id := r.fresh(prefix)
-	r.reserved[id] = struct{}{}
-	return id
-}
-
-func (r *idRegistry) unreserve(id string) { delete(r.reserved, id) }
-
-func (r *idRegistry) hold(id string) { r.held[id]++ }
-
-func (r *idRegistry) release(id string) {
-	if r.held[id]--; r.held[id] <= 0 {
-		delete(r.held, id)
+// freshID returns a new id with prefix that nothing holds or reserves.
+// s.mu is held.
+func (s *Service) freshID(prefix string) string {
+	for {
+		if id := newID(prefix); !s.idInUse(id) {
+			return id
+		}
 	}
 }
 
@@ -90,11 +101,13 @@ func (c *counter) observe(n uint64) { c.last = max(c.last, n) }
 func (s *Service) reserveID(prefix string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ids.reserve(prefix)
+	id := s.freshID(prefix)
+	s.ids.reserved[id] = struct{}{}
+	return id
 }
 
 func (s *Service) unreserveID(id string) {
 	s.mu.Lock()
-	s.ids.unreserve(id)
+	delete(s.ids.reserved, id)
 	s.mu.Unlock()
 }

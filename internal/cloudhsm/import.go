@@ -238,7 +238,7 @@ func (s *Service) fillCluster(c *Cluster, now time.Time, addrs *importAddrs) err
 		return errf(KindInvalidRequest, "account and region are required")
 	}
 	if c.ID == "" {
-		c.ID = s.ids.fresh("cluster-")
+		c.ID = s.freshID("cluster-")
 	}
 	c.HsmType = cmp.Or(c.HsmType, defaultHsmType(c))
 	c.Mode = cmp.Or(c.Mode, ModeFIPS)
@@ -428,7 +428,7 @@ func (s *Service) fillBackup(b *Backup, now time.Time) error {
 		return errf(KindInvalidRequest, "account and region are required")
 	}
 	if b.ID == "" {
-		b.ID = s.ids.fresh("backup-")
+		b.ID = s.freshID("backup-")
 	}
 	if b.State == "" {
 		b.State = BackupReady
@@ -484,7 +484,7 @@ func (s *Service) checkHeldHsmIDs(clusters []*Cluster) error {
 			continue
 		}
 		for j, h := range c.Hsms {
-			if h.ID == "" || !s.ids.inUse(h.ID) {
+			if h.ID == "" || s.ids.hsms[h.ID] == 0 {
 				continue
 			}
 			for _, o := range ts.clusterOrder {

@@ -63,9 +63,8 @@ func (s *Service) insertCluster(c *Cluster) {
 	ts.clusters[c.ID] = c
 	// Keep clusterOrder sorted by Seq: loads arrive in key order, not Seq order.
 	ts.clusterOrder = insertBySeq(ts.clusterOrder, c, clusterSeq)
-	s.ids.hold(c.ID)
 	for _, h := range c.Hsms {
-		s.ids.hold(h.ID)
+		s.ids.holdHsm(h.ID)
 		ts.trackHsm(h, 1)
 	}
 	s.seq.observe(c.Seq)
@@ -74,7 +73,7 @@ func (s *Service) insertCluster(c *Cluster) {
 // addHsm adds h to c: every HSM entering a cluster goes through it.
 func (s *Service) addHsm(c *Cluster, h *Hsm) {
 	c.Hsms = append(c.Hsms, h)
-	s.ids.hold(h.ID)
+	s.ids.holdHsm(h.ID)
 	s.tenant(c.Tenant).trackHsm(h, 1)
 }
 
@@ -82,7 +81,7 @@ func (s *Service) addHsm(c *Cluster, h *Hsm) {
 // through it.
 func (s *Service) removeHsm(c *Cluster, h *Hsm, p *pending) {
 	c.Hsms = slices.DeleteFunc(c.Hsms, func(x *Hsm) bool { return x == h })
-	s.ids.release(h.ID)
+	s.ids.releaseHsm(h.ID)
 	s.tenant(c.Tenant).trackHsm(h, -1)
 	p.hsmGone(c, h)
 }
@@ -97,7 +96,6 @@ func (s *Service) insertBackup(b *Backup) {
 		b.sharedAccounts = policyAccounts(b)
 		ts.withPolicy = insertBySeq(ts.withPolicy, b, backupSeq)
 	}
-	s.ids.hold(b.ID)
 	s.seq.observe(b.Seq)
 }
 
@@ -121,10 +119,9 @@ func (s *Service) removeCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)
 	delete(ts.clusters, c.ID)
 	ts.clusterOrder = removeBySeq(ts.clusterOrder, c.Seq, clusterSeq)
-	s.ids.release(c.ID)
 	for _, h := range c.Hsms {
 		ts.trackHsm(h, -1)
-		s.ids.release(h.ID)
+		s.ids.releaseHsm(h.ID)
 	}
 }
 
@@ -140,7 +137,6 @@ func (s *Service) removeBackup(b *Backup) {
 	if b.Policy != "" {
 		ts.withPolicy = removeBySeq(ts.withPolicy, b.Seq, backupSeq)
 	}
-	s.ids.release(b.ID)
 }
 
 func removeBySeq[T any](xs []T, seq uint64, key func(T) uint64) []T {

@@ -133,10 +133,9 @@ func (s *Service) loadCluster(c *Cluster) {
 	ts := s.tenant(c.Tenant)
 	ts.clusters[c.ID] = c
 	ts.clusterOrder = append(ts.clusterOrder, c)
-	s.ids.hold(c.ID)
 	c.shown = c.State
 	for _, h := range c.Hsms {
-		s.ids.hold(h.ID)
+		s.ids.holdHsm(h.ID)
 		h.shown = h.State
 		ts.trackHsm(h, 1)
 	}
@@ -149,7 +148,6 @@ func (s *Service) loadBackup(b *Backup) {
 	ts.backups[b.ID] = b
 	ts.backupOrder = append(ts.backupOrder, b)
 	ts.byCluster[b.ClusterID] = append(ts.byCluster[b.ClusterID], b)
-	s.ids.hold(b.ID)
 	b.shown = b.State
 	b.sharedAccounts = nil
 	if b.Policy != "" {

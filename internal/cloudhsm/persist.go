@@ -3,7 +3,6 @@ package cloudhsm
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -121,10 +120,7 @@ func (p *pending) finish() {
 // cluster writes c, and notes its changes of state and its HSMs'.
 func (p *pending) cluster(c *Cluster) {
 	if c.State != c.shown && !p.imported {
-		c.History = append(c.History, Transition{From: c.shown, To: c.State, At: p.at, Cause: p.cause})
-		if n := len(c.History) - MaxHistory; n > 0 {
-			c.History = slices.Delete(c.History, 0, n)
-		}
+		c.addHistory(c.shown, c.State, p.at, p.cause)
 	}
 	p.changes = append(p.changes, Change{Resource: ResourceCluster, Tenant: c.Tenant, ID: c.ID, From: c.shown, To: c.State, At: p.at, Cause: p.cause})
 	c.shown = c.State

@@ -14,14 +14,12 @@ func (s *Service) Reset(account string) error {
 				if c.State != ClusterDeleted { // a DELETED cluster's group is gone
 					s.deleteSecurityGroup(c, p)
 				}
-				s.ids.release(c.ID)
 				for _, h := range c.Hsms {
-					s.ids.release(h.ID)
+					s.ids.releaseHsm(h.ID)
 				}
 				p.dropCluster(c)
 			}
 			for _, b := range ts.backupOrder {
-				s.ids.release(b.ID)
 				p.dropBackup(b)
 			}
 			delete(s.tenants, t)

@@ -130,9 +130,11 @@ type Cluster struct {
 	// PreviousHsmType is the type before the last migration, which a
 	// ModifyCluster can roll back to until HsmTypeRollbackExpiration.
 	PreviousHsmType string
-	// History is the cluster's latest state transitions, oldest first, at
-	// most MaxHistory of them (see recordTransition).
-	History []Transition
+	// history is the cluster's latest state transitions, oldest first, at
+	// most MaxHistory of them, packed (see history.go): 100,000 clusters
+	// hold a few each, and a cluster read from a record keeps the record's
+	// bytes rather than a copy.
+	history string
 
 	// The times (Unix nanoseconds) for which events are queued (see
 	// Service.schedule); int64 rather than time.Time keeps a Cluster in a
@@ -160,6 +162,7 @@ type Transition struct {
 
 // MaxHistory is how many transitions a cluster's History keeps.
 const MaxHistory = 32
+
 
 // Hsm is one HSM of a cluster.
 type Hsm struct {

@@ -249,13 +249,9 @@ func EncodeCluster(c *cloudhsm.Cluster) []byte {
 	e.int(int64(c.Partition))
 	e.str(c.StateBeforeDegraded)
 	e.str(c.PreviousHsmType)
-	e.uint(uint64(len(c.History)))
-	for _, tr := range c.History {
-		e.str(tr.From)
-		e.str(tr.To)
-		e.time(tr.At)
-		e.str(tr.Cause)
-	}
+	// The domain keeps a cluster's history packed; the record holds the
+	// same bytes, which a decoded cluster then shares.
+	e.str(c.PackedHistory())
 	return e.b
 }
 
@@ -335,11 +331,9 @@ func decodeClusterWith(b []byte, newDec func([]byte) *decoder) (*cloudhsm.Cluste
 		c.PreviousHsmType = d.str()
 	}
 	if b[0] >= formatCluster3 {
-		if n := d.count(); n > 0 {
-			c.History = make([]cloudhsm.Transition, n)
-			for i := range c.History {
-				tr := &c.History[i]
-				tr.From, tr.To, tr.At, tr.Cause = d.str(), d.str(), d.time(), d.str()
+		if h := d.str(); d.err == nil {
+			if err := c.SetPackedHistory(h); err != nil {
+				d.err = err
 			}
 		}
 	}

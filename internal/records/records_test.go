@@ -2,11 +2,12 @@ package records
 
 import (
 	"encoding/json"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"net/netip"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 )
 
 // fill sets every field reachable from v to a distinct non-zero value, so
@@ -145,7 +146,7 @@ func TestClusterOlderFormatsStillLoad(t *testing.T) {
 	}
 	v2 := append([]byte{formatCluster2}, rec[1:len(rec)-1]...)
 	got, err := DecodeCluster(v2)
-	if err != nil || got.ID != c.ID || got.PreviousHsmType != c.PreviousHsmType || got.History != nil {
+	if err != nil || got.ID != c.ID || got.PreviousHsmType != c.PreviousHsmType || got.History() != nil {
 		t.Fatalf("format 2: %v %+v", err, got)
 	}
 	c.PreviousHsmType = ""
@@ -154,5 +155,33 @@ func TestClusterOlderFormatsStillLoad(t *testing.T) {
 	got, err = DecodeCluster(v1)
 	if err != nil || got.ID != c.ID || got.HsmType != c.HsmType {
 		t.Fatalf("format 1: %v %+v", err, got)
+	}
+}
+
+// TestClusterHistoryRoundTrip: a cluster's history comes back whole, known
+// states and causes and others alike.
+func TestClusterHistoryRoundTrip(t *testing.T) {
+	created := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	c := &cloudhsm.Cluster{ID: "cluster-aaaaaaaaaaa", State: cloudhsm.ClusterActive, Created: created}
+	want := []cloudhsm.Transition{
+		{To: cloudhsm.ClusterCreateInProgress, At: created, Cause: "CreateCluster"},
+		{From: cloudhsm.ClusterCreateInProgress, To: cloudhsm.ClusterUninitialized, At: created.Add(500 * time.Millisecond), Cause: cloudhsm.CauseClock},
+		{From: cloudhsm.ClusterUninitialized, To: cloudhsm.ClusterActive, At: created.Add(-time.Hour), Cause: "a cause of an imported estate"},
+	}
+	if err := c.SetHistory(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeCluster(EncodeCluster(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := got.History()
+	if len(h) != len(want) {
+		t.Fatalf("history %+v, want %+v", h, want)
+	}
+	for i := range want {
+		if h[i].From != want[i].From || h[i].To != want[i].To || !h[i].At.Equal(want[i].At) || h[i].Cause != want[i].Cause {
+			t.Errorf("history[%d] = %+v, want %+v", i, h[i], want[i])
+		}
 	}
 }

@@ -65,7 +65,7 @@ func clusterFromDomain(c *cloudhsm.Cluster) *Cluster {
 			Identity: identityFromDomain(h.Identity),
 		})
 	}
-	for _, tr := range c.History {
+	for _, tr := range c.History() {
 		out.History = append(out.History, Transition{From: tr.From, To: tr.To, At: utc(tr.At), Cause: tr.Cause})
 	}
 	return out
@@ -153,8 +153,12 @@ func (c *Cluster) toDomain(where string) (*cloudhsm.Cluster, error) {
 			Created: h.CreatedAt, Due: h.TransitionDueAt, Identity: h.Identity.toDomain(),
 		})
 	}
+	var h []cloudhsm.Transition
 	for _, tr := range c.History {
-		out.History = append(out.History, cloudhsm.Transition{From: tr.From, To: tr.To, At: tr.At, Cause: tr.Cause})
+		h = append(h, cloudhsm.Transition{From: tr.From, To: tr.To, At: tr.At, Cause: tr.Cause})
+	}
+	if err := out.SetHistory(h); err != nil {
+		return nil, fmt.Errorf("%s.%w", where, err)
 	}
 	return out, nil
 }

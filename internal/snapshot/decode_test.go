@@ -92,9 +92,11 @@ func showDiff[T any](a, b T) string {
 func TestEncodeThenDecode(t *testing.T) {
 	t.Parallel()
 	snap := decodeFile(t, "testdata/v1-export.json")
-	snap.Clusters[0].History = []cloudhsm.Transition{
+	if err := snap.Clusters[0].SetHistory([]cloudhsm.Transition{
 		{To: cloudhsm.ClusterCreateInProgress, At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Cause: "CreateCluster"},
 		{From: cloudhsm.ClusterCreateInProgress, To: cloudhsm.ClusterUninitialized, At: time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC), Cause: "clock"},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	if err := snapshot.Encode(&buf, snap); err != nil {

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -135,18 +136,22 @@ type legacyBackup struct {
 	ExpireAt           time.Time
 }
 
-func (doc *legacyDocument) toDomain() *cloudhsm.Snapshot {
+func (doc *legacyDocument) toDomain() (*cloudhsm.Snapshot, error) {
 	snap := &cloudhsm.Snapshot{Time: doc.Time, Clusters: make([]*cloudhsm.Cluster, 0, len(doc.Clusters)), Backups: make([]*cloudhsm.Backup, 0, len(doc.Backups))}
-	for _, c := range doc.Clusters {
-		snap.Clusters = append(snap.Clusters, c.toDomain())
+	for i, c := range doc.Clusters {
+		dc, err := c.toDomain()
+		if err != nil {
+			return nil, fmt.Errorf("clusters[%d]: %w", i, err)
+		}
+		snap.Clusters = append(snap.Clusters, dc)
 	}
 	for _, b := range doc.Backups {
 		snap.Backups = append(snap.Backups, b.toDomain())
 	}
-	return snap
+	return snap, nil
 }
 
-func (c *legacyCluster) toDomain() *cloudhsm.Cluster {
+func (c *legacyCluster) toDomain() (*cloudhsm.Cluster, error) {
 	out := &cloudhsm.Cluster{
 		Tenant: cloudhsm.Tenant{Account: c.Tenant.Account, Region: c.Tenant.Region}, ID: c.ID,
 		HsmType: c.HsmType, Mode: c.Mode, NetworkType: c.NetworkType,
@@ -176,10 +181,14 @@ func (c *legacyCluster) toDomain() *cloudhsm.Cluster {
 			Created: h.Created, Due: h.Due, Identity: h.Identity.toDomain(),
 		})
 	}
+	var h []cloudhsm.Transition
 	for _, tr := range c.History {
-		out.History = append(out.History, cloudhsm.Transition{From: tr.From, To: tr.To, At: tr.At, Cause: tr.Cause})
+		h = append(h, cloudhsm.Transition{From: tr.From, To: tr.To, At: tr.At, Cause: tr.Cause})
 	}
-	return out
+	if err := out.SetHistory(h); err != nil {
+		return nil, fmt.Errorf("History: %w", err)
+	}
+	return out, nil
 }
 
 func (id *legacyIdentity) toDomain() *pki.HSMIdentity {

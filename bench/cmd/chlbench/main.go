@@ -12,7 +12,8 @@
 // Scenarios: read, latency, createhsm (one in-memory server with a 25-cluster
 // page), write (CreateCluster from 32 clients on disk, then kill -9 and a
 // check that every acknowledged cluster survived), startup, rss and paging
-// (an estate of --clusters clusters on disk, seeded through the API).
+// (an estate of --clusters clusters on disk, seeded through the API), and
+// shared (replicas of one PostgreSQL estate, --pg-url; see shared.go).
 package main
 
 import (
@@ -49,9 +50,10 @@ type config struct {
 	estateDir     string
 	serverArgs    []string
 	scenarios     map[string]bool
+	pgURL         string
 }
 
-var allScenarios = []string{"read", "latency", "createhsm", "write", "startup", "rss", "paging"}
+var allScenarios = []string{"read", "latency", "createhsm", "write", "startup", "rss", "paging", "shared"}
 
 type listFlag []string
 
@@ -83,6 +85,7 @@ func run() int {
 	flag.StringVar(&cfg.workDir, "work", "", "working directory for data directories and logs (default: a new temporary directory, removed at the end)")
 	flag.StringVar(&cfg.estateDir, "estate", "", "data directory of the big estate; reused when it already holds --clusters clusters (default: under --work)")
 	flag.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run: "+strings.Join(allScenarios, ","))
+	flag.StringVar(&cfg.pgURL, "pg-url", "", "the shared scenario: a PostgreSQL server's maintenance database (postgres://user@host:port/postgres) where chlbench creates its databases; without it the shared targets are n/a")
 	flag.Var(&args, "server-arg", "extra argument for the server (repeatable), e.g. --server-arg=--log-level=warn")
 	flag.Parse()
 	if cfg.bin == "" {
@@ -150,6 +153,7 @@ func run() int {
 		{"createhsm", cfg.scenarios["createhsm"], b.createHsm},
 		{"write", cfg.scenarios["write"], b.write},
 		{"estate", cfg.scenarios["startup"] || cfg.scenarios["rss"] || cfg.scenarios["paging"], b.estate},
+		{"shared", cfg.scenarios["shared"], b.shared},
 	} {
 		if !s.on {
 			continue
