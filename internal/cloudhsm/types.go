@@ -163,7 +163,6 @@ type Transition struct {
 // MaxHistory is how many transitions a cluster's History keeps.
 const MaxHistory = 32
 
-
 // Hsm is one HSM of a cluster.
 type Hsm struct {
 	ID           string
