@@ -72,6 +72,19 @@ func startHelper(t *testing.T, mode string) *IdentityProcess {
 	return p
 }
 
+// patientHelper is startHelper with a timeout long enough that the helper's
+// answer, whatever it is, comes before it: the helper runs at the lowest CPU
+// priority, and on a busy machine (other test packages at once) it may not
+// answer within DefaultHelperTimeout, when the request is made here without
+// the helper's failure being seen. The late helper has tests of its own.
+func patientHelper(t *testing.T, mode string) *IdentityProcess {
+	p := startHelper(t, mode)
+	p.mu.Lock()
+	p.timeout = 2 * time.Minute
+	p.mu.Unlock()
+	return p
+}
+
 // checkHelperIdentity fails the test unless id chains to f's authority and csr
 // (when wanted) is signed by id's partition key.
 func checkHelperIdentity(t *testing.T, f *fixtureSet, id *HSMIdentity, csr string, wantCSR bool) {
@@ -190,9 +203,9 @@ func TestIdentityProcessFallsBack(t *testing.T) {
 			}
 			return p
 		}},
-		{"garbage answer", func(t *testing.T) *IdentityProcess { return startHelper(t, "garbage") }},
-		{"identity from another authority", func(t *testing.T) *IdentityProcess { return startHelper(t, "forged") }},
-		{"helper dies", func(t *testing.T) *IdentityProcess { return startHelper(t, "one-then-exit") }},
+		{"garbage answer", func(t *testing.T) *IdentityProcess { return patientHelper(t, "garbage") }},
+		{"identity from another authority", func(t *testing.T) *IdentityProcess { return patientHelper(t, "forged") }},
+		{"helper dies", func(t *testing.T) *IdentityProcess { return patientHelper(t, "one-then-exit") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.start(t)
