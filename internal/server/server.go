@@ -74,6 +74,17 @@ type Config struct {
 	// EC2, when set, looks subnets up in a neighbouring EC2 API (moto,
 	// LocalStack) instead of learning them.
 	EC2 *network.EC2Config
+	// AllowedHosts are the Host names the admin API and the console answer
+	// to (--allowed-hosts): on a loopback address besides localhost,
+	// 127.0.0.1 and [::1]; elsewhere the only ones (none: any).
+	AllowedHosts []string
+	// RequestLog is how many API calls the console's request log keeps
+	// (--request-log); 0 turns it off.
+	RequestLog int
+	// ConsoleStreams caps the console's live streams (--console-streams;
+	// 0: DefaultConsoleStreams). They do not count against the
+	// listener's --max-connections (see LimitListener).
+	ConsoleStreams int
 }
 
 // DefaultAccount is the account used for non-numeric access keys.
@@ -210,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		DefaultAccount: cfg.DefaultAccount,
 		DefaultRegion:  cfg.DefaultRegion,
 		Token:          cfg.AdminToken,
+		AllowedHosts:   cfg.AllowedHosts,
 	})
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix, adm)
