@@ -8,11 +8,24 @@ import (
 // LimitListener caps the number of concurrently open connections: Accept
 // waits while n connections are open, so a flood of clients queues in the
 // kernel's backlog instead of exhausting the process.
+//
+// A connection that becomes a console's live stream leaves the cap (see
+// Releaser): the console's own cap (--console-streams) bounds those, so
+// open consoles never take the connections that API clients need.
 func LimitListener(l net.Listener, n int) net.Listener {
 	if n <= 0 {
 		return l
 	}
 	return &limitListener{Listener: l, sem: make(chan struct{}, n)}
+}
+
+// Releaser is implemented by the connections of a LimitListener: Release
+// gives the connection's place back to the listener's cap while the
+// connection stays open (the console calls it on the connections it takes
+// over for live streams). Closing the connection later releases nothing
+// more.
+type Releaser interface {
+	Release()
 }
 
 type limitListener struct {
@@ -35,6 +48,9 @@ type limitConn struct {
 	once    sync.Once
 	release func()
 }
+
+// Release gives the connection's place back to the listener's cap.
+func (c *limitConn) Release() { c.once.Do(c.release) }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
