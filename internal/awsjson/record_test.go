@@ -45,7 +45,9 @@ func (r *recorder) last(t *testing.T) Exchange {
 
 func recordingServer(rec *recorder, before func(context.Context, *Request) error) *Server {
 	return NewServer(Operations{
-		"Echo": func(ctx context.Context, r *Request) (any, error) { return map[string]string{"Got": string(r.Body)}, nil },
+		"Echo": func(ctx context.Context, r *Request) (any, error) {
+			return map[string]string{"Got": string(r.Body)}, nil
+		},
 		"Pool": func(ctx context.Context, r *Request) (any, error) { return &pooled{b: []byte(`{"pooled":true}`)}, nil },
 		"Fail": func(ctx context.Context, r *Request) (any, error) {
 			return nil, Errorf(CodeResourceNotFound, "Cluster %s not found.", "cluster-x")

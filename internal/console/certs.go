@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -59,7 +60,7 @@ func parseCert(p string) (*x509.Certificate, error) {
 }
 
 func sameKey(a, b any) bool {
-	if k, ok := a.(interface{ Equal(x any) bool }); ok {
+	if k, ok := a.(interface{ Equal(crypto.PublicKey) bool }); ok {
 		return k.Equal(b)
 	}
 	return false

@@ -150,6 +150,7 @@ type Due struct {
 	ClusterID string
 	Tenant    cloudhsm.Tenant
 	Event     string // what happens
+	URL       string // the resource's page
 }
 
 // DegradedHsm is an HSM marked DEGRADED.
@@ -266,6 +267,13 @@ func (e *estate) overview(q ClusterQuery) Overview {
 		}
 	}
 	ov.Due = due.sorted()
+	for i := range ov.Due {
+		if d := &ov.Due[i]; d.What == "backup" {
+			d.URL = backupURL(d.ID, d.Tenant)
+		} else {
+			d.URL = clusterURL(d.ClusterID, d.Tenant)
+		}
+	}
 	ov.Subnets = subnets.sorted()
 	rows := h.rows
 	slices.SortFunc(rows, func(a, b ClusterRow) int { return cmpUint(b.Seq, a.Seq) })

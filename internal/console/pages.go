@@ -57,11 +57,11 @@ func (c *Console) funcs() template.FuncMap {
 			if t.IsZero() {
 				return ""
 			}
-			d := t.Sub(c.svc.Clock().Now()).Round(time.Second)
+			d := t.Sub(c.svc.Clock().Now())
 			if d >= 0 {
-				return "in " + d.String()
+				return "in " + human(d)
 			}
-			return (-d).String() + " ago"
+			return human(-d) + " ago"
 		},
 		"clusterURL": clusterURL,
 		"backupURL":  backupURL,
@@ -91,7 +91,6 @@ func (c *Console) funcs() template.FuncMap {
 			return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64)
 		},
 		"pretty":   prettyJSON,
-		"preview":  preview,
 		"join":     strings.Join,
 		"states":   func() []string { return cloudhsm.ClusterStates },
 		"add":      func(a, b int) int { return a + b },
@@ -103,6 +102,23 @@ func (c *Console) funcs() template.FuncMap {
 			return account + "/" + region
 		},
 	}
+}
+
+// human writes a duration as people read it: 90d, 3d 4h, 5h 12m, 42s.
+func human(d time.Duration) string {
+	d = d.Round(time.Second)
+	days, hours, mins := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	switch {
+	case days >= 10:
+		return fmt.Sprintf("%dd", days)
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm", hours, mins)
+	case mins > 0:
+		return fmt.Sprintf("%dm %ds", mins, int(d%time.Minute/time.Second))
+	}
+	return d.String()
 }
 
 type stateCount struct {
@@ -439,12 +455,4 @@ func prettyJSON(b []byte) string {
 		return string(b)
 	}
 	return out.String()
-}
-
-func preview(b []byte) string {
-	s := string(b)
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
 }

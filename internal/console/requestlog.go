@@ -55,7 +55,11 @@ type Call struct {
 	// RequestLen / ResponseLen when longer.
 	Request, Response       []byte
 	RequestLen, ResponseLen int
+	// Preview is the start of the request body (Calls only).
+	Preview string
 }
+
+const previewLen = 120
 
 // NewRequestLog returns a log of the last n calls; nil when n <= 0 (off).
 func NewRequestLog(n int) *RequestLog {
@@ -127,7 +131,12 @@ func (l *RequestLog) Calls(f CallFilter) []Call {
 		s := &l.slots[i]
 		s.mu.Lock()
 		if s.e.Seq != 0 && f.match(&s.e) {
-			out = append(out, s.e)
+			c := s.e
+			c.Preview = string(s.req[:min(len(s.req), previewLen)])
+			if len(s.req) > previewLen {
+				c.Preview += "…"
+			}
+			out = append(out, c)
 		}
 		s.mu.Unlock()
 	}
