@@ -7,8 +7,8 @@ package console_test
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -205,6 +205,7 @@ func text(selector string) string {
 // it returns the notice's text.
 func (tb *tab) act(button string, wantOK bool) string {
 	tb.t.Helper()
+	tb.waitFor(10*time.Second, `(b => b && !b.disabled)(document.querySelector(`+js(button)+`))`, button+" to be there and enabled")
 	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('notice').textContent = ''`), chromedp.Click(chromedp.CSS(button)))
 	tb.waitFor(30*time.Second, `(n => !n.hidden && n.textContent !== '' && n.textContent !== 'Working…')(document.getElementById('notice'))`, "the answer to "+button)
 	got := eval[string](tb, text("#notice"))

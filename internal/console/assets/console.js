@@ -107,30 +107,35 @@
     const name = form.dataset.action;
     if (!name) return;
     ev.preventDefault();
+    // One answer at a time per form. The button stays enabled (a disabled
+    // button would lose the keyboard's focus); it says it is busy.
+    if (form.dataset.busy) return;
+    form.dataset.busy = '1';
     const button = ev.submitter;
     const data = new URLSearchParams(new FormData(form, button));
-    if (button) button.disabled = true;
+    if (button) button.setAttribute('aria-busy', 'true');
     say('Working…', 'busy');
+    let r;
     try {
       const res = await fetch(base + 'actions/' + encodeURIComponent(name), {
         method: 'POST', body: data, credentials: 'same-origin',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       });
-      let r;
       try { r = await res.json(); } catch (e) { r = { ok: false, message: 'The server answered ' + res.status + '.' }; }
-      if (r.ok) {
-        say(r.message, 'ok');
-        if (r.download) offer(r.download);
-        if (r.location) { location.assign(r.location); return; }
-        if (form.hasAttribute('data-reset')) form.reset();
-        refresh();
-      } else {
-        say((r.code ? r.code + ': ' : '') + r.message, 'error');
-      }
     } catch (e) {
-      say('The request failed: ' + e.message, 'error');
+      r = { ok: false, message: 'The request failed: ' + e.message };
     }
-    if (button && button.isConnected) button.disabled = false;
+    delete form.dataset.busy;
+    if (button) button.removeAttribute('aria-busy');
+    if (!r.ok) {
+      say((r.code ? r.code + ': ' : '') + r.message, 'error');
+      return;
+    }
+    say(r.message, 'ok');
+    if (r.download) offer(r.download);
+    if (r.location) { location.assign(r.location); return; }
+    if (form.hasAttribute('data-reset')) form.reset();
+    refresh();
   });
 
   // A file chosen is read into its text area.
