@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -271,6 +272,8 @@ type page struct {
 	Events string // the live stream's URL; "" for none
 	Clock  clockJSON
 	Data   any
+	// SignedIn: the server has a token, and the console holds it.
+	SignedIn bool
 }
 
 // pageCache keeps rendered pages for a second, as long as nothing changed
@@ -286,6 +289,7 @@ type cachedPage struct {
 	at        time.Time
 	status    int
 	body      []byte
+	etag      string
 }
 
 const (
@@ -293,18 +297,30 @@ const (
 	cacheEntries = 256
 )
 
-// cached serves r from the cache or renders it with fn.
+// cached serves r from the cache or renders it with fn. A page fetched
+// for an event (the page's script sends the event's generation and
+// request log version in X-Console-Seen) may be any page rendered since
+// the event; another request wants the estate as it is now. Either way a
+// page is kept at most a second (it shows the clock).
 func (c *Console) cached(w http.ResponseWriter, r *http.Request, fn func() (int, page)) {
 	gen, reqs := c.hub.gen.Load(), uint64(0)
 	if c.requests != nil {
 		reqs = c.requests.Version()
 	}
+	wantGen, wantReqs := gen, reqs
+	if g, q, ok := strings.Cut(r.Header.Get("X-Console-Seen"), ","); ok {
+		sg, err1 := strconv.ParseUint(g, 10, 64)
+		sq, err2 := strconv.ParseUint(q, 10, 64)
+		if err1 == nil && err2 == nil && sg <= gen && sq <= reqs {
+			wantGen, wantReqs = sg, sq
+		}
+	}
 	key := r.URL.RequestURI()
 	c.cache.mu.Lock()
 	e, ok := c.cache.entries[key]
 	c.cache.mu.Unlock()
-	if ok && e.gen == gen && e.reqs == reqs && time.Since(e.at) < cacheFor {
-		writePage(w, e.status, e.body)
+	if ok && e.gen >= wantGen && e.reqs >= wantReqs && time.Since(e.at) < cacheFor {
+		writeCached(w, r, e)
 		return
 	}
 	status, p := fn()
@@ -315,19 +331,35 @@ func (c *Console) cached(w http.ResponseWriter, r *http.Request, fn func() (int,
 		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	sum := fnv.New64a()
+	_, _ = sum.Write(body)
+	e = cachedPage{gen: gen, reqs: reqs, at: time.Now(), status: status, body: body, etag: fmt.Sprintf(`"%x"`, sum.Sum64())}
 	c.cache.mu.Lock()
 	if c.cache.entries == nil || len(c.cache.entries) >= cacheEntries {
 		c.cache.entries = map[string]cachedPage{}
 	}
-	c.cache.entries[key] = cachedPage{gen: gen, reqs: reqs, at: time.Now(), status: status, body: body}
+	c.cache.entries[key] = e
 	c.cache.mu.Unlock()
-	writePage(w, status, body)
+	writeCached(w, r, e)
+}
+
+// writeCached answers with a page, or 304 when the page the browser's
+// script holds (If-None-Match) is the same: a change that leaves a page
+// as it was costs its watchers a header, not the page.
+func writeCached(w http.ResponseWriter, r *http.Request, e cachedPage) {
+	w.Header().Set("ETag", e.etag)
+	if e.status == http.StatusOK && r.Header.Get("If-None-Match") == e.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writePage(w, e.status, e.body)
 }
 
 func (c *Console) execute(r *http.Request, p page) ([]byte, error) {
 	if p.Clock.Now == 0 {
 		p.Clock = c.hub.clock()
 	}
+	p.SignedIn = c.access.TokenRequired() && p.Page != "login"
 	var buf bytes.Buffer
 	if err := c.tmpl.ExecuteTemplate(&buf, "layout", p); err != nil {
 		return nil, err
@@ -373,8 +405,10 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 		wants = func(b *Batch) bool { return b.All || b.Clock != nil || contains(b.Clusters, id) }
 	case "requests":
 		wants = func(b *Batch) bool { return b.Requests || b.Clock != nil }
-	case "backup", "estate":
-		wants = func(b *Batch) bool { return b.Estate || b.All || b.Faults || b.Clock != nil }
+	case "estate":
+		wants = func(b *Batch) bool { return b.Overview || b.All || b.Faults || b.Clock != nil }
+	case "backup":
+		wants = func(b *Batch) bool { return b.Estate || b.All || b.Clock != nil }
 	default:
 		wants = func(b *Batch) bool { return b.Clock != nil }
 	}

@@ -25,6 +25,12 @@ const (
 	// pollEvery is how often the hub looks at what the feed does not carry
 	// (the fault rules, the request log) while streams are open.
 	pollEvery = 250 * time.Millisecond
+	// minGap is the least time between two events of one stream: each
+	// event makes the page fetch itself again, and a busy estate (a change
+	// every few milliseconds) must not make every open console do that
+	// ten times a second. The first change after a quiet spell still goes
+	// out at once.
+	minGap = 400 * time.Millisecond
 	// heartbeat keeps idle streams open through proxies and tells a
 	// stream that its browser is gone.
 	heartbeat  = 20 * time.Second
@@ -37,14 +43,16 @@ const (
 
 // Batch is what changed in one coalescing period, as a stream's event.
 type Batch struct {
-	Seq      uint64     `json:"seq"`
-	Gen      uint64     `json:"gen"`                // the hub's generation (hello only)
-	Reqs     uint64     `json:"reqs"`               // the request log's version (hello only)
-	Clusters []string   `json:"clusters,omitempty"` // ids of clusters changed (an HSM's or backup's cluster too)
-	Backups  []string   `json:"backups,omitempty"`
-	Tenants  []string   `json:"tenants,omitempty"` // "account/region"
-	Estate   bool       `json:"estate,omitempty"`  // any change of a cluster, HSM or backup
-	All      bool       `json:"all,omitempty"`     // too many to name, or some were missed
+	Seq      uint64   `json:"seq"`
+	Gen      uint64   `json:"gen"`                // the hub's generation (hello only)
+	Reqs     uint64   `json:"reqs"`               // the request log's version (hello only)
+	Clusters []string `json:"clusters,omitempty"` // ids of clusters changed (an HSM's or backup's cluster too)
+	Backups  []string `json:"backups,omitempty"`
+	Tenants  []string `json:"tenants,omitempty"` // "account/region"
+	Estate   bool     `json:"estate,omitempty"`  // any change of a cluster, HSM or backup
+	// Overview: a change the estate page shows (not a tag or a policy).
+	Overview bool       `json:"overview,omitempty"`
+	All      bool       `json:"all,omitempty"` // too many to name, or some were missed
 	Clock    *clockJSON `json:"clock,omitempty"`
 	Faults   bool       `json:"faults,omitempty"`
 	Requests bool       `json:"requests,omitempty"`
@@ -192,6 +200,7 @@ func (h *hub) add(b *Batch, c cloudhsm.Change) {
 		return
 	}
 	b.Estate = true
+	b.Overview = b.Overview || shownOnEstate(c)
 	b.Tenants = addID(b.Tenants, c.Tenant.Account+"/"+c.Tenant.Region, &b.All)
 	switch c.Resource {
 	case cloudhsm.ResourceCluster:
@@ -202,6 +211,16 @@ func (h *hub) add(b *Batch, c cloudhsm.Change) {
 		b.Backups = addID(b.Backups, c.ID, &b.All)
 		b.Clusters = addID(b.Clusters, c.ClusterID, &b.All)
 	}
+}
+
+// shownOnEstate reports whether a change can alter the estate page: all
+// but the changes of tags and resource policies, which it does not show.
+func shownOnEstate(c cloudhsm.Change) bool {
+	switch c.Cause {
+	case "TagResource", "UntagResource", "PutResourcePolicy", "DeleteResourcePolicy":
+		return c.Transition()
+	}
+	return true
 }
 
 // faultsPrint sums up the fault rules as they stand (hits included).
@@ -229,6 +248,10 @@ func (h *hub) broadcast(b *Batch) {
 	h.mu.Lock()
 	h.seq++
 	b.Seq = h.seq
+	b.Gen = h.gen.Load()
+	if h.requests != nil {
+		b.Reqs = h.requests.Version()
+	}
 	for s := range h.streams {
 		s.offer(b)
 	}
@@ -264,8 +287,9 @@ func (s *stream) offer(b *Batch) {
 }
 
 func merge(into, b *Batch) {
-	into.Seq = b.Seq
+	into.Seq, into.Gen, into.Reqs = b.Seq, b.Gen, b.Reqs
 	into.Estate = into.Estate || b.Estate
+	into.Overview = into.Overview || b.Overview
 	into.All = into.All || b.All
 	into.Faults = into.Faults || b.Faults
 	into.Requests = into.Requests || b.Requests
@@ -341,6 +365,20 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request, wants func(*Batch) b
 	}
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
+	var last time.Time
+	var wait <-chan time.Time
+	send := func() error {
+		s.mu.Lock()
+		b := s.next
+		s.next = nil
+		s.mu.Unlock()
+		if b == nil {
+			return nil
+		}
+		last = time.Now()
+		data, _ := json.Marshal(b)
+		return s.write("event: change\ndata: " + string(data) + "\n\n")
+	}
 	for {
 		select {
 		case <-gone:
@@ -352,15 +390,19 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request, wants func(*Batch) b
 				return
 			}
 		case <-s.notify:
-			s.mu.Lock()
-			b := s.next
-			s.next = nil
-			s.mu.Unlock()
-			if b == nil {
+			if wait != nil {
+				continue // sent when the gap ends
+			}
+			if d := minGap - time.Since(last); d > 0 {
+				wait = time.After(d)
 				continue
 			}
-			data, _ := json.Marshal(b)
-			if s.write("event: change\ndata: "+string(data)+"\n\n") != nil {
+			if send() != nil {
+				return
+			}
+		case <-wait:
+			wait = nil
+			if send() != nil {
 				return
 			}
 		}

@@ -27,18 +27,34 @@
   setInterval(() => { if (!frozen) showClock(); }, 1000);
 
   // ---- refreshing the live parts ----
-  let inflight = false, again = false;
-  async function refresh() {
-    if (inflight) { again = true; return; }
+  // refresh fetches the page again. For an event b, the server may answer
+  // with any page at least as new as the event (shared by every open
+  // console); without one (after an action), with the estate as it is.
+  let inflight = false, pending = null, etag = '';
+  async function refresh(b) {
+    const want = b ? b.gen + ',' + b.reqs : '';
+    if (inflight) {
+      pending = pending === '' || want === '' ? '' : want;
+      return;
+    }
     inflight = true;
     try {
-      const res = await fetch(location.href, { cache: 'no-store', credentials: 'same-origin' });
-      if (res.ok) swap(await res.text());
+      const headers = etag ? { 'If-None-Match': etag } : {};
+      if (want) headers['X-Console-Seen'] = want;
+      const res = await fetch(location.href, { cache: 'no-store', credentials: 'same-origin', headers });
+      if (res.status === 200) {
+        etag = res.headers.get('ETag') || '';
+        swap(await res.text());
+      }
     } catch (e) {
       // The server is gone for now; the stream says so and reconnects.
     }
     inflight = false;
-    if (again) { again = false; refresh(); }
+    if (pending !== null) {
+      const next = pending;
+      pending = null;
+      refresh(next === '' ? null : { gen: next.split(',')[0], reqs: next.split(',')[1] });
+    }
   }
   function swap(html) {
     const doc = new DOMParser().parseFromString(html, 'text/html');
@@ -70,12 +86,12 @@
       setLive('live', true);
       const b = JSON.parse(e.data);
       if (b.clock) setClock(b.clock);
-      if (String(b.gen) !== body.dataset.gen || (body.dataset.page === 'requests' && String(b.reqs) !== body.dataset.reqs)) refresh();
+      if (String(b.gen) !== body.dataset.gen || (body.dataset.page === 'requests' && String(b.reqs) !== body.dataset.reqs)) refresh(b);
     });
     es.addEventListener('change', (e) => {
       const b = JSON.parse(e.data);
       if (b.clock) setClock(b.clock);
-      if (b.estate || b.all || b.faults || b.requests) refresh();
+      if (b.estate || b.all || b.faults || b.requests) refresh(b);
     });
     es.onerror = () => {
       setLive('reconnecting…', false);
