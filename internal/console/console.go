@@ -82,6 +82,7 @@ type Console struct {
 	tmpl           *template.Template
 	assets         map[string]asset
 	cache          pageCache
+	started        sync.Once
 }
 
 type asset struct {
@@ -93,7 +94,7 @@ type asset struct {
 // New returns the console; Close stops its live streams.
 func New(o Options) (*Console, error) {
 	c := &Console{svc: o.Service, invoke: o.Invoke, admin: o.Admin, access: o.Admin.Access(), faults: o.Faults, requests: o.Requests,
-		log: o.Logger, defaultAccount: o.DefaultAccount, defaultRegion: o.DefaultRegion, mux: http.NewServeMux(), assets: map[string]asset{}}
+		log: o.Logger, defaultAccount: o.DefaultAccount, defaultRegion: o.DefaultRegion}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,16 +105,20 @@ func New(o Options) (*Console, error) {
 		}
 		c.topology = choices
 	}
-	if err := c.loadAssets(); err != nil {
+	sh, err := shared()
+	if err != nil {
 		return nil, err
 	}
-	tmpl, err := template.New("").Funcs(c.funcs()).ParseFS(files, "templates/*.html")
-	if err != nil {
-		return nil, fmt.Errorf("console: templates: %w", err)
-	}
-	c.tmpl = tmpl
+	c.tmpl, c.assets = sh.tmpl, sh.assets
 	c.estate = newEstate(o.Service)
 	c.hub = newHub(o.Service, c.estate, o.Faults, o.Requests, o.MaxStreams)
+	return c, nil
+}
+
+// route makes the routing table and the actions, on the console's first
+// request (servers whose console is never opened do not pay for them).
+func (c *Console) route() {
+	c.mux = http.NewServeMux()
 	c.acts = c.actions()
 	routes := map[string]http.HandlerFunc{
 		"GET /{$}":                        c.estatePage,
@@ -136,7 +141,6 @@ func New(o Options) (*Console, error) {
 	c.mux.Handle(Prefix, c.guarded(func(w http.ResponseWriter, r *http.Request) {
 		c.message(w, r, http.StatusNotFound, "Not found", "There is no console page at "+r.URL.Path+".")
 	}))
-	return c, nil
 }
 
 // Close ends the live streams.
@@ -150,6 +154,10 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
+	c.started.Do(func() {
+		c.route()
+		c.hub.start()
+	})
 	c.mux.ServeHTTP(w, r)
 }
 
@@ -176,9 +184,31 @@ func (c *Console) guarded(h http.HandlerFunc) http.Handler {
 
 // ---- assets ----
 
-func (c *Console) loadAssets() error {
+// parsed is what every console of the process shares, made once: the
+// templates and the assets, both read-only after.
+type parsed struct {
+	tmpl   *template.Template
+	assets map[string]asset
+}
+
+// shared parses the embedded templates and assets once for the process
+// (servers started by the hundred in a test binary each start a console).
+var shared = sync.OnceValues(func() (parsed, error) {
+	assets, err := loadAssets()
+	if err != nil {
+		return parsed{}, fmt.Errorf("console: assets: %w", err)
+	}
+	tmpl, err := template.New("").Funcs(funcs(assets)).ParseFS(files, "templates/*.html")
+	if err != nil {
+		return parsed{}, fmt.Errorf("console: templates: %w", err)
+	}
+	return parsed{tmpl, assets}, nil
+})
+
+func loadAssets() (map[string]asset, error) {
+	out := map[string]asset{}
 	types := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
-	return fs.WalkDir(files, "assets", func(p string, d fs.DirEntry, err error) error {
+	return out, fs.WalkDir(files, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -191,8 +221,8 @@ func (c *Console) loadAssets() error {
 		ext := path.Ext(name)
 		hashed := strings.TrimSuffix(name, ext) + "." + hex.EncodeToString(sum[:6]) + ext
 		a := asset{body: b, contentType: types[ext], hashedName: hashed}
-		c.assets[name] = a
-		c.assets[hashed] = a
+		out[name] = a
+		out[hashed] = a
 		return nil
 	})
 }

@@ -83,6 +83,8 @@ func addID(list []string, id string, all *bool) []string {
 // to the open streams. It never blocks the feed: a stream that does not
 // keep up gets the changes merged into its next event.
 type hub struct {
+	svc      *cloudhsm.Service
+	once     sync.Once
 	sub      *cloudhsm.Subscription
 	estate   *estate
 	clock    func() clockJSON
@@ -102,28 +104,50 @@ type hub struct {
 	done chan struct{}
 }
 
+// feedBuffer is how many changes the hub's subscription holds; a burst
+// beyond (a clock advance that moves thousands of resources) is told to
+// the pages as "everything".
+const feedBuffer = 1024
+
 func newHub(svc *cloudhsm.Service, e *estate, f *faults.Injector, reqs *RequestLog, max int) *hub {
 	if max <= 0 {
 		max = DefaultMaxStreams
 	}
-	h := &hub{sub: svc.Feed().Subscribe(4096), estate: e, faults: f, requests: reqs, max: max,
+	h := &hub{svc: svc, estate: e, faults: f, requests: reqs, max: max,
 		streams: map[*stream]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 	h.clock = func() clockJSON {
 		return clockJSON{Now: svc.Clock().Now().UnixMilli(), Frozen: svc.Clock().Frozen()}
 	}
-	go h.run()
 	return h
 }
 
+// start subscribes to the feed, on the console's first request: a server
+// whose console is never opened (most test servers) pays nothing for it.
+// Changes made before need no telling: the first page reads the estate.
+func (h *hub) start() {
+	h.once.Do(func() {
+		select {
+		case <-h.stop:
+			return
+		default:
+		}
+		h.sub = h.svc.Feed().Subscribe(feedBuffer)
+		go h.run()
+	})
+}
+
 func (h *hub) close() {
+	h.once.Do(func() {}) // never starts after this
 	select {
 	case <-h.stop:
 		return
 	default:
 	}
 	close(h.stop)
-	h.sub.Close()
-	<-h.done
+	if h.sub != nil {
+		h.sub.Close()
+		<-h.done
+	}
 	h.mu.Lock()
 	for s := range h.streams {
 		s.conn.Close()

@@ -42,10 +42,12 @@ func eventsURL(pageName, id string) string {
 
 const timeLayout = "2006-01-02 15:04:05Z07:00"
 
-func (c *Console) funcs() template.FuncMap {
+// funcs are the templates' functions. They hold no state of a console:
+// the templates are parsed once for the process (see shared).
+func funcs(assets map[string]asset) template.FuncMap {
 	return template.FuncMap{
 		"base":  func() string { return Prefix },
-		"asset": func(name string) string { return Prefix + "assets/" + c.assets[name].hashedName },
+		"asset": func(name string) string { return Prefix + "assets/" + assets[name].hashedName },
 		"time": func(t time.Time) string {
 			if t.IsZero() {
 				return "-"
@@ -53,11 +55,11 @@ func (c *Console) funcs() template.FuncMap {
 			return t.UTC().Format(timeLayout)
 		},
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"rel": func(t time.Time) string {
+		"rel": func(t, now time.Time) string {
 			if t.IsZero() {
 				return ""
 			}
-			d := t.Sub(c.svc.Clock().Now())
+			d := t.Sub(now)
 			if d >= 0 {
 				return "in " + human(d)
 			}
@@ -155,6 +157,7 @@ type estateData struct {
 	Modes       []string
 	FaultErrors []string
 	Regions     []string
+	Now         time.Time
 }
 
 func (c *Console) estatePage(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +168,8 @@ func (c *Console) estatePage(w http.ResponseWriter, r *http.Request) {
 		cq.After, _ = strconv.ParseUint(q.Get("after"), 10, 64)
 		d := estateData{Query: cq, Overview: c.estate.overview(cq), Account: c.defaultAccount, Region: c.defaultRegion,
 			RequestsOn: c.requests != nil, HsmTypes: []string{cloudhsm.HsmTypeHsm2m, cloudhsm.HsmTypeHsm1}, Modes: []string{cloudhsm.ModeFIPS, cloudhsm.ModeNonFIPS},
-			FaultErrors: []string{"ThrottlingException", "CloudHsmInternalFailureException", "CloudHsmServiceException"}, Regions: regionsBut("")}
+			FaultErrors: []string{"ThrottlingException", "CloudHsmInternalFailureException", "CloudHsmServiceException"}, Regions: regionsBut(""),
+			Now: c.svc.Clock().Now()}
 		d.Filtered = cq.Account != "" || cq.Region != "" || cq.State != "" || cq.HsmType != "" || cq.Mode != ""
 		d.Subnets = append(slices.Clone(c.topology), d.Overview.Subnets...)
 		if c.faults != nil {
@@ -209,6 +213,7 @@ type clusterData struct {
 	CanInit      bool
 	Regions      []string
 	CertsChecked time.Time
+	Now          time.Time
 }
 
 type chooseData struct {
@@ -239,7 +244,7 @@ func (c *Console) clusterPage(w http.ResponseWriter, r *http.Request) {
 			return http.StatusOK, page2(id, "choose", "", d)
 		}
 		v := views[0]
-		d := clusterData{C: v, TenantQuery: tenantQuery(v.Tenant), CanInit: v.Shown.ClusterCsr != ""}
+		d := clusterData{C: v, TenantQuery: tenantQuery(v.Tenant), CanInit: v.Shown.ClusterCsr != "", Now: c.svc.Clock().Now()}
 		for _, s := range v.Subnets {
 			d.AZs = append(d.AZs, s.AZ)
 		}
@@ -299,6 +304,7 @@ type backupData struct {
 	Regions   []string
 	Source    string // URL of the source backup (a copy)
 	ClusterOK bool
+	Now       time.Time
 }
 
 func (c *Console) backupPage(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +324,7 @@ func (c *Console) backupPage(w http.ResponseWriter, r *http.Request) {
 			return http.StatusOK, page2(id, "choose", "", d)
 		}
 		b := bs[0]
-		d := backupData{B: b, ARN: b.ARN(), Lineage: c.estate.lineage(b), Policy: prettyJSON([]byte(b.Policy)), SharedTo: policyAccounts(b.Policy), Regions: regionsBut(b.Tenant.Region)}
+		d := backupData{B: b, ARN: b.ARN(), Lineage: c.estate.lineage(b), Policy: prettyJSON([]byte(b.Policy)), SharedTo: policyAccounts(b.Policy), Regions: regionsBut(b.Tenant.Region), Now: c.svc.Clock().Now()}
 		if b.SourceBackup != "" && b.SourceRegion != "" {
 			d.Source = backupURL(b.SourceBackup, cloudhsm.Tenant{Account: b.Tenant.Account, Region: b.SourceRegion})
 		}
