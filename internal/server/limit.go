@@ -16,7 +16,7 @@ func LimitListener(l net.Listener, n int) net.Listener {
 	if n <= 0 {
 		return l
 	}
-	return &limitListener{Listener: l, sem: make(chan struct{}, n)}
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
 }
 
 // Releaser is implemented by the connections of a LimitListener: Release
@@ -30,17 +30,31 @@ type Releaser interface {
 
 type limitListener struct {
 	net.Listener
-	sem chan struct{}
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
+	// Waiting for a place must end when the listener closes: a server's
+	// Close and Shutdown wait for Serve, which waits here while every
+	// place is taken.
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.sem
 		return nil, err
 	}
 	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 type limitConn struct {
