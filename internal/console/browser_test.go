@@ -246,6 +246,10 @@ func (tb *tab) checkAccessible() {
 			tb.t.Errorf("a %s has no accessible name (DOM node %d)", role, n.BackendDOMNodeID)
 		}
 	}
+	// Labels point at one element each: ids are unique.
+	if dup := eval[[]string](tb, `(() => { const seen = {}, dup = []; document.querySelectorAll('[id]').forEach(el => { if (seen[el.id]) dup.push(el.id); seen[el.id] = true; }); return dup; })()`); len(dup) > 0 {
+		tb.t.Errorf("ids used more than once: %v", dup)
+	}
 	// Walk the page with Tab and note every control focused.
 	controls := eval[[]string](tb, `(() => {
 		const els = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, summary')]
