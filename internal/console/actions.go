@@ -233,11 +233,13 @@ func (c *Console) initializeWithTestCA(ctx context.Context, f url.Values) Action
 	id := f.Get("cluster")
 	views := c.estate.clusters(id, t.Account, t.Region)
 	if len(views) == 0 || views[0].Shown.ClusterCsr == "" {
-		// Let InitializeCluster say what is wrong, in AWS's words.
-		if ref := c.call(ctx, t, "InitializeCluster", map[string]any{"ClusterId": id, "SignedCert": "-", "TrustAnchor": "-"}, nil); ref != nil && len(views) == 0 {
+		// Nothing to sign: InitializeCluster says why, in AWS's words (an
+		// unknown cluster, a state that is not UNINITIALIZED, no CSR yet),
+		// before it reads the certificates.
+		if ref := c.call(ctx, t, "InitializeCluster", map[string]any{"ClusterId": id, "SignedCert": "-", "TrustAnchor": "-"}, nil); ref != nil {
 			return *ref
 		}
-		return ActionResult{Code: "CloudHsmInvalidRequestException", Message: fmt.Sprintf("Cluster %s has no CSR to sign: it is %s; create an HSM and wait until it is ACTIVE.", id, views[0].State)}
+		return ActionResult{Message: fmt.Sprintf("Cluster %s has no CSR to sign.", id)}
 	}
 	// Valid around both the server's clock and the real time (the
 	// service checks at the later of them).

@@ -117,6 +117,21 @@ func TestBrowserCeremony(t *testing.T) {
 	upload("right", ca.PEM)
 	tb.act("#init-submit", true)
 	tb.waitFor(live, text("#cluster-state")+` === 'INITIALIZE_IN_PROGRESS'`, "the uploaded certificate accepted")
+
+	// The console's calls went through the API: the request log has them.
+	tb.open(e.url("requests?operation=InitializeCluster"))
+	rows := eval[[]string](tb, `[...document.querySelectorAll('#request-table tbody tr')].map(tr => tr.innerText)`)
+	console, sdk := 0, 0
+	for _, row := range rows {
+		if strings.Contains(row, "console") {
+			console++
+		} else {
+			sdk++
+		}
+	}
+	if console != 3 || sdk != 1 { // test CA, wrong anchor, upload; the SDK's refused call
+		t.Fatalf("InitializeCluster calls in the request log: %d by the console, %d by the SDK:\n%s", console, sdk, strings.Join(rows, "\n"))
+	}
 }
 
 const defAcct, defRegion = "123456789012", "us-east-1"

@@ -354,3 +354,32 @@ func TestConsoleFollowsTheAdminRules(t *testing.T) {
 	}
 	_ = aws.String
 }
+
+// TestTestCAOnAClusterWithoutCSR: the one-click initialization of a
+// cluster that has nothing to sign answers what InitializeCluster answers.
+func TestTestCAOnAClusterWithoutCSR(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := createCluster(t, e.sdk(acctA, "us-east-1"))
+	act := func(cluster string) console.ActionResult {
+		req, _ := http.NewRequest("POST", e.url("actions/initialize-test-ca"), strings.NewReader("account="+acctA+"&region=us-east-1&cluster="+cluster))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := e.hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r console.ActionResult
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, id := range []string{*c.ClusterId, "cluster-aaaaaaaaaaa"} {
+		got := act(id)
+		_, err := e.sdk(acctA, "us-east-1").InitializeCluster(bg, &cloudhsmv2.InitializeClusterInput{ClusterId: aws.String(id), SignedCert: aws.String("-"), TrustAnchor: aws.String("-")})
+		if got.OK || err == nil || !strings.Contains(err.Error(), got.Message) || got.Message == "" {
+			t.Fatalf("%s: console %+v, SDK %v", id, got, err)
+		}
+	}
+}
