@@ -47,6 +47,7 @@ func (cf *commonFlags) register(fs *flag.FlagSet, defaults commonFlags) {
 
 func adminCommands() []adminCommand {
 	return []adminCommand{
+		{name: "ls", summary: "print the estate as a table: clusters with their HSMs and backups, and the clock", flags: lsCommand},
 		{name: "health", summary: "check that the server is ready (exit status 0 when it is)", flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, io.Writer) error {
 			return func(ctx context.Context, c *admin.Client, args []string, out io.Writer) error {
 				if err := noArgs(args); err != nil {

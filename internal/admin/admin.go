@@ -5,22 +5,23 @@
 // clock, fault injection). It also holds a Go client of that API, used by the
 // `cloudhsm-local admin` command.
 //
-// Access: without a token only loopback callers may use the API (others get
-// 403), except GET health, which readiness probes reach from anywhere. With a
-// token every request, health included, must carry it as a bearer token (401
-// otherwise), from any address.
+// Access (see Access): the Host must be a name of the server (DNS
+// rebinding), a state change sent by a browser must come from the server's
+// own origin, and without a token only loopback callers may use the API
+// (others get 403), except GET health, which readiness probes reach from
+// anywhere. With a token every request, health included, must carry it as a
+// bearer token or in the console's cookie (401 otherwise), from any address.
 package admin
 
 import (
 	"bytes"
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -50,8 +51,12 @@ type Options struct {
 	DefaultAccount string
 	DefaultRegion  string
 	// Token, when set, is required from every caller as
-	// "Authorization: Bearer <token>", and lets non-loopback callers in.
+	// "Authorization: Bearer <token>" (or the console's cookie), and lets
+	// non-loopback callers in.
 	Token string
+	// AllowedHosts are the names the API answers to besides its own
+	// (see Access).
+	AllowedHosts []string
 }
 
 // API is the admin HTTP handler.
@@ -61,13 +66,13 @@ type API struct {
 	log            *slog.Logger
 	defaultAccount string
 	defaultRegion  string
-	token          string
+	access         *Access
 	mux            *http.ServeMux
 }
 
 // New returns the admin API.
 func New(o Options) *API {
-	a := &API{svc: o.Service, faults: o.Faults, log: o.Logger, defaultAccount: o.DefaultAccount, defaultRegion: o.DefaultRegion, token: o.Token, mux: http.NewServeMux()}
+	a := &API{svc: o.Service, faults: o.Faults, log: o.Logger, defaultAccount: o.DefaultAccount, defaultRegion: o.DefaultRegion, access: NewAccess(o.Token, o.AllowedHosts), mux: http.NewServeMux()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,9 +115,15 @@ func New(o Options) *API {
 
 // ServeHTTP checks access, then serves the endpoint and logs the call.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.serve(w, r, false)
+}
+
+// serve checks access (unless the caller has: Invoke), serves the endpoint
+// and logs the call.
+func (a *API) serve(w http.ResponseWriter, r *http.Request, allowed bool) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	if a.allow(sw, r) {
+	if allowed || a.allow(sw, r) {
 		a.mux.ServeHTTP(sw, r)
 	}
 	level := slog.LevelInfo
@@ -136,40 +147,65 @@ func (a *API) Guard(h http.Handler) http.Handler {
 	})
 }
 
-// allow applies the access rules; it answers the refusal itself.
+// allow applies the access rules (see Access); it answers the refusal
+// itself. GET health answers readiness probes from anywhere, by any name.
 func (a *API) allow(w http.ResponseWriter, r *http.Request) bool {
-	if a.token != "" {
-		// The scheme name is case-insensitive (RFC 9110).
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		ok = ok && strings.EqualFold(scheme, "Bearer")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="cloudhsm-local admin"`)
-			writeErr(w, http.StatusUnauthorized, "the admin API requires the admin token: send Authorization: Bearer <token>")
-			return false
-		}
-		return true
-	}
+	ref := a.access.Check(r)
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == Prefix+"health" {
+		ref = nil
+		if a.access.TokenRequired() {
+			ref = a.access.checkCaller(r)
+		}
+	}
+	if ref == nil {
 		return true
 	}
-	if !IsLoopback(r.RemoteAddr) {
-		writeErr(w, http.StatusForbidden, "the admin API answers only loopback callers unless the server has an admin token (--admin-token)")
-		return false
+	if ref.NeedToken {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cloudhsm-local admin"`)
 	}
-	return true
+	writeErr(w, ref.Status, ref.Message)
+	return false
 }
 
-// IsLoopback reports whether a request's RemoteAddr is a loopback address.
-func IsLoopback(remoteAddr string) bool {
-	ap, err := netip.ParseAddrPort(remoteAddr)
+// Access returns the access policy, for the handlers that share it.
+func (a *API) Access() *Access { return a.access }
+
+// Invoke calls an admin endpoint in process (method, the path under Prefix
+// with its query, a JSON body) and returns the status and body the HTTP API
+// would answer. It skips the access rules: its caller (the console) has
+// applied them to its own request already.
+func (a *API) Invoke(ctx context.Context, method, path string, body []byte) (int, []byte) {
+	r, err := http.NewRequestWithContext(ctx, method, Prefix+path, bytes.NewReader(body))
 	if err != nil {
-		addr, err2 := netip.ParseAddr(remoteAddr)
-		if err2 != nil {
-			return false
-		}
-		return addr.Unmap().IsLoopback()
+		return http.StatusBadRequest, []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
 	}
-	return ap.Addr().Unmap().IsLoopback()
+	r.RemoteAddr = "console"
+	w := &bufferWriter{header: http.Header{}}
+	a.serve(w, r, true)
+	return w.code(), w.body.Bytes()
+}
+
+type bufferWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferWriter) Header() http.Header { return w.header }
+func (w *bufferWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *bufferWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
+}
+func (w *bufferWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
 }
 
 type statusWriter struct {

@@ -47,6 +47,7 @@ func TestLoopbackOnly(t *testing.T) {
 	serve := func(method, path, remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, nil)
 		r.RemoteAddr = remote
+		r.Host = "localhost" // no listener: any port
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		return w

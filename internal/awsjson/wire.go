@@ -96,6 +96,32 @@ type Hooks struct {
 	Observe func(op string, status int, code string, d time.Duration)
 	// LogAttrs appends attributes of the caller to the request's log line.
 	LogAttrs func(caller any, attrs []slog.Attr) []slog.Attr
+	// Record is told about every finished call with its bodies (the
+	// request log). The slices are valid only during the call: copy what
+	// is kept.
+	Record func(x Exchange)
+}
+
+// Exchange is one finished call, as the Record hook sees it. It carries no
+// header but the user agent: the Authorization header (the signature) and
+// the query (a presigned request's signature) are never handed out.
+type Exchange struct {
+	Start     time.Time
+	Duration  time.Duration
+	RequestID string
+	// Operation is the operation called ("" when the request named none
+	// that exists); Target is the X-Amz-Target header as sent.
+	Operation, Target string
+	// Caller is what Authenticate returned (nil when it refused the call
+	// or never ran).
+	Caller    any
+	Status    int
+	Code      string // the error code, "" on success
+	Request   []byte // the body as read; nil when it was not read
+	Response  []byte // the body as written
+	UserAgent string
+	// InProcess marks a call made through Invoke rather than over HTTP.
+	InProcess bool
 }
 
 // Server serves the AWS JSON 1.1 protocol over HTTP.
@@ -142,6 +168,11 @@ type requestLog struct {
 	status   int
 	caller   any
 	cause    error
+	// reqBody and respBody are the bodies, kept for the Record hook;
+	// release hands a pooled response body back once it has seen it.
+	reqBody, respBody []byte
+	release           func()
+	inProcess         bool
 }
 
 // ServeHTTP implements http.Handler.
@@ -155,43 +186,112 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rl.cause = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 			s.writeError(w, rl, &Error{Code: CodeInternalFailure, Message: "The request processing has failed because of an unknown error, exception or failure."})
 		}
-		d := time.Since(start)
-		if s.hooks.Observe != nil {
-			s.hooks.Observe(rl.op, rl.status, rl.code, d)
-		}
-		level := slog.LevelInfo
-		if rl.cause != nil {
-			level = slog.LevelError
-		}
-		ctx := r.Context()
-		if !s.log.Enabled(ctx, level) {
-			return
-		}
-		var buf [8]slog.Attr
-		attrs := append(buf[:0],
-			slog.String("request_id", reqID),
-			slog.String("operation", rl.op),
-			slog.Int("status", rl.status),
-			slog.Duration("duration", d),
-		)
-		if rl.code != "" {
-			attrs = append(attrs, slog.String("error_code", rl.code))
-		}
-		if s.hooks.LogAttrs != nil && rl.caller != nil {
-			attrs = s.hooks.LogAttrs(rl.caller, attrs)
-		}
-		if rl.cause != nil {
-			attrs = append(attrs, slog.String("cause", rl.cause.Error()))
-		}
-		// The record is handed to the handler directly: Logger.LogAttrs
-		// would also walk the stack for the caller's program counter, which
-		// our handler does not print, and which would only ever name this
-		// function (a library user's handler with AddSource gets no source).
-		rec := slog.NewRecord(start.Add(d), level, "request", 0)
-		rec.AddAttrs(attrs...)
-		_ = s.log.Handler().Handle(ctx, rec)
+		s.finish(r.Context(), r, start, reqID, rl)
 	}()
 	s.serve(w, r, reqID, rl)
+}
+
+// finish tells the hooks about a finished call and writes its log line.
+func (s *Server) finish(ctx context.Context, r *http.Request, start time.Time, reqID string, rl *requestLog) {
+	d := time.Since(start)
+	if s.hooks.Observe != nil {
+		s.hooks.Observe(rl.op, rl.status, rl.code, d)
+	}
+	if s.hooks.Record != nil {
+		x := Exchange{Start: start, Duration: d, RequestID: reqID, Operation: rl.op, Caller: rl.caller,
+			Status: rl.status, Code: rl.code, Request: rl.reqBody, Response: rl.respBody, InProcess: rl.inProcess}
+		if r != nil {
+			x.Target, x.UserAgent = r.Header.Get("X-Amz-Target"), r.Header.Get("User-Agent")
+		}
+		s.hooks.Record(x)
+	}
+	if rl.release != nil {
+		rl.release()
+	}
+	level := slog.LevelInfo
+	if rl.cause != nil {
+		level = slog.LevelError
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	var buf [9]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("request_id", reqID),
+		slog.String("operation", rl.op),
+		slog.Int("status", rl.status),
+		slog.Duration("duration", d),
+	)
+	if rl.code != "" {
+		attrs = append(attrs, slog.String("error_code", rl.code))
+	}
+	if rl.inProcess {
+		attrs = append(attrs, slog.Bool("in_process", true))
+	}
+	if s.hooks.LogAttrs != nil && rl.caller != nil {
+		attrs = s.hooks.LogAttrs(rl.caller, attrs)
+	}
+	if rl.cause != nil {
+		attrs = append(attrs, slog.String("cause", rl.cause.Error()))
+	}
+	// The record is handed to the handler directly: Logger.LogAttrs
+	// would also walk the stack for the caller's program counter, which
+	// our handler does not print, and which would only ever name this
+	// function (a library user's handler with AddSource gets no source).
+	rec := slog.NewRecord(start.Add(d), level, "request", 0)
+	rec.AddAttrs(attrs...)
+	_ = s.log.Handler().Handle(ctx, rec)
+}
+
+// Invoke runs operation op for caller with the JSON body in process, as
+// the wire runs a request once it has read and authenticated it: the
+// Before hook, the operation's handler and the error envelope, then
+// Observe, Record and the log line. It returns the status and the body an
+// AWS client would have received, so that callers beside the wire (the
+// console) act through exactly the API's rules and show its errors.
+func (s *Server) Invoke(ctx context.Context, op string, caller any, body []byte) (status int, response []byte) {
+	start := time.Now()
+	reqID := NewRequestID()
+	w := &memoryWriter{header: http.Header{}}
+	rl := &requestLog{caller: caller, inProcess: true}
+	defer func() {
+		if p := recover(); p != nil {
+			rl.cause = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			w.body = w.body[:0]
+			s.writeError(w, rl, &Error{Code: CodeInternalFailure, Message: "The request processing has failed because of an unknown error, exception or failure."})
+			status, response = w.code, w.body
+		}
+		s.finish(ctx, nil, start, reqID, rl)
+	}()
+	handler, ok := s.ops[op]
+	if !ok {
+		s.writeError(w, rl, Errorf(CodeUnknownOperation, "Unknown operation %q.", truncate(op, 128)))
+		return w.code, w.body
+	}
+	rl.op, rl.reqBody = op, body
+	s.run(ctx, w, rl, handler, &Request{Operation: op, RequestID: reqID, Body: body, Caller: caller})
+	return w.code, w.body
+}
+
+// memoryWriter is the response writer of Invoke: it keeps the body.
+type memoryWriter struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (m *memoryWriter) Header() http.Header { return m.header }
+
+func (m *memoryWriter) WriteHeader(code int) {
+	if m.code == 0 {
+		m.code = code
+	}
+}
+
+func (m *memoryWriter) Write(b []byte) (int, error) {
+	m.WriteHeader(http.StatusOK)
+	m.body = append(m.body, b...)
+	return len(b), nil
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl *requestLog) {
@@ -242,6 +342,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 		s.writeError(w, rl, Errorf(CodeSerialization, "Could not read the whole request body: the body ended early or was not sent in time."))
 		return
 	}
+	rl.reqBody = body
 	req := &Request{Operation: op, RequestID: reqID, Body: body, HTTP: r, w: w}
 	if s.hooks.Authenticate != nil {
 		caller, err := s.hooks.Authenticate(r, body)
@@ -252,13 +353,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, reqID string, rl 
 		req.Caller = caller
 		rl.caller = caller
 	}
+	s.run(r.Context(), w, rl, handler, req)
+}
+
+// run runs an authenticated request: the Before hook, then the handler.
+func (s *Server) run(ctx context.Context, w http.ResponseWriter, rl *requestLog, handler Handler, req *Request) {
 	if s.hooks.Before != nil {
-		if err := s.hooks.Before(r.Context(), req); err != nil {
+		if err := s.hooks.Before(ctx, req); err != nil {
 			s.fail(w, rl, err)
 			return
 		}
 	}
-	out, err := handler(r.Context(), req)
+	out, err := handler(ctx, req)
 	if err != nil {
 		s.fail(w, rl, err)
 		return
@@ -310,7 +416,8 @@ func (s *Server) writeJSON(w http.ResponseWriter, rl *requestLog, status int, v 
 		body = emptyObject
 	case PooledBody:
 		body = v.Bytes()
-		defer v.Release()
+		// Released once the Record hook has seen it (finish).
+		rl.release = v.Release
 	case json.RawMessage:
 		body = v
 	case []byte:
@@ -333,6 +440,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, rl *requestLog, status int, v 
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+	rl.respBody = body
 }
 
 type errorBody struct {
@@ -350,6 +458,7 @@ func (s *Server) writeError(w http.ResponseWriter, rl *requestLog, e *Error) {
 	h.Set("x-amzn-ErrorType", e.Code)
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+	rl.respBody = b
 }
 
 // WriteError writes an error envelope outside of an operation (used by

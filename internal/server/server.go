@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/awsjson"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/clock"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/console"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/faults"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/metrics"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
@@ -87,6 +89,17 @@ type Config struct {
 	// EC2, when set, looks subnets up in a neighbouring EC2 API (moto,
 	// LocalStack) instead of learning them.
 	EC2 *network.EC2Config
+	// AllowedHosts are the Host names the admin API and the console answer
+	// to (--allowed-hosts): on a loopback address besides localhost,
+	// 127.0.0.1 and [::1]; elsewhere the only ones (none: any).
+	AllowedHosts []string
+	// RequestLog is how many API calls the console's request log keeps
+	// (--request-log); 0 turns it off.
+	RequestLog int
+	// ConsoleStreams caps the console's live streams (--console-streams;
+	// 0: DefaultConsoleStreams). They do not count against the
+	// listener's --max-connections (see LimitListener).
+	ConsoleStreams int
 }
 
 // DefaultAccount is the account used for non-numeric access keys.
@@ -102,6 +115,7 @@ type Server struct {
 	faults  *faults.Injector
 	metrics *metrics.Metrics
 	seeded  *admin.ImportResult
+	console *console.Console
 	// verifier is set in strict mode.
 	verifier *sigv4.Verifier
 	// stopFollow stops following the estate's fault rules (shared stores).
@@ -258,7 +272,7 @@ func (s *Server) routes() error {
 			return err
 		}
 	}
-	wire := awsjson.NewServer(ops, awsjson.Hooks{
+	hooks := awsjson.Hooks{
 		Authenticate: s.authenticate,
 		Before:       s.before,
 		Observe:      s.metrics.Observe,
@@ -266,7 +280,12 @@ func (s *Server) routes() error {
 			c := caller.(*api.Caller)
 			return append(attrs, slog.String("account", c.Tenant.Account), slog.String("region", c.Tenant.Region))
 		},
-	}, cfg.Logger)
+	}
+	requests := console.NewRequestLog(cfg.RequestLog)
+	if requests != nil {
+		hooks.Record = requests.Record
+	}
+	wire := awsjson.NewServer(ops, hooks, cfg.Logger)
 	adm := admin.New(admin.Options{
 		Service:        s.svc,
 		Faults:         s.faults,
@@ -274,9 +293,16 @@ func (s *Server) routes() error {
 		DefaultAccount: cfg.DefaultAccount,
 		DefaultRegion:  cfg.DefaultRegion,
 		Token:          cfg.AdminToken,
+		AllowedHosts:   cfg.AllowedHosts,
 	})
+	s.console, err = console.New(console.Options{Service: s.svc, Invoke: wire.Invoke, Admin: adm, Faults: s.faults, Requests: requests,
+		Logger: cfg.Logger, DefaultAccount: cfg.DefaultAccount, DefaultRegion: cfg.DefaultRegion, MaxStreams: cfg.ConsoleStreams, TopologyFile: cfg.TopologyFile})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle(admin.Prefix, adm)
+	mux.Handle(console.Prefix, s.console)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	if cfg.Pprof {
 		mux.Handle("/debug/pprof/", adm.Guard(http.HandlerFunc(pprof.Index)))
@@ -285,7 +311,7 @@ func (s *Server) routes() error {
 		mux.Handle("/debug/pprof/symbol", adm.Guard(http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("/debug/pprof/trace", adm.Guard(http.HandlerFunc(pprof.Trace)))
 	}
-	mux.Handle("/", wire)
+	mux.Handle("/", browsersToConsole(wire))
 	s.handler = mux
 	return nil
 }
@@ -320,6 +346,46 @@ func (s *Server) followFaults() error {
 		}
 	}()
 	return nil
+}
+
+// ConsoleURL is the console's path on the server's listener, for the
+// startup banner.
+const ConsoleURL = console.Prefix
+
+// browsersToConsole sends a browser's GET / (an Accept that prefers HTML)
+// to the console; everything else (AWS clients POST) goes to the API.
+func browsersToConsole(api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/" && prefersHTML(r.Header.Get("Accept")) {
+			http.Redirect(w, r, console.Prefix, http.StatusFound)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// prefersHTML reports whether an Accept header names text/html with a
+// weight no other type it names exceeds (*/* alone does not count).
+func prefersHTML(accept string) bool {
+	html, best := -1.0, 0.0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		switch mt = strings.ToLower(strings.TrimSpace(mt)); {
+		case mt == "text/html":
+			html = max(html, q)
+		case mt != "*/*" && mt != "":
+			best = max(best, q)
+		}
+	}
+	return html > 0 && html >= best
 }
 
 // before is the wire's Before hook: fault injection.
@@ -393,6 +459,9 @@ func (s *Server) Seeded() *admin.ImportResult { return s.seeded }
 func (s *Server) Close() error {
 	if s.stopFollow != nil {
 		s.stopFollow()
+	}
+	if s.console != nil {
+		s.console.Close()
 	}
 	s.svc.Close()
 	return s.store.Close()
