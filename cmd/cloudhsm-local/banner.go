@@ -81,6 +81,7 @@ func printAccess(w io.Writer, cfg *config, endpoint string) {
 	if cfg.adminToken != "" {
 		adminAccess = "bearer token required"
 	}
+	fmt.Fprintf(w, "  console: %s%s (open it in a browser)\n", endpoint, server.ConsoleURL)
 	fmt.Fprintf(w, "  admin API: %s/_cloudhsm-local/health (%s)\n", endpoint, adminAccess)
 	fmt.Fprintf(w, "  metrics: %s/metrics\n", endpoint)
 	if cfg.pprof {

@@ -29,6 +29,8 @@ type config struct {
 	listen, dataDir, topology, profile, activation, account string
 	inMemory                                                bool
 	databaseURL                                             string
+	requestLog, consoleStreams                              int
+	allowedHosts                                            string
 	deletedRetention                                        time.Duration
 	quotaClusters, quotaHsms                                int
 	logLevel, logFormat                                     string
@@ -107,6 +109,9 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.listen, "listen", DefaultListen, "address to listen on")
 	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory of the embedded store (created on first run)")
 	fs.BoolVar(&c.inMemory, "in-memory", false, "keep all state in memory; write no files")
+	fs.IntVar(&c.requestLog, "request-log", 200, "API calls the console's request log keeps, per process; 0 turns it off")
+	fs.IntVar(&c.consoleStreams, "console-streams", 128, "open console pages receiving live updates (beyond, a page updates no more until one closes)")
+	fs.StringVar(&c.allowedHosts, "allowed-hosts", "", "comma-separated host names the admin API and console answer to: on a loopback address besides localhost, 127.0.0.1 and [::1]; elsewhere the only ones (default: any)")
 	fs.StringVar(&c.databaseURL, "database-url", "", "keep the estate in PostgreSQL (postgres://user:password@host:5432/db) instead of the data directory; any number of replicas on one database serve one estate (docs/deployment.md)")
 	fs.StringVar(&c.topology, "topology", "", "JSON file declaring VPCs and subnets (default: learn subnets on first sight)")
 	fs.StringVar(&c.profile, "profile", "fast", "timing profile: fast (in-progress states last 500ms) or realistic (AWS-like minutes)")
@@ -183,6 +188,12 @@ func (c *config) check() error {
 		}
 	default:
 		return badFlag("auth", "--auth must be permissive or strict, got %q", c.auth)
+	}
+	if c.requestLog < 0 {
+		return badFlag("request-log", "--request-log must be 0 (off) or more, got %d", c.requestLog)
+	}
+	if c.consoleStreams < 0 {
+		return badFlag("console-streams", "--console-streams must be 0 or more, got %d", c.consoleStreams)
 	}
 	if c.databaseURL != "" && c.inMemory {
 		return badFlag("database-url", "--database-url and --in-memory both say where the estate lives: choose one")

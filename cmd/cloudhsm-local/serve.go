@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -118,6 +119,9 @@ func startServer(cfg *config, logger *slog.Logger, stdout io.Writer) (*server.Se
 		DataDir:        cfg.dataDir,
 		InMemory:       cfg.inMemory,
 		DatabaseURL:    cfg.databaseURL,
+		RequestLog:     cfg.requestLog,
+		ConsoleStreams: cfg.consoleStreams,
+		AllowedHosts:   splitHosts(cfg.allowedHosts),
 		TopologyFile:   cfg.topology,
 		DefaultAccount: cfg.account,
 		Domain:         cfg.domain,
@@ -127,6 +131,17 @@ func startServer(cfg *config, logger *slog.Logger, stdout io.Writer) (*server.Se
 		Pprof:          cfg.pprof,
 		KeyHelper:      keyHelper(cfg.keygen, logger),
 	})
+}
+
+// splitHosts reads --allowed-hosts: comma-separated names, blanks dropped.
+func splitHosts(s string) []string {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // testLocalClock is a test's hook: CLOUDHSM_LOCAL_TEST_LOCAL_CLOCK_OFFSET
