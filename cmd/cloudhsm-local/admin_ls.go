@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 )
 
 // lsCommand is `cloudhsm-local admin ls`: the estate as a table for
@@ -34,8 +35,8 @@ func lsCommand(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, 
 		if err != nil {
 			return err
 		}
-		var snap cloudhsm.Snapshot
-		if err := json.Unmarshal(raw, &snap); err != nil {
+		snap, err := snapshot.Decode(bytes.NewReader(raw))
+		if err != nil {
 			return fmt.Errorf("read the export: %w", err)
 		}
 		mode := "running"
@@ -43,7 +44,7 @@ func lsCommand(fs *flag.FlagSet) func(context.Context, *admin.Client, []string, 
 			mode = "frozen"
 		}
 		fmt.Fprintf(out, "clock  %s (%s)\n\n", clk.Now, mode)
-		return printEstate(out, &snap, cloudhsm.Tenant{Account: *account, Region: *region})
+		return printEstate(out, snap, cloudhsm.Tenant{Account: *account, Region: *region})
 	}
 }
 
