@@ -2,8 +2,8 @@ package terraform
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -26,6 +26,7 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
@@ -175,15 +176,8 @@ func (w *workspace) checkNothingLeft() {
 	if err != nil {
 		w.t.Fatalf("admin export: %v", err)
 	}
-	var snap struct {
-		Clusters []struct {
-			Tenant struct{ Account, Region string }
-			ID     string
-			State  string
-			Hsms   []json.RawMessage
-		} `json:"clusters"`
-	}
-	if err := json.Unmarshal(raw, &snap); err != nil {
+	snap, err := snapshot.Decode(bytes.NewReader(raw))
+	if err != nil {
 		w.t.Fatalf("admin export: %v", err)
 	}
 	if len(snap.Clusters) == 0 {
