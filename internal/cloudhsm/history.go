@@ -43,7 +43,7 @@ func (c *Cluster) PackedHistory() string { return c.history }
 // SetPackedHistory sets the history from what PackedHistory returned (a
 // record read back), after checking it.
 func (c *Cluster) SetPackedHistory(p string) error {
-	if _, err := decodeHistory(p); err != nil {
+	if err := walkHistory(p, nil); err != nil {
 		return err
 	}
 	c.history = p
@@ -106,51 +106,67 @@ func encodeHistory(h []Transition) (string, error) {
 var errHistory = errors.New("damaged history")
 
 func decodeHistory(p string) ([]Transition, error) {
-	if p == "" {
-		return nil, nil
-	}
-	if p[0] != historyVersion {
-		return nil, fmt.Errorf("%w: version %d", errHistory, p[0])
-	}
-	b := []byte(p[1:])
 	var out []Transition
-	var prev int64
-	next := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
-	}
-	for len(b) > 0 {
-		from, ok1 := next()
-		to, ok2 := next()
-		cause, ok3 := next()
-		if !ok1 || !ok2 || !ok3 || from > uint64(len(ClusterStates)) || to == 0 || to > uint64(len(ClusterStates)) || cause > uint64(len(KnownCauses)) {
-			return nil, errHistory
-		}
-		t := Transition{To: ClusterStates[to-1]}
-		if from > 0 {
-			t.From = ClusterStates[from-1]
-		}
-		if cause > 0 {
-			t.Cause = KnownCauses[cause-1]
-		} else {
-			n, ok := next()
-			if !ok || n > uint64(len(b)) {
-				return nil, errHistory
-			}
-			t.Cause, b = string(b[:n]), b[n:]
-		}
-		d, n := binary.Varint(b)
-		if n <= 0 {
-			return nil, errHistory
-		}
-		b = b[n:]
-		prev += d
-		t.At = time.Unix(0, prev).UTC()
-		out = append(out, t)
+	err := walkHistory(p, func(t Transition) { out = append(out, t) })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// walkHistory checks packed history p and hands each transition to fn
+// (nil: only check, allocating nothing: a start reads 100,000 of them).
+func walkHistory(p string, fn func(Transition)) error {
+	if p == "" {
+		return nil
+	}
+	if p[0] != historyVersion {
+		return fmt.Errorf("%w: version %d", errHistory, p[0])
+	}
+	i := 1
+	uvarint := func() (uint64, bool) {
+		var v uint64
+		for shift := uint(0); i < len(p) && shift < 64; shift += 7 {
+			b := p[i]
+			i++
+			v |= uint64(b&0x7f) << shift
+			if b < 0x80 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	var prev int64
+	for i < len(p) {
+		from, ok1 := uvarint()
+		to, ok2 := uvarint()
+		cause, ok3 := uvarint()
+		if !ok1 || !ok2 || !ok3 || from > uint64(len(ClusterStates)) || to == 0 || to > uint64(len(ClusterStates)) || cause > uint64(len(KnownCauses)) {
+			return errHistory
+		}
+		var causeText string
+		if cause > 0 {
+			causeText = KnownCauses[cause-1]
+		} else {
+			n, ok := uvarint()
+			if !ok || n > uint64(len(p)-i) {
+				return errHistory
+			}
+			causeText = p[i : i+int(n)]
+			i += int(n)
+		}
+		zz, ok := uvarint()
+		if !ok {
+			return errHistory
+		}
+		prev += int64(zz>>1) ^ -int64(zz&1) // a signed varint, as binary.AppendVarint writes it
+		if fn != nil {
+			t := Transition{To: ClusterStates[to-1], Cause: causeText, At: time.Unix(0, prev).UTC()}
+			if from > 0 {
+				t.From = ClusterStates[from-1]
+			}
+			fn(t)
+		}
+	}
+	return nil
 }
