@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -191,6 +192,21 @@ func New(opts ...Option) (*Server, error) {
 // Handler returns the server's HTTP handler (the CloudHSM API, the admin
 // API under /_cloudhsm-local/ and /metrics), for embedding it elsewhere.
 func (s *Server) Handler() http.Handler { return s.srv.Handler() }
+
+// ConsoleURL returns the address of the server's console, to open in a
+// browser.
+func (s *Server) ConsoleURL() string { return s.URL + server.ConsoleURL }
+
+// ClusterURL returns the console page of a cluster: a failing test can
+// print it, and a person can look at the cluster while the test waits.
+func (s *Server) ClusterURL(clusterID string) string {
+	return s.URL + server.ConsoleURL + "clusters/" + url.PathEscape(clusterID)
+}
+
+// BackupURL returns the console page of a backup.
+func (s *Server) BackupURL(backupID string) string {
+	return s.URL + server.ConsoleURL + "backups/" + url.PathEscape(backupID)
+}
 
 // Close stops the server and closes its store.
 func (s *Server) Close() {

@@ -3,6 +3,8 @@ package cloudhsmlocal_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,4 +45,21 @@ func ExampleNew() {
 	// Output:
 	// CREATE_IN_PROGRESS
 	// UNINITIALIZED 2 subnets
+}
+
+// A failing test can print the console page of the cluster it was looking
+// at; the page shows its state, HSMs, certificates and timeline.
+func ExampleServer_ClusterURL() {
+	srv := cloudhsmlocal.Start(&testing.T{})
+	defer srv.Close()
+	client := cloudhsmv2.NewFromConfig(srv.AWSConfig())
+	out, err := client.CreateCluster(context.Background(), &cloudhsmv2.CreateClusterInput{
+		HsmType: aws.String("hsm2m.medium"), SubnetIds: []string{"subnet-0123456789abcdef0"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	page := srv.ClusterURL(aws.ToString(out.Cluster.ClusterId))
+	fmt.Println(strings.HasPrefix(page, srv.URL+"/_cloudhsm-local/console/clusters/cluster-"))
+	// Output: true
 }
