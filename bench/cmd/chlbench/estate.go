@@ -74,20 +74,32 @@ func rssOf(ms []memory) int64 {
 }
 
 func (b *bench) estate(ctx context.Context) error {
+	idleDisk, idleMem, err := b.emptyStartups(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.seedEstate(ctx); err != nil {
+		return err
+	}
+	return b.fullStartups(ctx, idleDisk, idleMem)
+}
+
+// emptyStartups measures start-ups with an empty store, on disk and in
+// memory, and returns the idle memory of each.
+func (b *bench) emptyStartups(ctx context.Context) (idleDisk, idleMem int64, err error) {
 	cfg := b.cfg
-	n := cfg.clusters
 	// ---- start-up with an empty store, on disk and in memory ----
 	emptyDisk, emptyDiskListen, memDisk, _, err := b.startups(ctx, "empty-disk", cfg.startupRuns, 300*time.Millisecond, false, func(i int) []string {
 		return []string{"--data-dir", filepath.Join(cfg.workDir, fmt.Sprintf("empty-%d", i))}
 	})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	emptyMem, _, memMem, _, err := b.startups(ctx, "empty-memory", cfg.startupRuns, 300*time.Millisecond, false, func(int) []string {
 		return []string{"--in-memory"}
 	})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	// Again on the data directory of the first run: a store that holds no
 	// cluster but is initialized (simulated roots and token secret exist).
@@ -95,9 +107,9 @@ func (b *bench) estate(ctx context.Context) error {
 		return []string{"--data-dir", filepath.Join(cfg.workDir, "empty-0")}
 	})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	idleDisk, idleMem := rssOf(memDisk), rssOf(memMem)
+	idleDisk, idleMem = rssOf(memDisk), rssOf(memMem)
 	if cfg.scenarios["startup"] {
 		line("startup-empty", "runs", cfg.startupRuns, "disk_ms", ms(median(emptyDisk)), "disk_min_ms", ms(slices.Min(emptyDisk)),
 			"disk_listening_line_ms", ms(median(emptyDiskListen)), "memory_ms", ms(median(emptyMem)), "memory_min_ms", ms(slices.Min(emptyMem)),
@@ -105,8 +117,14 @@ func (b *bench) estate(ctx context.Context) error {
 		worst := max(median(emptyDisk), median(emptyMem))
 		b.target("startup_empty", ms(worst)+"ms", "<=20ms", worst <= 20*time.Millisecond, "median of "+strconv.Itoa(cfg.startupRuns)+" first starts; disk "+ms(median(emptyDisk))+"ms, --in-memory "+ms(median(emptyMem))+"ms; reopening an initialized empty data dir "+ms(median(reopen))+"ms")
 	}
+	return idleDisk, idleMem, nil
+}
 
-	// ---- the estate: n clusters in benchAccount, 25 in smallAccount ----
+// seedEstate makes the estate of n clusters in benchAccount and 25 in
+// smallAccount on disk, unless the estate directory holds it already.
+func (b *bench) seedEstate(ctx context.Context) error {
+	cfg := b.cfg
+	n := cfg.clusters
 	dir := cfg.estateDir
 	var mk estateMarker
 	if raw, err := os.ReadFile(filepath.Join(dir, markerName)); err == nil {
@@ -158,8 +176,15 @@ func (b *bench) estate(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
 
-	// ---- start-up with n clusters on disk, and memory then ----
+// fullStartups measures start-ups with the estate, the memory they hold,
+// and then paging.
+func (b *bench) fullStartups(ctx context.Context, idleDisk, idleMem int64) error {
+	cfg := b.cfg
+	n := cfg.clusters
+	dir := cfg.estateDir
 	full, fullListen, memFull, s, err := b.startups(ctx, "estate", cfg.startupRuns, time.Second, true, func(int) []string {
 		return []string{"--data-dir", dir}
 	})
@@ -249,33 +274,53 @@ func (b *bench) compare(ctx context.Context, c *client, name string, small, firs
 }
 
 func (b *bench) paging(ctx context.Context, s *server) error {
-	n := b.cfg.clusters
 	c := newClient(s.url, b.cfg.clients+8)
 	defer c.close()
+	ids, smallIDs, err := b.pagingClusters(ctx, c)
+	if err != nil {
+		return err
+	}
+	if err := b.pagingTags(ctx, c, ids, smallIDs); err != nil {
+		return err
+	}
+	// DescribeBackups: n backups in the big account, 25 in the small one,
+	// on a copy of the estate, so that start-up and memory keep measuring
+	// clusters alone on the estate itself.
+	if err := s.stop(); err != nil {
+		return err
+	}
+	return b.pagingBackups(ctx, ids, smallIDs)
+}
+
+// pagingClusters compares DescribeClusters' first and last pages of the big
+// account with the small account's page, and returns both accounts' ids.
+func (b *bench) pagingClusters(ctx context.Context, c *client) (ids, smallIDs []string, err error) {
+	n := b.cfg.clusters
 	ids, lastTok, err := walkClusters(ctx, c, benchAccount)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if len(ids) != n {
-		return fmt.Errorf("the big account lists %d clusters, want %d", len(ids), n)
+		return nil, nil, fmt.Errorf("the big account lists %d clusters, want %d", len(ids), n)
 	}
-	smallIDs, _, err := walkClusters(ctx, c, smallAccount)
+	smallIDs, _, err = walkClusters(ctx, c, smallAccount)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if len(smallIDs) != 25 {
-		return fmt.Errorf("the small account lists %d clusters, want 25", len(smallIDs))
+		return nil, nil, fmt.Errorf("the small account lists %d clusters, want 25", len(smallIDs))
 	}
 	dc := func(account, token string) *request {
 		body, _ := json.Marshal(describeClustersIn{MaxResults: 25, NextToken: token})
 		return newRequest(account, "DescribeClusters", body)
 	}
-	if err := b.compare(ctx, c, "describeclusters", dc(smallAccount, ""), dc(benchAccount, ""), dc(benchAccount, lastTok)); err != nil {
-		return err
-	}
+	return ids, smallIDs, b.compare(ctx, c, "describeclusters", dc(smallAccount, ""), dc(benchAccount, ""), dc(benchAccount, lastTok))
+}
 
-	// ListTags: 50 tags on the first and last cluster of the big account and
-	// on one cluster of the small one, 10 per page.
+// pagingTags: 50 tags on the first and last cluster of the big account and
+// on one cluster of the small one, 10 per page.
+func (b *bench) pagingTags(ctx context.Context, c *client, ids, smallIDs []string) error {
+	n := len(ids)
 	var tags []tag
 	for i := range 49 {
 		tags = append(tags, tag{Key: fmt.Sprintf("k%02d", i), Value: "v"})
@@ -300,63 +345,26 @@ func (b *bench) paging(ctx context.Context, s *server) error {
 		}
 		tok = out.NextToken
 	}
-	if err := b.compare(ctx, c, "listtags", lt(smallAccount, smallIDs[0], ""), lt(benchAccount, ids[0], ""), lt(benchAccount, ids[n-1], tok)); err != nil {
-		return err
-	}
+	return b.compare(ctx, c, "listtags", lt(smallAccount, smallIDs[0], ""), lt(benchAccount, ids[0], ""), lt(benchAccount, ids[n-1], tok))
+}
 
-	// DescribeBackups: n backups in the big account, 25 in the small one,
-	// on a copy of the estate, so that start-up and memory keep measuring
-	// clusters alone on the estate itself.
-	if err := s.stop(); err != nil {
+// pagingBackups starts a server on a copy of the estate with a backup per
+// cluster (made once, then kept) and compares DescribeBackups' pages.
+func (b *bench) pagingBackups(ctx context.Context, ids, smallIDs []string) error {
+	n := b.cfg.clusters
+	s, err := b.backupEstate(ctx, ids, smallIDs)
+	if err != nil {
 		return err
-	}
-	bdir := b.cfg.estateDir + "-backups"
-	var bmk estateMarker
-	if raw, err := os.ReadFile(filepath.Join(bdir, markerName)); err == nil {
-		_ = json.Unmarshal(raw, &bmk)
-	}
-	if bmk.Clusters != n || !bmk.Backups {
-		if err := copyEstate(b.cfg.estateDir, bdir); err != nil {
-			return fmt.Errorf("copy the estate for backups: %w", err)
-		}
-		if s, err = b.start(ctx, "estate-backups", "--data-dir", bdir); err != nil {
-			return err
-		}
-		c.close()
-		c = newClient(s.url, b.cfg.clients+8)
-		defer c.close()
-		how, err := b.importBackups(ctx, s, c, bdir, ids, smallIDs)
-		if err != nil {
-			return fmt.Errorf("import backups: %w", err)
-		}
-		raw, _ := json.Marshal(estateMarker{Clusters: n, Backups: true})
-		if err := os.WriteFile(filepath.Join(bdir, markerName), raw, 0o644); err != nil {
-			return err
-		}
-		line("backups-import", "backups", n+25, "via", how)
-		if how == "in-process" {
-			// The server was stopped for the import: start it again.
-			if s, err = b.start(ctx, "estate-backups", "--data-dir", bdir); err != nil {
-				return err
-			}
-			c = newClient(s.url, b.cfg.clients+8)
-			defer c.close()
-		}
-	} else {
-		if s, err = b.start(ctx, "estate-backups", "--data-dir", bdir); err != nil {
-			return err
-		}
-		c.close()
-		c = newClient(s.url, b.cfg.clients+8)
-		defer c.close()
 	}
 	defer func() { _ = s.stop() }()
+	c := newClient(s.url, b.cfg.clients+8)
+	defer c.close()
 	db := func(account, token string) *request {
 		body, _ := json.Marshal(describeBackupsIn{MaxResults: 25, NextToken: token})
 		return newRequest(account, "DescribeBackups", body)
 	}
 	var bids []string
-	tok, lastTok = "", ""
+	tok := ""
 	for {
 		var out describeBackupsOut
 		if err := c.call(ctx, benchAccount, "DescribeBackups", describeBackupsIn{MaxResults: 25, NextToken: tok}, &out); err != nil {
@@ -370,17 +378,53 @@ func (b *bench) paging(ctx context.Context, s *server) error {
 		}
 		tok = out.NextToken
 	}
-	lastTok = tok
 	if len(bids) != n {
 		return fmt.Errorf("the big account lists %d backups, want %d", len(bids), n)
 	}
-	if err := b.compare(ctx, c, "describebackups", db(smallAccount, ""), db(benchAccount, ""), db(benchAccount, lastTok)); err != nil {
+	if err := b.compare(ctx, c, "describebackups", db(smallAccount, ""), db(benchAccount, ""), db(benchAccount, tok)); err != nil {
 		return err
 	}
 	if m, err := readMemory(s.pid()); err == nil {
 		line("rss-with-backups", "clusters", n, "backups", n, "rss_mb", mb(m.rss))
 	}
 	return nil
+}
+
+// backupEstate starts a server on the copy of the estate that also holds a
+// backup per cluster, making the copy first when it is missing.
+func (b *bench) backupEstate(ctx context.Context, ids, smallIDs []string) (*server, error) {
+	n := b.cfg.clusters
+	bdir := b.cfg.estateDir + "-backups"
+	var bmk estateMarker
+	if raw, err := os.ReadFile(filepath.Join(bdir, markerName)); err == nil {
+		_ = json.Unmarshal(raw, &bmk)
+	}
+	if bmk.Clusters == n && bmk.Backups {
+		return b.start(ctx, "estate-backups", "--data-dir", bdir)
+	}
+	if err := copyEstate(b.cfg.estateDir, bdir); err != nil {
+		return nil, fmt.Errorf("copy the estate for backups: %w", err)
+	}
+	s, err := b.start(ctx, "estate-backups", "--data-dir", bdir)
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(s.url, b.cfg.clients+8)
+	how, err := b.importBackups(ctx, s, c, bdir, ids, smallIDs)
+	c.close()
+	if err != nil {
+		return nil, fmt.Errorf("import backups: %w", err)
+	}
+	raw, _ := json.Marshal(estateMarker{Clusters: n, Backups: true})
+	if err := os.WriteFile(filepath.Join(bdir, markerName), raw, 0o644); err != nil {
+		return nil, err
+	}
+	line("backups-import", "backups", n+25, "via", how)
+	if how == "in-process" {
+		// The server was stopped for the import: start it again.
+		return b.start(ctx, "estate-backups", "--data-dir", bdir)
+	}
+	return s, nil
 }
 
 // importBackups adds backups to the estate copy in dir: through the admin API's import

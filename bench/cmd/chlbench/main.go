@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -64,11 +65,11 @@ func main() {
 	os.Exit(run())
 }
 
-func run() int {
+// parseFlags reads the command line into a config.
+func parseFlags() (config, error) {
 	var cfg config
 	var scen string
 	var args listFlag
-	tmp := false
 	flag.StringVar(&cfg.bin, "bin", "", "path to a cloudhsm-local binary (required)")
 	flag.StringVar(&cfg.floor, "floor", "", "optional path to a built shared/bench/floor server: the read scenario then also measures it and prints vs_floor")
 	flag.BoolVar(&cfg.smoke, "smoke", false, "run every scenario briefly with tiny sizes (for the test suite)")
@@ -89,8 +90,7 @@ func run() int {
 	flag.Var(&args, "server-arg", "extra argument for the server (repeatable), e.g. --server-arg=--log-level=warn")
 	flag.Parse()
 	if cfg.bin == "" {
-		fmt.Fprintln(os.Stderr, "chlbench: --bin PATH is required (build one with: go build -o /tmp/chl ./cmd/cloudhsm-local)")
-		return 2
+		return cfg, fmt.Errorf("--bin PATH is required (build one with: go build -o /tmp/chl ./cmd/cloudhsm-local)")
 	}
 	if abs, err := filepath.Abs(cfg.bin); err == nil {
 		cfg.bin = abs
@@ -102,16 +102,21 @@ func run() int {
 		if s == "" {
 			continue
 		}
-		ok := false
-		for _, a := range allScenarios {
-			ok = ok || a == s
-		}
-		if !ok {
-			fmt.Fprintf(os.Stderr, "chlbench: unknown scenario %q (have %s)\n", s, strings.Join(allScenarios, ","))
-			return 2
+		if !slices.Contains(allScenarios, s) {
+			return cfg, fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ","))
 		}
 		cfg.scenarios[s] = true
 	}
+	return cfg, nil
+}
+
+func run() int {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chlbench:", err)
+		return 2
+	}
+	tmp := false
 	if cfg.smoke {
 		cfg.dur = time.Second
 		cfg.clusters = 200
