@@ -16,12 +16,10 @@
 package crossclient
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +29,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
@@ -258,64 +255,9 @@ func buildServer(t *testing.T) string {
 	return bin
 }
 
-var listeningRe = regexp.MustCompile(`^cloudhsm-local listening on (http://\S+)`)
-
 // startServer starts a fresh in-memory server on a free port and returns its
 // endpoint; the server stops when the test ends.
-func startServer(t *testing.T, bin string) string {
-	t.Helper()
-	cmd := exec.Command(bin, "--in-memory", "--listen", "127.0.0.1:0", "--log-level", "warn")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &testkit.LockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		// The clients' CreateHsm calls went through the identity helper
-		// process; a helper that failed falls back silently for clients,
-		// so its warning is the only sign.
-		if strings.Contains(stderr.String(), pki.HelperGoneMessage) {
-			t.Errorf("the server's identity helper failed:\n%s", tail(stderr.String(), 4000))
-		}
-		if t.Failed() {
-			if s := stderr.String(); s != "" {
-				t.Logf("server stderr:\n%s", tail(s, 4000))
-			}
-		}
-	})
-	first := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(stdout)
-		line, _ := r.ReadString('\n')
-		first <- line
-		_, _ = io.Copy(io.Discard, r)
-		_ = cmd.Wait()
-		close(done)
-	}()
-	select {
-	case line := <-first:
-		m := listeningRe.FindStringSubmatch(strings.TrimSpace(line))
-		if m == nil {
-			t.Fatalf("server's first line is %q, want \"cloudhsm-local listening on http://ADDR\"; stderr:\n%s", line, stderr.String())
-		}
-		return m[1]
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not say where it listens within 30s; stderr:\n%s", stderr.String())
-	}
-	return ""
-}
+func startServer(t *testing.T, bin string) string { return testkit.StartBinary(t, bin) }
 
 // scriptEnv is the environment of a client script: the machine's, less
 // anything AWS or suite related, plus what the script needs.
@@ -374,9 +316,9 @@ func runSuite(t *testing.T, root, bin string, r *run) {
 		r.results = append(r.results, res)
 	}
 	if err != nil {
-		t.Errorf("%s: %v\nstderr:\n%s", strings.Join(r.suite.argv, " "), err, tail(stderr, 4000))
+		t.Errorf("%s: %v\nstderr:\n%s", strings.Join(r.suite.argv, " "), err, testkit.Tail(stderr, 4000))
 	} else if strings.TrimSpace(stderr) != "" {
-		t.Logf("stderr:\n%s", tail(stderr, 2000))
+		t.Logf("stderr:\n%s", testkit.Tail(stderr, 2000))
 	}
 	seen := map[string]int{}
 	for _, res := range r.results {
@@ -413,13 +355,6 @@ func noteSuffix(note string) string {
 	return " [note: " + note + "]"
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
-}
-
 // ---- examples ----
 
 var inventoryCountsRe = regexp.MustCompile(`(?m)^total: (\d+) clusters?, (\d+) backups?`)
@@ -442,9 +377,9 @@ func runExamples(t *testing.T, root, bin string, examples []*example) {
 			ex.ran = true
 			stdout, stderr, err := runScript(t, root, ex.argv, env)
 			ex.output = stdout
-			t.Logf("stdout:\n%s", tail(stdout, 6000))
+			t.Logf("stdout:\n%s", testkit.Tail(stdout, 6000))
 			if err != nil {
-				t.Fatalf("%s: %v\nstderr:\n%s", strings.Join(ex.argv, " "), err, tail(stderr, 4000))
+				t.Fatalf("%s: %v\nstderr:\n%s", strings.Join(ex.argv, " "), err, testkit.Tail(stderr, 4000))
 			}
 			switch ex.name {
 			case "cli-ceremony.sh":

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
 )
 
 // allScenarios lists the scenarios, each a directory of scenarios/.
@@ -99,7 +100,7 @@ func checkCSR(t *testing.T, got string, certs *types.Certificates) {
 	}
 	block, _ := pem.Decode([]byte(got))
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		t.Fatalf("cluster_csr is not a PEM CERTIFICATE REQUEST: %q", tail(got, 200))
+		t.Fatalf("cluster_csr is not a PEM CERTIFICATE REQUEST: %q", testkit.Tail(got, 200))
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
@@ -141,7 +142,7 @@ func tagsInPlace(t *testing.T, w *workspace) {
 
 	out, code, err := w.run("plan", "-input=false", "-detailed-exitcode", "-json", "-var-file=step2.tfvars", "-out=step2.tfplan")
 	if err != nil || code != 2 {
-		t.Fatalf("terraform plan -var-file=step2.tfvars: exit code %d (%v), want 2 (changes):\n%s", code, err, tail(out, 8000))
+		t.Fatalf("terraform plan -var-file=step2.tfvars: exit code %d (%v), want 2 (changes):\n%s", code, err, testkit.Tail(out, 8000))
 	}
 	actions, summary := plannedChanges(t, out)
 	if want := map[string]string{"aws_cloudhsm_v2_cluster.this": "update"}; !maps.Equal(actions, want) {
@@ -193,7 +194,7 @@ func plannedChanges(t *testing.T, out string) (map[string]string, string) {
 		}
 	}
 	if summary == "" {
-		t.Fatalf("terraform plan -json printed no change_summary:\n%s", tail(out, 4000))
+		t.Fatalf("terraform plan -json printed no change_summary:\n%s", testkit.Tail(out, 4000))
 	}
 	return actions, summary
 }
@@ -267,7 +268,7 @@ func importOutside(t *testing.T, w *workspace) {
 	}
 	plan, code, err := w.run("plan", "-input=false", "-detailed-exitcode", "-json")
 	if err != nil || code != 2 {
-		t.Fatalf("terraform plan after UntagResource outside Terraform: exit code %d (%v), want 2 (drift):\n%s", code, err, tail(plan, 8000))
+		t.Fatalf("terraform plan after UntagResource outside Terraform: exit code %d (%v), want 2 (drift):\n%s", code, err, testkit.Tail(plan, 8000))
 	}
 	if actions, _ := plannedChanges(t, plan); !maps.Equal(actions, map[string]string{"aws_cloudhsm_v2_cluster.imported": "update"}) {
 		t.Errorf("planned changes after UntagResource outside Terraform: %v, want the imported cluster updated (its tag put back)", actions)

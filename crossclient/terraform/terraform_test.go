@@ -257,7 +257,7 @@ func (w *workspace) terraform(want int, args ...string) string {
 	w.t.Helper()
 	out, code, err := w.run(args...)
 	if err != nil || code != want {
-		w.t.Fatalf("terraform %s: exit code %d, want %d (%v); output:\n%s", strings.Join(args, " "), code, want, err, tail(out, 8000))
+		w.t.Fatalf("terraform %s: exit code %d, want %d (%v); output:\n%s", strings.Join(args, " "), code, want, err, testkit.Tail(out, 8000))
 	}
 	return out
 }
@@ -302,7 +302,7 @@ func (w *workspace) outputs() map[string]any {
 	}
 	out := w.terraform(0, "output", "-json")
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
-		w.t.Fatalf("terraform output -json: %v\n%s", err, tail(out, 2000))
+		w.t.Fatalf("terraform output -json: %v\n%s", err, testkit.Tail(out, 2000))
 	}
 	m := make(map[string]any, len(raw))
 	for k, v := range raw {
@@ -319,11 +319,11 @@ func (w *workspace) noDrift(args ...string) {
 	out, code, err := w.run(argv...)
 	switch {
 	case err != nil:
-		w.t.Fatalf("terraform plan: %v\n%s", err, tail(out, 8000))
+		w.t.Fatalf("terraform plan: %v\n%s", err, testkit.Tail(out, 8000))
 	case code == 2:
-		w.t.Fatalf("terraform plan after apply wants changes (drift):\n%s", tail(out, 8000))
+		w.t.Fatalf("terraform plan after apply wants changes (drift):\n%s", testkit.Tail(out, 8000))
 	case code != 0:
-		w.t.Fatalf("terraform plan: exit code %d:\n%s", code, tail(out, 8000))
+		w.t.Fatalf("terraform plan: exit code %d:\n%s", code, testkit.Tail(out, 8000))
 	}
 }
 
@@ -340,13 +340,6 @@ func (w *workspace) checkLockedVersion() {
 	if m == nil || string(m[1]) != providerVersion {
 		w.t.Fatalf("terraform init selected hashicorp/aws %q, want %s:\n%s", m, providerVersion, b)
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
 }
 
 // ---- the proxy trap ----

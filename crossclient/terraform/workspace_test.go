@@ -1,18 +1,14 @@
 package terraform
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -24,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudhsmv2/types"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/admin"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/sdkhttp"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/snapshot"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/testkit"
@@ -195,56 +190,6 @@ func (w *workspace) checkNothingLeft() {
 
 // ---- the server ----
 
-var listeningRe = regexp.MustCompile(`^cloudhsm-local listening on (http://\S+)`)
-
-// startServer starts a fresh in-memory server on a free port and returns
-// its endpoint; the server stops when the test ends.
-func startServer(t *testing.T, bin string) string {
-	t.Helper()
-	cmd := exec.Command(bin, "--in-memory", "--listen", "127.0.0.1:0", "--log-level", "warn")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &testkit.LockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if strings.Contains(stderr.String(), pki.HelperGoneMessage) {
-			t.Errorf("the server's identity helper failed:\n%s", tail(stderr.String(), 4000))
-		}
-		if t.Failed() && stderr.String() != "" {
-			t.Logf("server stderr:\n%s", tail(stderr.String(), 4000))
-		}
-	})
-	first := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(stdout)
-		line, _ := r.ReadString('\n')
-		first <- line
-		_, _ = io.Copy(io.Discard, r)
-		_ = cmd.Wait()
-		close(done)
-	}()
-	select {
-	case line := <-first:
-		m := listeningRe.FindStringSubmatch(strings.TrimSpace(line))
-		if m == nil {
-			t.Fatalf("server's first line is %q, want \"cloudhsm-local listening on http://ADDR\"; stderr:\n%s", line, stderr.String())
-		}
-		return m[1]
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not say where it listens within 30s; stderr:\n%s", stderr.String())
-	}
-	return ""
-}
+// startServer starts a fresh in-memory server on a free port and returns its
+// endpoint; the server stops when the test ends.
+func startServer(t *testing.T, bin string) string { return testkit.StartBinary(t, bin) }
