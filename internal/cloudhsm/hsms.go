@@ -364,17 +364,10 @@ func (s *Service) InitializeCluster(t Tenant, clusterID, signedCert, trustAnchor
 		if c.State != ClusterUninitialized {
 			return errf(KindInvalidRequest, "Cluster %s is %s; only an UNINITIALIZED cluster can be initialized.", c.ID, c.State)
 		}
-		if c.Csr == "" {
+		if !c.Initializable() {
 			return errf(KindInvalidRequest, "Cluster %s has no CSR yet: create an HSM and wait until it is ACTIVE, then sign the ClusterCsr from DescribeClusters.", c.ID)
 		}
-		// Certificates are checked at the later of the server's time and the
-		// real time: a clock frozen behind real time would otherwise see a
-		// certificate the user just issued as not yet valid.
-		at := now
-		if wall := time.Now(); wall.After(at) {
-			at = wall
-		}
-		if err := pki.VerifyInitialization(c.Csr, signedCert, trustAnchor, at); err != nil {
+		if err := pki.VerifyInitialization(c.Csr, signedCert, trustAnchor, certificateTime(now)); err != nil {
 			var ie *pki.InitError
 			if errors.As(err, &ie) && !ie.Internal {
 				return errf(KindInvalidRequest, "%s", ie.Reason)

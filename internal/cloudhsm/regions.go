@@ -1,10 +1,16 @@
 package cloudhsm
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 func isGov(region string) bool { return strings.HasPrefix(region, "us-gov-") }
 
 var knownRegions = map[string]bool{}
+
+// regionList holds the known regions in the order written below.
+var regionList []string
 
 func init() {
 	for _, r := range strings.Fields(`us-east-1 us-east-2 us-west-1 us-west-2 af-south-1 ap-east-1 ap-east-2
@@ -13,7 +19,20 @@ func init() {
 		eu-west-2 eu-west-3 eu-south-1 eu-south-2 eu-north-1 il-central-1 me-south-1 me-central-1 mx-central-1
 		sa-east-1 us-gov-east-1 us-gov-west-1`) {
 		knownRegions[r] = true
+		regionList = append(regionList, r)
 	}
+}
+
+// CopyTargets lists the regions a backup of region can be copied to: every
+// other known region of its partition.
+func CopyTargets(region string) []string {
+	var out []string
+	for _, r := range regionList {
+		if r != region && Partition(r) == Partition(region) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // KnownRegion reports whether region is an AWS region in the aws and
@@ -28,3 +47,6 @@ func Partition(region string) string {
 	}
 	return "aws"
 }
+
+// Regions lists every region the server knows, in a stable order.
+func Regions() []string { return slices.Clone(regionList) }
