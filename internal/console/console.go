@@ -111,7 +111,7 @@ func New(o Options) (*Console, error) {
 	}
 	c.tmpl, c.assets = sh.tmpl, sh.assets
 	c.estate = newEstate(o.Service)
-	c.hub = newHub(o.Service, c.estate, o.Faults, o.Requests, o.MaxStreams)
+	c.hub = newHub(o.Service, o.Faults, o.Requests, o.MaxStreams)
 	return c, nil
 }
 

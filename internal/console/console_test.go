@@ -383,3 +383,31 @@ func TestTestCAOnAClusterWithoutCSR(t *testing.T) {
 		}
 	}
 }
+
+// TestInitializeFormsOnlyWhereInitializable: the cluster page offers the
+// initialize forms to an UNINITIALIZED cluster with its CSR, and not once
+// the cluster is DEGRADED (it still has the CSR, but InitializeCluster
+// would refuse it).
+func TestInitializeFormsOnlyWhereInitializable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, server.Config{})
+	c := createCluster(t, e.sdk(acctA, "us-east-1"))
+	e.advance(t, time.Second)
+	hsm, err := e.sdk(acctA, "us-east-1").CreateHsm(bg, &cloudhsmv2.CreateHsmInput{ClusterId: c.ClusterId, AvailabilityZone: aws.String(firstAZ(c))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.advance(t, time.Second)
+	page := "clusters/" + *c.ClusterId
+	_, body := e.get(t, page)
+	mustContain(t, body, "UNINITIALIZED", `id="init-test-ca"`)
+	tn := cloudhsm.Tenant{Account: acctA, Region: "us-east-1"}
+	if _, err := e.srv.Service().DegradeHsm(tn, *c.ClusterId, *hsm.Hsm.HsmId); err != nil {
+		t.Fatal(err)
+	}
+	_, body = e.get(t, page)
+	mustContain(t, body, "DEGRADED")
+	if strings.Contains(body, `id="init-test-ca"`) || strings.Contains(body, `id="h-init"`) {
+		t.Fatal("a DEGRADED cluster's page offers to initialize it")
+	}
+}

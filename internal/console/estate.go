@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
@@ -12,70 +11,20 @@ import (
 )
 
 // estate reads the domain for the pages. Every read goes through the
-// Service's read methods (VisitClusters, DescribeBackups), which copy
-// nothing the page does not keep; nothing here changes the estate.
-//
-// The domain has no list of its accounts and regions, so the console keeps
-// one: filled once from an export when a page first needs it, then kept
-// up to date from the change feed (every change names its tenant). When the
-// feed's buffer overflowed, the list is read anew.
+// Service's read methods (Tenants, VisitClusters, DescribeBackups), which
+// copy nothing the page does not keep; nothing here changes the estate.
 type estate struct {
 	svc *cloudhsm.Service
-
-	mu      sync.Mutex
-	tenants map[cloudhsm.Tenant]bool
-	booted  bool
 }
 
-func newEstate(svc *cloudhsm.Service) *estate {
-	return &estate{svc: svc, tenants: map[cloudhsm.Tenant]bool{}}
-}
+func newEstate(svc *cloudhsm.Service) *estate { return &estate{svc: svc} }
 
-// note records a tenant named by a change.
-func (e *estate) note(t cloudhsm.Tenant) {
-	if t.Account == "" {
-		return
-	}
-	e.mu.Lock()
-	e.tenants[t] = true
-	e.mu.Unlock()
-}
-
-// forget makes the next read take the list anew (changes were missed).
-func (e *estate) forget() {
-	e.mu.Lock()
-	e.booted = false
-	e.mu.Unlock()
-}
-
-// tenantList returns every tenant that holds or held resources, sorted.
+// tenantList returns every tenant that holds resources, sorted (none when
+// the estate cannot be read: the page shows what it could read, as for
+// every other read here).
 func (e *estate) tenantList() []cloudhsm.Tenant {
-	e.mu.Lock()
-	booted := e.booted
-	e.mu.Unlock()
-	if !booted {
-		if snap, err := e.svc.Export(); err == nil {
-			e.mu.Lock()
-			for _, c := range snap.Clusters {
-				e.tenants[c.Tenant] = true
-			}
-			for _, b := range snap.Backups {
-				e.tenants[b.Tenant] = true
-			}
-			e.booted = true
-			e.mu.Unlock()
-		}
-	}
-	e.mu.Lock()
-	out := make([]cloudhsm.Tenant, 0, len(e.tenants))
-	for t := range e.tenants {
-		out = append(out, t)
-	}
-	e.mu.Unlock()
-	slices.SortFunc(out, func(a, b cloudhsm.Tenant) int {
-		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region))
-	})
-	return out
+	ts, _ := e.svc.Tenants()
+	return ts
 }
 
 // visitAll calls fn for every cluster of t, in chunks, so that the read
@@ -346,6 +295,8 @@ type ClusterView struct {
 	Csr, CsrHsmID, ClusterCertificate                string
 	// Shown is what DescribeClusters' Certificates shows now.
 	Shown cloudhsm.CertificatesView
+	// Initializable: InitializeCluster can be asked for now.
+	Initializable bool
 }
 
 func clusterView(c *cloudhsm.Cluster) ClusterView {
@@ -354,7 +305,8 @@ func clusterView(c *cloudhsm.Cluster) ClusterView {
 		Created: c.Created, Due: c.Due, NextBackup: c.NextBackup, RollbackUntil: c.HsmTypeRollbackExpiration,
 		RetentionDays: c.RetentionDays, ManualActivationPending: c.ManualActivationPending,
 		Subnets: slices.Clone(c.Subnets), Tags: slices.Clone(c.Tags), History: c.History(),
-		Csr: c.Csr, CsrHsmID: c.CsrHsmID, ClusterCertificate: c.ClusterCertificate, Shown: c.Certificates()}
+		Csr: c.Csr, CsrHsmID: c.CsrHsmID, ClusterCertificate: c.ClusterCertificate, Shown: c.Certificates(),
+		Initializable: c.Initializable()}
 	if c.ShowSecurityGroup() {
 		v.SecurityGroup = c.SecurityGroup
 	}

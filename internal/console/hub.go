@@ -44,8 +44,8 @@ const (
 // Batch is what changed in one coalescing period, as a stream's event.
 type Batch struct {
 	Seq      uint64   `json:"seq"`
-	Gen      uint64   `json:"gen"`                // the hub's generation (hello only)
-	Reqs     uint64   `json:"reqs"`               // the request log's version (hello only)
+	Gen      uint64   `json:"gen"`                // the hub's generation when sent
+	Reqs     uint64   `json:"reqs"`               // the request log's version when sent
 	Clusters []string `json:"clusters,omitempty"` // ids of clusters changed (an HSM's or backup's cluster too)
 	Backups  []string `json:"backups,omitempty"`
 	Tenants  []string `json:"tenants,omitempty"` // "account/region"
@@ -86,14 +86,13 @@ type hub struct {
 	svc      *cloudhsm.Service
 	once     sync.Once
 	sub      *cloudhsm.Subscription
-	estate   *estate
 	clock    func() clockJSON
 	faults   *faults.Injector
 	requests *RequestLog
 	max      int
 
 	// gen counts the changes seen (the estate's, the faults'); pages are
-	// cached by it (see pageCache). reqGen is the request log's.
+	// cached by it and by the request log's version (see pageCache).
 	gen atomic.Uint64
 
 	mu      sync.Mutex
@@ -109,11 +108,11 @@ type hub struct {
 // the pages as "everything".
 const feedBuffer = 1024
 
-func newHub(svc *cloudhsm.Service, e *estate, f *faults.Injector, reqs *RequestLog, max int) *hub {
+func newHub(svc *cloudhsm.Service, f *faults.Injector, reqs *RequestLog, max int) *hub {
 	if max <= 0 {
 		max = DefaultMaxStreams
 	}
-	h := &hub{svc: svc, estate: e, faults: f, requests: reqs, max: max,
+	h := &hub{svc: svc, faults: f, requests: reqs, max: max,
 		streams: map[*stream]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 	h.clock = func() clockJSON {
 		return clockJSON{Now: svc.Clock().Now().UnixMilli(), Frozen: svc.Clock().Frozen()}
@@ -155,7 +154,7 @@ func (h *hub) close() {
 	h.mu.Unlock()
 }
 
-// touch records a change the feed does not carry (a fault rule the
+// touchFaults records a change the feed does not carry (a fault rule the
 // console changed) and tells the streams at once.
 func (h *hub) touchFaults() {
 	h.gen.Add(1)
@@ -187,7 +186,6 @@ func (h *hub) run() {
 				return
 			}
 			h.gen.Add(1)
-			h.estate.note(c.Tenant)
 			h.add(pending(), c)
 		case <-flush:
 			h.broadcast(batch)
@@ -196,7 +194,6 @@ func (h *hub) run() {
 			if m := h.sub.Missed(); m != missed {
 				missed = m
 				h.gen.Add(1)
-				h.estate.forget()
 				pending().All = true
 			}
 			if h.count() == 0 {

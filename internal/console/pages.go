@@ -82,27 +82,14 @@ func funcs(assets map[string]asset) template.FuncMap {
 			return "busy"
 		},
 		"counts": func(m map[string]int) []stateCount { return sortedCounts(m) },
-		"total": func(m map[string]int) int {
-			n := 0
-			for _, v := range m {
-				n += v
-			}
-			return n
-		},
 		"ms": func(d time.Duration) string {
 			return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64)
 		},
 		"pretty":   prettyJSON,
-		"join":     strings.Join,
 		"states":   func() []string { return cloudhsm.ClusterStates },
-		"add":      func(a, b int) int { return a + b },
-		"policy":   policyAccounts,
 		"seqURL":   func(seq uint64) string { return Prefix + "requests/" + strconv.FormatUint(seq, 10) },
 		"fmtFloat": func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
 		"dur":      func(d faults.Duration) string { return time.Duration(d).String() },
-		"tenantKey": func(account, region string) string {
-			return account + "/" + region
-		},
 	}
 }
 
@@ -168,7 +155,7 @@ func (c *Console) estatePage(w http.ResponseWriter, r *http.Request) {
 		cq.After, _ = strconv.ParseUint(q.Get("after"), 10, 64)
 		d := estateData{Query: cq, Overview: c.estate.overview(cq), Account: c.defaultAccount, Region: c.defaultRegion,
 			RequestsOn: c.requests != nil, HsmTypes: []string{cloudhsm.HsmTypeHsm2m, cloudhsm.HsmTypeHsm1}, Modes: []string{cloudhsm.ModeFIPS, cloudhsm.ModeNonFIPS},
-			FaultErrors: []string{"ThrottlingException", "CloudHsmInternalFailureException", "CloudHsmServiceException"}, Regions: regionsBut(""),
+			FaultErrors: []string{"ThrottlingException", "CloudHsmInternalFailureException", "CloudHsmServiceException"}, Regions: cloudhsm.Regions(),
 			Now: c.svc.Clock().Now()}
 		d.Filtered = cq.Account != "" || cq.Region != "" || cq.State != "" || cq.HsmType != "" || cq.Mode != ""
 		d.Subnets = append(slices.Clone(c.topology), d.Overview.Subnets...)
@@ -211,7 +198,6 @@ type clusterData struct {
 	AZs          []string
 	TenantQuery  string
 	CanInit      bool
-	Regions      []string
 	CertsChecked time.Time
 	Now          time.Time
 }
@@ -244,28 +230,18 @@ func (c *Console) clusterPage(w http.ResponseWriter, r *http.Request) {
 			return http.StatusOK, page2(id, "choose", "", d)
 		}
 		v := views[0]
-		d := clusterData{C: v, TenantQuery: tenantQuery(v.Tenant), CanInit: v.Shown.ClusterCsr != "", Now: c.svc.Clock().Now()}
+		d := clusterData{C: v, TenantQuery: tenantQuery(v.Tenant), CanInit: v.Initializable, Now: c.svc.Clock().Now()}
 		for _, s := range v.Subnets {
 			d.AZs = append(d.AZs, s.AZ)
 		}
 		d.Backups = c.estate.backupsOf(v.Tenant, cloudhsm.BackupFilter{ClusterIDs: []string{id}})
 		slices.Reverse(d.Backups)
-		d.CertsChecked = c.certTime()
+		d.CertsChecked = c.svc.CertificateTime()
 		if roots, err := c.svc.Authority(); err == nil {
 			d.Certs = clusterCerts(v, roots.AWSRootPEM(), roots.ManufacturerRootPEM(), d.CertsChecked)
 		}
 		return http.StatusOK, page2(id, "cluster", id, d)
 	})
-}
-
-// certTime is when certificates are judged: the later of the server's
-// clock and the real time, as InitializeCluster judges them.
-func (c *Console) certTime() time.Time {
-	now := c.svc.Clock().Now()
-	if wall := time.Now(); wall.After(now) {
-		return wall
-	}
-	return now
 }
 
 // certFile downloads one of a cluster's certificates as PEM.
@@ -282,7 +258,7 @@ func (c *Console) certFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSuffix(r.PathValue("file"), ".pem")
-	for _, cv := range clusterCerts(views[0], roots.AWSRootPEM(), roots.ManufacturerRootPEM(), c.certTime()) {
+	for _, cv := range clusterCerts(views[0], roots.AWSRootPEM(), roots.ManufacturerRootPEM(), c.svc.CertificateTime()) {
 		if cv.Name == name {
 			w.Header().Set("Content-Type", "application/x-pem-file")
 			w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-"+name+".pem"))
@@ -324,70 +300,13 @@ func (c *Console) backupPage(w http.ResponseWriter, r *http.Request) {
 			return http.StatusOK, page2(id, "choose", "", d)
 		}
 		b := bs[0]
-		d := backupData{B: b, ARN: b.ARN(), Lineage: c.estate.lineage(b), Policy: prettyJSON([]byte(b.Policy)), SharedTo: policyAccounts(b.Policy), Regions: regionsBut(b.Tenant.Region), Now: c.svc.Clock().Now()}
+		d := backupData{B: b, ARN: b.ARN(), Lineage: c.estate.lineage(b), Policy: prettyJSON([]byte(b.Policy)), SharedTo: b.SharedAccounts(), Regions: cloudhsm.CopyTargets(b.Tenant.Region), Now: c.svc.Clock().Now()}
 		if b.SourceBackup != "" && b.SourceRegion != "" {
 			d.Source = backupURL(b.SourceBackup, cloudhsm.Tenant{Account: b.Tenant.Account, Region: b.SourceRegion})
 		}
 		d.ClusterOK = len(c.estate.clusters(b.ClusterID, b.Tenant.Account, b.Tenant.Region)) == 1
 		return http.StatusOK, page2(id, "backup", id, d)
 	})
-}
-
-// regionsBut lists the regions a backup can be copied to.
-func regionsBut(region string) []string {
-	var out []string
-	for _, r := range strings.Fields(`us-east-1 us-east-2 us-west-1 us-west-2 af-south-1 ap-east-1 ap-south-1 ap-south-2 ap-southeast-1 ap-southeast-2
-		ap-southeast-3 ap-southeast-4 ap-northeast-1 ap-northeast-2 ap-northeast-3 ca-central-1 ca-west-1 eu-central-1 eu-central-2 eu-west-1
-		eu-west-2 eu-west-3 eu-south-1 eu-south-2 eu-north-1 il-central-1 me-south-1 me-central-1 sa-east-1`) {
-		if r != region && cloudhsm.KnownRegion(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// policyAccounts lists the principals a resource policy names.
-func policyAccounts(policy string) []string {
-	if policy == "" {
-		return nil
-	}
-	var doc struct {
-		Statement json.RawMessage
-	}
-	if json.Unmarshal([]byte(policy), &doc) != nil {
-		return nil
-	}
-	var stmts []map[string]any
-	if json.Unmarshal(doc.Statement, &stmts) != nil {
-		var one map[string]any
-		if json.Unmarshal(doc.Statement, &one) != nil {
-			return nil
-		}
-		stmts = []map[string]any{one}
-	}
-	var out []string
-	add := func(v any) {
-		switch v := v.(type) {
-		case string:
-			out = append(out, v)
-		case []any:
-			for _, x := range v {
-				if s, ok := x.(string); ok {
-					out = append(out, s)
-				}
-			}
-		}
-	}
-	for _, s := range stmts {
-		switch p := s["Principal"].(type) {
-		case map[string]any:
-			add(p["AWS"])
-		default:
-			add(p)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // ---- requests ----

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -177,10 +176,26 @@ func cmpUint(a, b uint64) int {
 // on a web page.
 var secretWords = []string{"secret", "password", "passphrase", "sessiontoken", "securitytoken", "privatekey", "credential"}
 
+// mayHoldSecret reports whether b names a secret word in any case; it
+// allocates nothing (it runs on every recorded call).
 func mayHoldSecret(b []byte) bool {
-	lower := bytes.ToLower(b)
 	for _, w := range secretWords {
-		if bytes.Contains(lower, []byte(w)) {
+		if containsLowerASCII(b, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsLowerASCII reports whether b holds w (lower case ASCII),
+// ignoring the case of b's ASCII letters.
+func containsLowerASCII(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		j := 0
+		for j < len(w) && b[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
 			return true
 		}
 	}

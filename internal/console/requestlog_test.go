@@ -73,7 +73,7 @@ func TestRequestLogKeepsTheLastN(t *testing.T) {
 // TestRequestLogLeavesSecretsOut: members named like secrets are left out
 // of the bodies kept; other members (tags named so included) stay.
 func TestRequestLogLeavesSecretsOut(t *testing.T) {
-	l := console.NewRequestLog(4)
+	l := console.NewRequestLog(8)
 	cases := []struct {
 		body, gone, kept string
 	}{
@@ -81,6 +81,7 @@ func TestRequestLogLeavesSecretsOut(t *testing.T) {
 		{`{"Password":"hunter2","x":[{"privateKey":"-----BEGIN"}]}`, "hunter2", `"x"`},
 		{`{"TagList":[{"Key":"secret","Value":"kept-because-it-is-a-tag-value"}]}`, "", "kept-because-it-is-a-tag-value"},
 		{`not json, secret=abc`, "abc", "left out"},
+		{`{"ClusterId":"cluster-up","PASSPHRASE":"opensesame"}`, "opensesame", "cluster-up"},
 	}
 	for i, tc := range cases {
 		l.Record(exchange(i, "TagResource", "", tc.body))

@@ -97,7 +97,7 @@ type Config struct {
 	// (--request-log); 0 turns it off.
 	RequestLog int
 	// ConsoleStreams caps the console's live streams (--console-streams;
-	// 0: DefaultConsoleStreams). They do not count against the
+	// 0: console.DefaultMaxStreams). They do not count against the
 	// listener's --max-connections (see LimitListener).
 	ConsoleStreams int
 }
