@@ -35,10 +35,12 @@ const MaxReportedChanges = 200
 // AdvanceClock moves the clock forward by d, applies everything that falls
 // due, and reports what happened.
 func (s *Service) AdvanceClock(d time.Duration) (AdvanceReport, error) {
-	from := s.clock.Now()
-	s.clock.Advance(d)
-	changes, err := s.commitChanges(CauseAdmin+"clock", func(time.Time, *pending) error { return nil })
-	r := AdvanceReport{From: from, To: s.clock.Now()}
+	var r AdvanceReport
+	changes, err := s.changeClock(func() {
+		r.From = s.clock.Now()
+		s.clock.Advance(d)
+		r.To = s.clock.Now()
+	})
 	for _, c := range changes {
 		if c.Resource == ResourceClock || !c.Transition() {
 			continue
@@ -61,20 +63,40 @@ func (s *Service) AdvanceClock(d time.Duration) (AdvanceReport, error) {
 
 // FreezeClock stops the clock at its current time.
 func (s *Service) FreezeClock() (time.Time, error) {
-	at := s.clock.Freeze()
-	return at, s.commit(CauseAdmin+"clock", func(time.Time, *pending) error { return nil })
+	var at time.Time
+	_, err := s.changeClock(func() { at = s.clock.Freeze() })
+	return at, err
 }
 
 // ResumeClock lets a frozen clock follow real time again from where it stood.
 func (s *Service) ResumeClock() (time.Time, error) {
-	at := s.clock.Resume()
-	return at, s.commit(CauseAdmin+"clock", func(time.Time, *pending) error { return nil })
+	var at time.Time
+	_, err := s.changeClock(func() { at = s.clock.Resume() })
+	return at, err
 }
 
 // RealTimeClock returns the clock to real time: no offset, not frozen. It
 // is the one way simulated time can go back (resources then may be dated in
 // the clock's future).
 func (s *Service) RealTimeClock() (time.Time, error) {
-	s.clock.Restore(clock.State{})
-	return s.clock.Now(), s.commit(CauseAdmin+"clock", func(time.Time, *pending) error { return nil })
+	var at time.Time
+	_, err := s.changeClock(func() {
+		s.clock.Restore(clock.State{})
+		at = s.clock.Now()
+	})
+	return at, err
+}
+
+// changeClock makes change to the clock inside a commit, then applies what
+// fell due and keeps the clock's new state. Inside the commit, the clock is
+// the estate's as every process last kept it (with a shared store, the
+// commit first applies what other processes wrote, their clock changes
+// among them), so a change made through one process is never undone by
+// another's older one.
+func (s *Service) changeClock(change func()) ([]Change, error) {
+	return s.commitChanges(CauseAdmin+"clock", func(_ time.Time, p *pending) error {
+		change()
+		s.catchUpLocked(s.clock.Now(), p)
+		return nil
+	})
 }

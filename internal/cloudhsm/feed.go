@@ -204,3 +204,46 @@ func changeMessage(c Change) string {
 	}
 	return c.Resource + " changed"
 }
+
+// The changes a write makes, built one way whether this process made the
+// write (pending) or another did (cacheView): each appends to out and
+// marks what it announced as shown.
+
+// clusterChanges announces c as written (its state since shown) and each
+// HSM whose state changed.
+func clusterChanges(out []Change, c *Cluster, at time.Time, cause string) []Change {
+	out = append(out, Change{Resource: ResourceCluster, Tenant: c.Tenant, ID: c.ID, From: c.shown, To: c.State, At: at, Cause: cause})
+	c.shown = c.State
+	for _, h := range c.Hsms {
+		if h.State != h.shown {
+			out = append(out, Change{Resource: ResourceHsm, Tenant: c.Tenant, ID: h.ID, ClusterID: c.ID, From: h.shown, To: h.State, At: at, Cause: cause})
+			h.shown = h.State
+		}
+	}
+	return out
+}
+
+// hsmGone announces that h left c.
+func hsmGone(out []Change, c *Cluster, h *Hsm, at time.Time, cause string) []Change {
+	return append(out, Change{Resource: ResourceHsm, Tenant: c.Tenant, ID: h.ID, ClusterID: c.ID, From: h.shown, At: at, Cause: cause})
+}
+
+// clusterGone announces that c left, with its HSMs.
+func clusterGone(out []Change, c *Cluster, at time.Time, cause string) []Change {
+	for _, h := range c.Hsms {
+		out = hsmGone(out, c, h, at, cause)
+	}
+	return append(out, Change{Resource: ResourceCluster, Tenant: c.Tenant, ID: c.ID, From: c.shown, At: at, Cause: cause})
+}
+
+// backupChanges announces b as written.
+func backupChanges(out []Change, b *Backup, at time.Time, cause string) []Change {
+	out = append(out, Change{Resource: ResourceBackup, Tenant: b.Tenant, ID: b.ID, ClusterID: b.ClusterID, From: b.shown, To: b.State, At: at, Cause: cause})
+	b.shown = b.State
+	return out
+}
+
+// backupGone announces that b left.
+func backupGone(out []Change, b *Backup, at time.Time, cause string) []Change {
+	return append(out, Change{Resource: ResourceBackup, Tenant: b.Tenant, ID: b.ID, ClusterID: b.ClusterID, From: b.shown, At: at, Cause: cause})
+}

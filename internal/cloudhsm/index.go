@@ -91,12 +91,62 @@ func (s *Service) insertBackup(b *Backup) {
 	ts.backups[b.ID] = b
 	ts.backupOrder = insertBySeq(ts.backupOrder, b, backupSeq)
 	ts.byCluster[b.ClusterID] = insertBySeq(ts.byCluster[b.ClusterID], b, backupSeq)
+	s.indexPolicy(ts, b)
+	s.seq.observe(b.Seq)
+}
+
+// indexPolicy parses b's policy and lists b among its tenant's backups
+// with a policy if it has one.
+func (s *Service) indexPolicy(ts *tenantState, b *Backup) {
 	b.sharedAccounts = nil
 	if b.Policy != "" {
 		b.sharedAccounts = policyAccounts(b)
 		ts.withPolicy = insertBySeq(ts.withPolicy, b, backupSeq)
 	}
-	s.seq.observe(b.Seq)
+}
+
+// replaceCluster puts c (a newer copy of the same record) where old is,
+// without moving the others: other processes' writes replace clusters
+// all the time, and a tenant may hold 100,000.
+func (s *Service) replaceCluster(old, c *Cluster) {
+	ts := s.tenant(c.Tenant)
+	delete(ts.clusters, old.ID)
+	ts.clusters[c.ID] = c
+	replaceBySeq(ts.clusterOrder, old, c, clusterSeq)
+	for _, h := range old.Hsms {
+		ts.trackHsm(h, -1)
+		s.ids.releaseHsm(h.ID)
+	}
+	for _, h := range c.Hsms {
+		s.ids.holdHsm(h.ID)
+		ts.trackHsm(h, 1)
+	}
+}
+
+// replaceBackup puts b (a newer copy of the same record) where old is.
+func (s *Service) replaceBackup(old, b *Backup) {
+	ts := s.tenant(b.Tenant)
+	if old.ClusterID != b.ClusterID {
+		s.removeBackup(old)
+		s.insertBackup(b)
+		return
+	}
+	delete(ts.backups, old.ID)
+	ts.backups[b.ID] = b
+	replaceBySeq(ts.backupOrder, old, b, backupSeq)
+	replaceBySeq(ts.byCluster[b.ClusterID], old, b, backupSeq)
+	if old.Policy != "" {
+		ts.withPolicy = removeBySeq(ts.withPolicy, old.Seq, backupSeq)
+	}
+	s.indexPolicy(ts, b)
+}
+
+// replaceBySeq puts x where old is in xs (kept in Seq order; both have
+// one Seq).
+func replaceBySeq[T comparable](xs []T, old, x T, key func(T) uint64) {
+	if i := searchSeq(xs, key(old), key); i < len(xs) && xs[i] == old {
+		xs[i] = x
+	}
 }
 
 // insertBySeq inserts x into xs, kept in Seq order (key gives the Seq).

@@ -76,30 +76,46 @@ func (s *Service) load() error {
 // clock.
 func (s *Service) loadMeta() error {
 	if v, ok := s.meta[metaSeq]; ok {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			s.seq.observe(n)
-		}
+		s.observeSeqFloor(v)
 	}
-	if v, ok := s.meta[metaClock]; ok {
-		st, err := s.codec.DecodeClock([]byte(v))
-		if err != nil {
-			return fmt.Errorf("decode the kept clock: %w", err)
-		}
-		// The kept clock comes back as it was, frozen or running, so that
-		// a simulated time never goes back across a restart; a clock
-		// started later than it (WithStartTime in a test, say) moves it
-		// forward, never back.
-		started := s.clock.Now()
-		s.clock.Restore(st)
-		s.clockMode = st.Frozen
+	v, ok := s.meta[metaClock]
+	if !ok {
 		s.clockKept.Store(s.clock.Generation())
-		if kept := s.clock.Now(); kept.Before(started) {
-			s.clock.Advance(started.Sub(kept)) // kept at the next commit
-		}
 		return nil
 	}
-	s.clockKept.Store(s.clock.Generation())
+	// The kept clock comes back as it was, frozen or running, so that a
+	// simulated time never goes back across a restart; a clock started
+	// later than it (WithStartTime in a test, say) moves it forward, never
+	// back.
+	started := s.clock.Now()
+	if _, err := s.restoreKeptClock([]byte(v)); err != nil {
+		return err
+	}
+	if kept := s.clock.Now(); kept.Before(started) {
+		s.clock.Advance(started.Sub(kept)) // kept at the next commit
+	}
 	return nil
+}
+
+// observeSeqFloor reads the kept sequence floor (see pending.seqFloor).
+func (s *Service) observeSeqFloor(v string) {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		s.seq.observe(n)
+	}
+}
+
+// restoreKeptClock sets the clock to a kept state, as kept; it reports
+// whether the clock was frozen before.
+func (s *Service) restoreKeptClock(value []byte) (wasFrozen bool, err error) {
+	st, err := s.codec.DecodeClock(value)
+	if err != nil {
+		return false, fmt.Errorf("decode the estate's kept clock: %w", err)
+	}
+	wasFrozen = s.clockMode
+	s.clock.Restore(st)
+	s.clockMode = st.Frozen
+	s.clockKept.Store(s.clock.Generation())
+	return wasFrozen, nil
 }
 
 // decodeAll decodes records on every core, keeping their order.
@@ -149,11 +165,7 @@ func (s *Service) loadBackup(b *Backup) {
 	ts.backupOrder = append(ts.backupOrder, b)
 	ts.byCluster[b.ClusterID] = append(ts.byCluster[b.ClusterID], b)
 	b.shown = b.State
-	b.sharedAccounts = nil
-	if b.Policy != "" {
-		b.sharedAccounts = policyAccounts(b)
-		ts.withPolicy = append(ts.withPolicy, b)
-	}
+	s.indexPolicy(ts, b)
 	s.seq.observe(b.Seq)
 }
 

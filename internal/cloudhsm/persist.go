@@ -47,7 +47,7 @@ type Codec interface {
 // that owns st is the only one that learns subnets, and it never does.
 func SubnetPlacements(st store.Store, codec Codec) network.Placements {
 	if sh, ok := st.(store.Shared); ok {
-		return sharedPlacements{st: sh, codec: codec, timeout: 5 * time.Second}
+		return sharedPlacements{st: sh, codec: codec, timeout: defaultStoreTimeout}
 	}
 	return storePlacements{st: st, codec: codec}
 }
@@ -122,28 +122,18 @@ func (p *pending) cluster(c *Cluster) {
 	if c.State != c.shown && !p.imported {
 		c.addHistory(c.shown, c.State, p.at, p.cause)
 	}
-	p.changes = append(p.changes, Change{Resource: ResourceCluster, Tenant: c.Tenant, ID: c.ID, From: c.shown, To: c.State, At: p.at, Cause: p.cause})
-	c.shown = c.State
-	for _, h := range c.Hsms {
-		if h.State != h.shown {
-			p.changes = append(p.changes, Change{Resource: ResourceHsm, Tenant: c.Tenant, ID: h.ID, ClusterID: c.ID, From: h.shown, To: h.State, At: p.at, Cause: p.cause})
-			h.shown = h.State
-		}
-	}
+	p.changes = clusterChanges(p.changes, c, p.at, p.cause)
 	c.Version = p.s.versions.next()
 	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq), Value: p.s.codec.EncodeCluster(c)})
 }
 
 // hsmGone notes that h left c (its record is c's).
 func (p *pending) hsmGone(c *Cluster, h *Hsm) {
-	p.changes = append(p.changes, Change{Resource: ResourceHsm, Tenant: c.Tenant, ID: h.ID, ClusterID: c.ID, From: h.shown, At: p.at, Cause: p.cause})
+	p.changes = hsmGone(p.changes, c, h, p.at, p.cause)
 }
 
 func (p *pending) dropCluster(c *Cluster) {
-	for _, h := range c.Hsms {
-		p.hsmGone(c, h)
-	}
-	p.changes = append(p.changes, Change{Resource: ResourceCluster, Tenant: c.Tenant, ID: c.ID, From: c.shown, At: p.at, Cause: p.cause})
+	p.changes = clusterGone(p.changes, c, p.at, p.cause)
 	p.muts = append(p.muts, store.Mutation{Kind: kindCluster, Key: recordKey(c.Tenant, c.Seq)})
 	p.seqFloor()
 }
@@ -155,13 +145,12 @@ func (p *pending) dropCluster(c *Cluster) {
 func (p *pending) seqFloor() { p.dropped = true }
 
 func (p *pending) backup(b *Backup) {
-	p.changes = append(p.changes, Change{Resource: ResourceBackup, Tenant: b.Tenant, ID: b.ID, ClusterID: b.ClusterID, From: b.shown, To: b.State, At: p.at, Cause: p.cause})
-	b.shown = b.State
+	p.changes = backupChanges(p.changes, b, p.at, p.cause)
 	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq), Value: p.s.codec.EncodeBackup(b)})
 }
 
 func (p *pending) dropBackup(b *Backup) {
-	p.changes = append(p.changes, Change{Resource: ResourceBackup, Tenant: b.Tenant, ID: b.ID, ClusterID: b.ClusterID, From: b.shown, At: p.at, Cause: p.cause})
+	p.changes = backupGone(p.changes, b, p.at, p.cause)
 	p.muts = append(p.muts, store.Mutation{Kind: kindBackup, Key: recordKey(b.Tenant, b.Seq)})
 	p.seqFloor()
 }

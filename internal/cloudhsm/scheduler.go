@@ -38,10 +38,8 @@ type agenda interface {
 	peek() (event, bool)
 	// pop removes and returns the earliest event.
 	pop() event
-	// len counts the queued events.
-	len() int
 	// bulk queues events without ordering them until the next sort,
-	// which loading calls once.
+	// which scheduleAll calls once.
 	bulk(e event)
 	sort()
 }
@@ -75,8 +73,6 @@ func (h *eventHeap) peek() (event, bool) {
 }
 
 func (h *eventHeap) pop() event { return heap.Pop(h).(event) }
-
-func (h *eventHeap) len() int { return len(*h) }
 
 func (h *eventHeap) bulk(e event) { *h = append(*h, e) }
 
@@ -186,16 +182,21 @@ func (s *Service) run() {
 
 // sleep is how long the scheduler may sleep: until the next due event (an
 // hour at most, nothing while the clock is frozen), and no longer than the
-// refresh interval with a shared store.
+// refresh interval with a shared store. A process that does not hold the
+// lease leaves due events to the one that does (run applies them only
+// there), so it sleeps the whole interval: due events stay queued until a
+// request catches up, and waking for them would only spin.
 func (s *Service) sleep() time.Duration {
 	wait := time.Hour
+	follower := false
 	if s.shared != nil {
 		wait = s.cfg.RefreshInterval
 		if wait <= 0 {
 			wait = 250 * time.Millisecond
 		}
+		follower = !s.shared.Leader()
 	}
-	if !s.clock.Frozen() {
+	if !s.clock.Frozen() && !follower {
 		if d := time.Duration(s.nextDue.Load() - s.clock.Now().UnixNano()); d < wait {
 			wait = d
 		}

@@ -20,7 +20,7 @@ import (
 // current:
 //
 //   - every change runs inside the store's Exclusive, which first applies
-//     what other processes changed (applyRecord), so the rules are decided
+//     what other processes changed (cacheView), so the rules are decided
 //     on the whole estate; concurrent changes of this process share one
 //     Exclusive (commitShared), as the embedded store shares one fsync;
 //   - every read first waits for a refresh that started after it did
@@ -30,8 +30,8 @@ import (
 //   - one process (the lease holder) applies due transitions in the
 //     background; every process applies those due to what it reads.
 //
-// The cache is rebuilt from the store whenever a commit's outcome is not
-// known (stale).
+// The cache is rebuilt from the store (stale) after a commit that failed
+// once its changes were decided: the cache holds them, the store may not.
 
 // sharedState is what a Service in shared mode keeps besides the estate.
 type sharedState struct {
@@ -71,8 +71,11 @@ func (s *Service) storeTimeout() time.Duration {
 	if s.cfg.StoreTimeout > 0 {
 		return s.cfg.StoreTimeout
 	}
-	return 5 * time.Second
+	return defaultStoreTimeout
 }
+
+// defaultStoreTimeout is storeTimeout when Config.StoreTimeout is not set.
+const defaultStoreTimeout = 5 * time.Second
 
 // commitShared runs fn inside the store's Exclusive. Requests that arrive
 // while a batch is being committed form the next batch, which the first of
@@ -144,7 +147,9 @@ func (s *Service) runBatch(batch []*commitRequest) {
 			r.err, r.p = err, nil
 		}
 	} else {
-		s.sh.version = sy.Version
+		// The Exclusive refreshed the cache as Refresh does: from
+		// scratch when it was stale, so it is not any more.
+		s.sh.version, s.sh.stale = sy.Version, false
 		for _, r := range batch {
 			changes = append(changes, r.p.changes...)
 		}
@@ -329,7 +334,9 @@ type cacheView struct {
 func (v *cacheView) Reset() {
 	s := v.s
 	s.tenants = map[Tenant]*tenantState{}
+	reserved := s.ids.reserved // held by requests still making resources
 	s.ids = newIDRegistry()
+	s.ids.reserved = reserved
 	s.agenda = &eventHeap{}
 	s.subnetSets = nil
 	s.meta = map[string]string{}
@@ -347,15 +354,7 @@ func (v *cacheView) Apply(kind, key string, value []byte) error {
 	case kindMeta:
 		return v.meta(key, value)
 	case kindSubnet:
-		if value == nil {
-			return nil
-		}
-		t, sn, err := v.s.codec.DecodeSubnet(value)
-		if err != nil {
-			return fmt.Errorf("decode subnet %s: %w", key, err)
-		}
-		v.s.net.Restore(network.Tenant(t), sn)
-		return nil
+		return nil // the network provider's, kept through Placements (never refreshed)
 	}
 	return fmt.Errorf("record %s of unknown kind %q: the estate was written by a newer cloudhsm-local; run that version", key, kind)
 }
@@ -382,10 +381,11 @@ func (v *cacheView) cluster(key string, value []byte) error {
 			old = ts.clusterOrder[i]
 		}
 	}
+	at := s.clock.Now()
 	if value == nil {
 		if old != nil {
 			s.removeCluster(old)
-			v.changes = append(v.changes, Change{Resource: ResourceCluster, Tenant: t, ID: old.ID, From: old.shown, At: s.clock.Now(), Cause: CauseReplica})
+			v.changes = clusterGone(v.changes, old, at, CauseReplica)
 		}
 		return nil
 	}
@@ -397,33 +397,33 @@ func (v *cacheView) cluster(key string, value []byte) error {
 		return nil // this process wrote it, or has it already
 	}
 	c.Subnets = s.internSubnets(c.Subnets)
-	at := s.clock.Now()
 	if old != nil {
-		s.removeCluster(old)
-		c.shown = old.shown
-		for _, h := range c.Hsms {
-			if i := hsmIndex(old.Hsms, h.ID); i >= 0 {
-				h.shown = old.Hsms[i].shown
-			}
-		}
+		s.replaceCluster(old, c)
+		keepClusterMarks(old, c)
 		for _, h := range old.Hsms {
 			if hsmIndex(c.Hsms, h.ID) < 0 {
-				v.changes = append(v.changes, Change{Resource: ResourceHsm, Tenant: t, ID: h.ID, ClusterID: c.ID, From: h.shown, At: at, Cause: CauseReplica})
+				v.changes = hsmGone(v.changes, c, h, at, CauseReplica)
 			}
 		}
+	} else {
+		s.insertCluster(c)
 	}
-	s.insertCluster(c)
 	s.versions.observe(c.Version)
 	s.scheduleCluster(c)
-	v.changes = append(v.changes, Change{Resource: ResourceCluster, Tenant: t, ID: c.ID, From: c.shown, To: c.State, At: at, Cause: CauseReplica})
-	c.shown = c.State
+	v.changes = clusterChanges(v.changes, c, at, CauseReplica)
+	return nil
+}
+
+// keepClusterMarks carries over to c, the decoded newer copy of old, what
+// only memory holds: the states last announced, and the events already
+// queued (the agenda would otherwise queue them again at each write).
+func keepClusterMarks(old, c *Cluster) {
+	c.shown, c.queuedDue, c.queuedBackup = old.shown, old.queuedDue, old.queuedBackup
 	for _, h := range c.Hsms {
-		if h.shown != h.State {
-			v.changes = append(v.changes, Change{Resource: ResourceHsm, Tenant: t, ID: h.ID, ClusterID: c.ID, From: h.shown, To: h.State, At: at, Cause: CauseReplica})
-			h.shown = h.State
+		if i := hsmIndex(old.Hsms, h.ID); i >= 0 {
+			h.shown, h.queuedDue = old.Hsms[i].shown, old.Hsms[i].queuedDue
 		}
 	}
-	return nil
 }
 
 func hsmIndex(hs []*Hsm, id string) int {
@@ -451,7 +451,7 @@ func (v *cacheView) backup(key string, value []byte) error {
 	if value == nil {
 		if old != nil {
 			s.removeBackup(old)
-			v.changes = append(v.changes, Change{Resource: ResourceBackup, Tenant: t, ID: old.ID, ClusterID: old.ClusterID, From: old.shown, At: at, Cause: CauseReplica})
+			v.changes = backupGone(v.changes, old, at, CauseReplica)
 		}
 		return nil
 	}
@@ -463,13 +463,13 @@ func (v *cacheView) backup(key string, value []byte) error {
 		return fmt.Errorf("decode backup %s: %w", key, err)
 	}
 	if old != nil {
-		s.removeBackup(old)
-		b.shown = old.shown
+		s.replaceBackup(old, b)
+		b.shown, b.queuedDue, b.queuedExpire = old.shown, old.queuedDue, old.queuedExpire
+	} else {
+		s.insertBackup(b)
 	}
-	s.insertBackup(b)
 	s.scheduleBackup(b)
-	v.changes = append(v.changes, Change{Resource: ResourceBackup, Tenant: t, ID: b.ID, ClusterID: b.ClusterID, From: b.shown, To: b.State, At: at, Cause: CauseReplica})
-	b.shown = b.State
+	v.changes = backupChanges(v.changes, b, at, CauseReplica)
 	return nil
 }
 
@@ -486,19 +486,13 @@ func (v *cacheView) meta(key string, value []byte) error {
 	}
 	switch key {
 	case metaSeq:
-		if n, err := strconv.ParseUint(string(value), 10, 64); err == nil {
-			s.seq.observe(n)
-		}
+		s.observeSeqFloor(string(value))
 	case metaClock:
-		st, err := s.codec.DecodeClock(value)
+		wasFrozen, err := s.restoreKeptClock(value)
 		if err != nil {
-			return fmt.Errorf("decode the estate's clock: %w", err)
+			return err
 		}
-		from := s.clockMode
-		s.clock.Restore(st)
-		s.clockKept.Store(s.clock.Generation())
-		s.clockMode = st.Frozen
-		v.changes = append(v.changes, Change{Resource: ResourceClock, ID: "clock", From: clockMode(from), To: clockMode(st.Frozen), At: s.clock.Now(), Cause: CauseReplica})
+		v.changes = append(v.changes, Change{Resource: ResourceClock, ID: "clock", From: clockMode(wasFrozen), To: clockMode(s.clockMode), At: s.clock.Now(), Cause: CauseReplica})
 	}
 	return nil
 }
