@@ -161,6 +161,7 @@ type Injector struct {
 	rng    *rand.Rand
 	rules  []*Rule
 	nextID int
+	gen    uint64 // of the ledger's state installed (see install)
 }
 
 // New returns an Injector with no rules.
@@ -293,7 +294,8 @@ func (in *Injector) update(fn func(rules []*Rule, nextID int) ([]*Rule, int, err
 		in.rules, in.nextID = rules, next
 		return nil
 	}
-	kept, err := in.ledger.Change(func(old []byte) ([]byte, error) {
+	var built ledgerState
+	_, err := in.ledger.Change(func(old []byte) ([]byte, error) {
 		st, err := decodeRules(old)
 		if err != nil {
 			return nil, err
@@ -302,18 +304,23 @@ func (in *Injector) update(fn func(rules []*Rule, nextID int) ([]*Rule, int, err
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(ledgerState{Rules: rules, NextID: next})
+		built = ledgerState{Rules: rules, NextID: next, Gen: st.Gen + 1}
+		return json.Marshal(built)
 	})
 	if err != nil {
 		return err
 	}
-	return in.Replace(kept)
+	in.install(built)
+	return nil
 }
 
-// ledgerState is what a Ledger keeps: the rules and the last id number.
+// ledgerState is what a Ledger keeps: the rules, the last id number, and
+// a generation that each change increments (a process may learn of two
+// changes out of order: the change it made, and one made after it).
 type ledgerState struct {
 	Rules  []*Rule `json:"rules"`
 	NextID int     `json:"nextId"`
+	Gen    uint64  `json:"gen,omitempty"`
 }
 
 func decodeRules(b []byte) (ledgerState, error) {
@@ -329,16 +336,34 @@ func decodeRules(b []byte) (ledgerState, error) {
 
 // Replace sets the rules to those a Ledger keeps (as its Change returned
 // them): a process serving a shared estate calls it when another process
-// changed them.
+// changed them. A state older than the one installed is ignored.
 func (in *Injector) Replace(kept []byte) error {
 	st, err := decodeRules(kept)
 	if err != nil {
 		return err
 	}
-	in.mu.Lock()
-	in.rules, in.nextID = st.Rules, st.NextID
-	in.mu.Unlock()
+	in.install(st)
 	return nil
+}
+
+// install sets the rules to st unless the injector has st or a newer
+// state already. Uncounted rules keep the hits counted here (the ledger
+// counts only counted rules' hits).
+func (in *Injector) install(st ledgerState) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if st.Gen <= in.gen {
+		return
+	}
+	for _, r := range st.Rules {
+		if r.Count > 0 {
+			continue
+		}
+		if i := slices.IndexFunc(in.rules, func(o *Rule) bool { return o.ID == r.ID }); i >= 0 {
+			r.Hits = in.rules[i].Hits
+		}
+	}
+	in.rules, in.nextID, in.gen = st.Rules, st.NextID, st.Gen
 }
 
 // Rules returns copies of every rule, in the order they are evaluated.
@@ -532,22 +557,27 @@ func (in *Injector) hitsShared(c Call) []hit {
 // reports false when the rule is spent or gone, or the ledger fails (a
 // fault the estate cannot count is not injected).
 func (in *Injector) takeShared(id string) bool {
-	took := false
 	err := in.update(func(rules []*Rule, next int) ([]*Rule, int, error) {
 		for _, r := range rules {
 			if r.ID == id && !r.Spent {
 				r.take()
-				took = true
+				return rules, next, nil
 			}
 		}
-		return rules, next, nil
+		return nil, 0, errNothingTaken // nothing to keep: the ledger is left as it is
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+		return true
+	case !errors.Is(err, errNothingTaken):
 		in.log.Error("count a fault rule's hit with the estate", slog.String("fault_id", id), slog.Any("err", err))
-		return false
 	}
-	return took
+	return false
 }
+
+// errNothingTaken is how takeShared leaves the ledger unchanged when the
+// rule is spent or gone.
+var errNothingTaken = errors.New("faults: the rule is spent or gone")
 
 // draw reports whether a rule with a probability fires (in.mu held).
 func (in *Injector) draw(r *Rule) bool {

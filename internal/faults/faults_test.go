@@ -342,3 +342,80 @@ func TestRuleJSON(t *testing.T) {
 		t.Fatal("a number latency should be refused")
 	}
 }
+
+// memLedger keeps rules as a shared estate would, for the injectors of
+// several processes; writes counts the changes it kept.
+type memLedger struct {
+	mu     sync.Mutex
+	kept   []byte
+	writes int
+}
+
+func (l *memLedger) Change(fn func(old []byte) ([]byte, error)) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, err := fn(l.kept)
+	if err != nil {
+		return nil, err
+	}
+	l.kept, l.writes = v, l.writes+1
+	return v, nil
+}
+
+func (l *memLedger) snapshot() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.kept
+}
+
+// TestLedgerAcrossProcesses: injectors sharing a ledger (the processes of a
+// shared estate) install the newest state whatever the order they learn of
+// states in, keep their own hits of uncounted rules, and write nothing
+// when a counted rule has nothing left to take.
+func TestLedgerAcrossProcesses(t *testing.T) {
+	ledger := &memLedger{}
+	one := newInjector(t, faults.Options{Ledger: ledger})
+	two := newInjector(t, faults.Options{Ledger: ledger})
+	ctx := context.Background()
+
+	counted := mustAdd(t, one, faults.Rule{Operation: "CreateCluster", Error: awsjson.CodeThrottling, Count: 1})
+	withRule := ledger.snapshot()
+	if err := two.Replace(withRule); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, one.Inject(ctx, call("CreateCluster", acctA)), awsjson.CodeThrottling, "")
+	writes := ledger.writes
+	// two has not learned that the rule is spent: it asks the ledger,
+	// which has nothing left to take, and keeps nothing.
+	if err := two.Inject(ctx, call("CreateCluster", acctA)); err != nil {
+		t.Fatalf("a spent counted rule hit on another process: %v", err)
+	}
+	if ledger.writes != writes {
+		t.Errorf("a take with nothing to take wrote the ledger (%d writes, want %d)", ledger.writes, writes)
+	}
+
+	if _, err := two.Delete(counted.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.Replace(withRule); err != nil { // learned late, out of order
+		t.Fatal(err)
+	}
+	if _, ok := two.Get(counted.ID); ok {
+		t.Error("an older state, learned after a newer one, brought a deleted rule back")
+	}
+
+	uncounted := mustAdd(t, one, faults.Rule{Operation: "DescribeClusters", Error: awsjson.CodeThrottling})
+	for range 3 {
+		wantCode(t, one.Inject(ctx, call("DescribeClusters", acctA)), awsjson.CodeThrottling, "")
+	}
+	mustAdd(t, two, faults.Rule{Operation: "DescribeBackups", Latency: faults.Duration(time.Millisecond)})
+	if err := one.Replace(ledger.snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := one.Get(uncounted.ID); got.Hits != 3 {
+		t.Errorf("an uncounted rule's hits after another process added a rule: %d, want 3", got.Hits)
+	}
+	if n := len(one.Rules()); n != 2 {
+		t.Errorf("%d rules after the other process's addition, want 2", n)
+	}
+}
