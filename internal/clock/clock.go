@@ -39,11 +39,6 @@ type State struct {
 // New returns a clock that follows real time.
 func New() *Clock { return &Clock{real: time.Now} }
 
-// NewFrom returns a clock that follows the real time that now tells (for
-// instance a database's clock, shared by several processes), plus its
-// offset.
-func NewFrom(now func() time.Time) *Clock { return &Clock{real: now} }
-
 // NewFrozen returns a clock frozen at t: it moves only when advanced.
 func NewFrozen(t time.Time) *Clock {
 	return &Clock{real: time.Now, frozen: true, frozenAt: t}
