@@ -98,6 +98,9 @@ func TestPagesShowTheEstate(t *testing.T) {
 	if status, _ := e.get(t, "clusters/cluster-aaaaaaaaaaa"); status != 404 {
 		t.Fatalf("unknown cluster: %d", status)
 	}
+	if status, body := e.get(t, "backups/backup-aaaaaaaaaaa"); status != 404 || !strings.Contains(body, "No account or region holds a backup backup-aaaaaaaaaaa") {
+		t.Fatalf("unknown backup: %d %s", status, body)
+	}
 	// One id in two tenants (an import can make that): the page offers each.
 	snap := &cloudhsm.Snapshot{}
 	for _, tn := range []cloudhsm.Tenant{{Account: acctA, Region: "us-west-2"}, {Account: acctB, Region: "us-west-2"}} {

@@ -213,21 +213,31 @@ type choice struct {
 	State  string
 }
 
+// notOnePage is the page for a cluster or backup id (kind) that no tenant
+// holds, or more than one (an import can make that: the page offers each);
+// notOne is false when exactly one holds it.
+func notOnePage(kind, id string, choices []choice) (status int, p page, notOne bool) {
+	switch len(choices) {
+	case 1:
+		return 0, page{}, false
+	case 0:
+		heading := "No " + kind + " " + id
+		return http.StatusNotFound, page{Title: heading, Page: "message", Events: eventsURL("estate", ""), Data: messageData{heading,
+			"No account or region holds a " + kind + " " + id + " (any more: a DELETED " + kind + " stays visible for --deleted-retention, then it is gone)."}}, true
+	}
+	return http.StatusOK, page2(id, "choose", "", chooseData{Kind: kind, ID: id, Choices: choices}), true
+}
+
 func (c *Console) clusterPage(w http.ResponseWriter, r *http.Request) {
 	c.cached(w, r, func() (int, page) {
 		id, q := r.PathValue("id"), r.URL.Query()
 		views := c.estate.clusters(id, q.Get("account"), q.Get("region"))
-		switch len(views) {
-		case 0:
-			return http.StatusNotFound, page{Title: "No cluster " + id, Page: "message", Events: eventsURL("estate", ""), Data: messageData{"No cluster " + id,
-				"No account or region holds a cluster " + id + " (any more: a DELETED cluster stays visible for --deleted-retention, then it is gone)."}}
-		case 1:
-		default:
-			d := chooseData{Kind: "cluster", ID: id}
-			for _, v := range views {
-				d.Choices = append(d.Choices, choice{v.Tenant, clusterURL(id, v.Tenant), v.State})
-			}
-			return http.StatusOK, page2(id, "choose", "", d)
+		choices := make([]choice, len(views))
+		for i, v := range views {
+			choices[i] = choice{v.Tenant, clusterURL(id, v.Tenant), v.State}
+		}
+		if status, p, notOne := notOnePage("cluster", id, choices); notOne {
+			return status, p
 		}
 		v := views[0]
 		d := clusterData{C: v, TenantQuery: tenantQuery(v.Tenant), CanInit: v.Initializable, Now: c.svc.Clock().Now()}
@@ -287,17 +297,12 @@ func (c *Console) backupPage(w http.ResponseWriter, r *http.Request) {
 	c.cached(w, r, func() (int, page) {
 		id, q := r.PathValue("id"), r.URL.Query()
 		bs := c.estate.backups(id, q.Get("account"), q.Get("region"))
-		switch len(bs) {
-		case 0:
-			return http.StatusNotFound, page{Title: "No backup " + id, Page: "message", Events: eventsURL("estate", ""), Data: messageData{"No backup " + id,
-				"No account or region holds a backup " + id + " (any more: a DELETED backup stays visible for --deleted-retention, then it is gone)."}}
-		case 1:
-		default:
-			d := chooseData{Kind: "backup", ID: id}
-			for _, b := range bs {
-				d.Choices = append(d.Choices, choice{b.Tenant, backupURL(id, b.Tenant), b.State})
-			}
-			return http.StatusOK, page2(id, "choose", "", d)
+		choices := make([]choice, len(bs))
+		for i, b := range bs {
+			choices[i] = choice{b.Tenant, backupURL(id, b.Tenant), b.State}
+		}
+		if status, p, notOne := notOnePage("backup", id, choices); notOne {
+			return status, p
 		}
 		b := bs[0]
 		d := backupData{B: b, ARN: b.ARN(), Lineage: c.estate.lineage(b), Policy: prettyJSON([]byte(b.Policy)), SharedTo: b.SharedAccounts(), Regions: cloudhsm.CopyTargets(b.Tenant.Region), Now: c.svc.Clock().Now()}
