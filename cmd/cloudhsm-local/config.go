@@ -44,6 +44,9 @@ type config struct {
 	keygen                                                  string
 	gcFloorMB                                               int
 
+	// Set by the test suite for the processes it starts (envTestPrefix).
+	localClockOffset time.Duration
+
 	// Derived by check.
 	domain cloudhsm.Config
 	level  slog.Level
@@ -68,6 +71,9 @@ func parseConfig(args, environ []string, stderr io.Writer) (c config, warnings [
 	env := envSettings(environ)
 	warnings = unknownEnv(fs, env)
 	if err := applyEnv(fs, env); err != nil {
+		return config{}, warnings, err
+	}
+	if err := c.applyTestEnv(env); err != nil {
 		return config{}, warnings, err
 	}
 	if err := fs.Parse(args); err != nil {
