@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,7 +49,10 @@ func ExampleNew() {
 // A failing test can print the console page of the cluster it was looking
 // at; the page shows its state, HSMs, certificates and timeline.
 func ExampleServer_ClusterURL() {
-	srv := cloudhsmlocal.Start(&testing.T{})
+	srv, err := cloudhsmlocal.New()
+	if err != nil {
+		panic(err)
+	}
 	defer srv.Close()
 	client := cloudhsmv2.NewFromConfig(srv.AWSConfig())
 	out, err := client.CreateCluster(context.Background(), &cloudhsmv2.CreateClusterInput{

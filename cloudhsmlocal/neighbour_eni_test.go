@@ -416,10 +416,21 @@ func TestNeighbourMotoCreateHsmLeavesNoStrayInterface(t *testing.T) {
 	id := aws.ToString(out.Cluster.ClusterId)
 	srv.Advance(time.Minute)
 
-	// Both pass the checks and reach EC2 before either commits.
-	var both sync.WaitGroup
-	both.Add(2)
-	px.set(func(p *ec2Proxy) { p.beforeCreate = func() { both.Done(); both.Wait() } })
+	// Both pass the checks and reach EC2 before either commits. Only the
+	// first two calls meet: a retry (an attempt that timed out on a slow
+	// moto, under load) goes straight on, where counting it as a third
+	// arrival would fail the test for nothing.
+	arrived, both := 0, make(chan struct{})
+	px.set(func(p *ec2Proxy) {
+		p.beforeCreate = func() {
+			p.mu.Lock()
+			if arrived++; arrived == 2 {
+				close(both)
+			}
+			p.mu.Unlock()
+			<-both
+		}
+	})
 	errs := make(chan error, 2)
 	for _, az := range []string{"us-east-1a", "us-east-1b"} {
 		go func() { _, err := c.CreateHsm(ctx, createHsmInput(id, az, "")); errs <- err }()

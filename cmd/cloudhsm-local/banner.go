@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
+	"github.com/cloudhsm-local/cloudhsm-local/internal/sigv4"
 )
 
 // printBanner tells a person what started and how to reach it: where the
@@ -89,14 +90,10 @@ func printAccess(w io.Writer, cfg *config, endpoint string) {
 	}
 }
 
-// strictClockSkew is how far the kept clock may be from real time before
-// strict mode warns: SigV4 refuses signatures more than 15 minutes off the
-// server's clock.
-const strictClockSkew = 15 * time.Minute
-
 // printClock: the clock the estate kept (it comes back where it was after a
 // restart), and in strict mode a warning when signatures made with real time
-// would be refused.
+// would be refused: SigV4 refuses a signature more than sigv4.DefaultMaxSkew
+// off the server's clock (the server leaves the Verifier's MaxSkew unset).
 func printClock(w io.Writer, srv *server.Server) {
 	ck := srv.Service().Clock()
 	st := ck.State()
@@ -113,7 +110,7 @@ func printClock(w io.Writer, srv *server.Server) {
 	default:
 		fmt.Fprintf(w, "  clock: real time\n")
 	}
-	if off := now.Sub(time.Now()); srv.Strict() && (off > strictClockSkew || off < -strictClockSkew) {
+	if off := now.Sub(time.Now()); srv.Strict() && (off > sigv4.DefaultMaxSkew || off < -sigv4.DefaultMaxSkew) {
 		fmt.Fprintf(w, "  warning: the clock is %s off real time, and strict mode checks signatures against it: SDK clients, which sign with real time, are refused (InvalidSignatureException: Signature expired) until `cloudhsm-local admin real-time`\n", off.Round(time.Second))
 	}
 }

@@ -44,6 +44,9 @@ type config struct {
 	keygen                                                  string
 	gcFloorMB                                               int
 
+	// Set by the test suite for the processes it starts (envTestPrefix).
+	localClockOffset time.Duration
+
 	// Derived by check.
 	domain cloudhsm.Config
 	level  slog.Level
@@ -68,6 +71,9 @@ func parseConfig(args, environ []string, stderr io.Writer) (c config, warnings [
 	env := envSettings(environ)
 	warnings = unknownEnv(fs, env)
 	if err := applyEnv(fs, env); err != nil {
+		return config{}, warnings, err
+	}
+	if err := c.applyTestEnv(env); err != nil {
 		return config{}, warnings, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -128,7 +134,7 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.readTimeout, "read-timeout", 30*time.Second, "time allowed to read a whole request")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "time allowed to write a response")
 	fs.IntVar(&c.maxConns, "max-connections", 1024, "maximum concurrent connections")
-	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token required by the admin API from every caller (default: none, and only loopback callers are allowed)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "bearer token required by the admin API from every caller (default: none, and only loopback callers are allowed; with --auth strict, one is made up and printed)")
 	fs.StringVar(&c.seed, "seed", "", "snapshot JSON file (the admin API's export format) imported at startup into an empty server")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ (admin access rules apply)")
 	fs.StringVar(&c.auth, "auth", "permissive", "authentication: permissive (any signature; account from a 12-digit access key id) or strict (SigV4 verified against --credentials)")
@@ -138,7 +144,12 @@ func (c *config) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.ec2SecretKey, "ec2-secret-access-key", "test", "secret access key that signs calls to --ec2-endpoint")
 	fs.DurationVar(&c.ec2CacheTTL, "ec2-cache-ttl", 30*time.Second, "how long subnets looked up in EC2 are cached")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: cloudhsm-local [flags]\n       cloudhsm-local admin <command> [flags]   (call a running server's admin API; see admin --help)\n\nThe AWS CloudHSM v2 control plane on one machine.\nEvery flag can also be set with the environment variable CLOUDHSM_LOCAL_<FLAG> (e.g. CLOUDHSM_LOCAL_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: cloudhsm-local [flags]\n"+
+			"       cloudhsm-local admin <command> [flags]   (call a running server's admin API; see admin --help)\n"+
+			"       cloudhsm-local %s --from <data-dir|postgres-url> --to <data-dir|postgres-url>   (copy an estate between stores; see %s --help)\n\n"+
+			"The AWS CloudHSM v2 control plane on one machine.\n"+
+			"Every flag can also be set with the environment variable CLOUDHSM_LOCAL_<FLAG> (e.g. CLOUDHSM_LOCAL_DATA_DIR).\n\nFlags:\n",
+			copyEstateCommand, copyEstateCommand)
 		fs.PrintDefaults()
 	}
 	return fs

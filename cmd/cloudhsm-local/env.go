@@ -21,6 +21,27 @@ var otherEnv = []string{envEndpoint}
 
 const envTestPrefix = envPrefix + "TEST_"
 
+// envTestClockOffset is a test's hook (a Go duration): it moves this
+// process's clock, as a host whose clock is off would, so that the replica
+// suite can show that replicas of one database agree on time whatever
+// their hosts' clocks say.
+const envTestClockOffset = envTestPrefix + "LOCAL_CLOCK_OFFSET"
+
+// applyTestEnv sets the config's fields of the envTestPrefix variables in
+// env.
+func (c *config) applyTestEnv(env map[string]string) error {
+	v := env[envTestClockOffset]
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%s=%q is not a Go duration such as -2h", envTestClockOffset, v)
+	}
+	c.localClockOffset = d
+	return nil
+}
+
 // envSettings are environ's CLOUDHSM_LOCAL_* variables.
 func envSettings(environ []string) map[string]string {
 	env := map[string]string{}

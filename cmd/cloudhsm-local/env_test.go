@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A value a variable's flag cannot take is refused with the variable, the
@@ -83,5 +84,33 @@ func TestUnknownEnvWarned(t *testing.T) {
 	}
 	if want := "cloudhsm-local: warning: CLOUDHSM_LOCAL_DATADIR is not a setting of cloudhsm-local and is ignored (did you mean CLOUDHSM_LOCAL_DATA_DIR?)\n"; !strings.Contains(stderr, want) {
 		t.Errorf("stderr %q lacks %q", stderr, want)
+	}
+}
+
+// The replica suite's clock offset is read with the other variables, from
+// the environment parseConfig is given, not from the process's; a value
+// that is no duration is refused before anything starts.
+func TestTestClockOffsetVariable(t *testing.T) {
+	t.Parallel()
+	c, warnings, err := parseConfig([]string{"--in-memory"}, []string{"CLOUDHSM_LOCAL_TEST_LOCAL_CLOCK_OFFSET=-3h"}, io.Discard)
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("parseConfig: warnings %q, err %v", warnings, err)
+	}
+	if c.localClockOffset != -3*time.Hour {
+		t.Errorf("localClockOffset = %v, want -3h", c.localClockOffset)
+	}
+	clk := localClock(c.localClockOffset)
+	if clk == nil {
+		t.Fatal("localClock(-3h) is the real clock")
+	}
+	if behind := time.Since(clk()); behind < 3*time.Hour-time.Minute || behind > 3*time.Hour+time.Minute {
+		t.Errorf("the local clock is %v behind, want 3h", behind)
+	}
+	if c, _, _ := parseConfig([]string{"--in-memory"}, nil, io.Discard); c.localClockOffset != 0 || localClock(c.localClockOffset) != nil {
+		t.Errorf("without the variable: offset %v, want the real clock", c.localClockOffset)
+	}
+	_, _, err = parseConfig([]string{"--in-memory"}, []string{"CLOUDHSM_LOCAL_TEST_LOCAL_CLOCK_OFFSET=2"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `CLOUDHSM_LOCAL_TEST_LOCAL_CLOCK_OFFSET="2" is not a Go duration`) {
+		t.Errorf("an offset that is no duration: %v", err)
 	}
 }

@@ -1,6 +1,10 @@
 // Command cloudhsm-local runs the AWS CloudHSM v2 control plane emulator:
-// flags and environment to configuration, signals, and nothing else.
-// `cloudhsm-local admin <command>` calls the admin API of a running server.
+// flags and environment to configuration, signals, shutdown. Its
+// subcommands: `cloudhsm-local admin <command>` calls the admin API of a
+// running server (admin.go, admin_ls.go); `cloudhsm-local copy-estate`
+// copies an estate between a data directory and a PostgreSQL database
+// (copy.go); a hidden one runs the binary as the server's key helper
+// process (keyhelper.go).
 //
 // The server command is two steps: parseConfig turns the flags and the
 // CLOUDHSM_LOCAL_* environment into a config, without side effects; serve

@@ -53,7 +53,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			t.Errorf("--help does not list -%s", f)
 		}
 	}
-	for _, s := range []string{"CLOUDHSM_LOCAL_", "cloudhsm-local admin <command>"} {
+	for _, s := range []string{"CLOUDHSM_LOCAL_", "cloudhsm-local admin <command>", "cloudhsm-local copy-estate --from", "one is made up and printed"} {
 		if !strings.Contains(stderr, s) {
 			t.Errorf("--help does not mention %q", s)
 		}

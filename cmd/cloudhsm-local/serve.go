@@ -108,12 +108,8 @@ func startServer(cfg *config, logger *slog.Logger, stdout io.Writer) (*server.Se
 	// it is read (up to 1 GB of heap).
 	loaded := gctune.Loading(1 << 30)
 	defer loaded()
-	localClock, err := testLocalClock(os.Getenv(envTestPrefix + "LOCAL_CLOCK_OFFSET"))
-	if err != nil {
-		return nil, err
-	}
 	return server.New(server.Config{
-		LocalClock:     localClock,
+		LocalClock:     localClock(cfg.localClockOffset),
 		Credentials:    creds,
 		EC2:            cfg.ec2,
 		DataDir:        cfg.dataDir,
@@ -144,19 +140,13 @@ func splitHosts(s string) []string {
 	return out
 }
 
-// testLocalClock is a test's hook: CLOUDHSM_LOCAL_TEST_LOCAL_CLOCK_OFFSET
-// (a Go duration) moves this process's clock, as a host whose clock is off
-// would, so that the replica suite can show that replicas of one database
-// agree on time whatever their hosts' clocks say.
-func testLocalClock(offset string) (func() time.Time, error) {
-	if offset == "" {
-		return nil, nil
+// localClock is this process's clock moved by offset (envTestClockOffset),
+// or nil, the real clock, for none.
+func localClock(offset time.Duration) func() time.Time {
+	if offset == 0 {
+		return nil
 	}
-	d, err := time.ParseDuration(offset)
-	if err != nil {
-		return nil, fmt.Errorf("%sLOCAL_CLOCK_OFFSET=%q is not a Go duration such as -2h", envTestPrefix, offset)
-	}
-	return func() time.Time { return time.Now().Add(d) }, nil
+	return func() time.Time { return time.Now().Add(offset) }
 }
 
 func randomToken() string {

@@ -70,7 +70,7 @@ func newWorkspace(t *testing.T, s *suiteEnv, name string) *workspace {
 		}
 	})
 
-	w.endpoint = startServer(t, s.server)
+	w.endpoint = testkit.StartBinary(t, s.server) // in memory, on a free port; stopped when the test ends
 	w.copyScenario(name)
 	w.env = terraformEnv(w)
 	w.sdk = cloudhsmv2.NewFromConfig(aws.Config{
@@ -132,21 +132,6 @@ func (w *workspace) copyScenario(name string) {
 	}
 }
 
-// clusters returns every cluster of the README's account and region.
-func (w *workspace) clusters() []types.Cluster {
-	w.t.Helper()
-	var all []types.Cluster
-	p := cloudhsmv2.NewDescribeClustersPaginator(w.sdk, &cloudhsmv2.DescribeClustersInput{})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			w.t.Fatalf("DescribeClusters: %v", err)
-		}
-		all = append(all, page.Clusters...)
-	}
-	return all
-}
-
 // cluster returns one cluster through DescribeClusters.
 func (w *workspace) cluster(id string) types.Cluster {
 	w.t.Helper()
@@ -187,9 +172,3 @@ func (w *workspace) checkNothingLeft() {
 		}
 	}
 }
-
-// ---- the server ----
-
-// startServer starts a fresh in-memory server on a free port and returns its
-// endpoint; the server stops when the test ends.
-func startServer(t *testing.T, bin string) string { return testkit.StartBinary(t, bin) }

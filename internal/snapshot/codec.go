@@ -50,7 +50,7 @@ func Decode(r io.Reader) (*cloudhsm.Snapshot, error) {
 		if err := legacyNulls(&doc); err != nil {
 			return nil, err
 		}
-		return doc.toDomain()
+		return doc.toV2().toDomain()
 	case Version:
 		var doc Document
 		if err := strict(data, &doc, false); err != nil {

@@ -291,3 +291,58 @@ func TestEveryDomainFieldIsCarried(t *testing.T) {
 		t.Errorf("a backup lost %s", showDiff(*got, b))
 	}
 }
+
+// TestLegacyIsCheckedAsVersion2: a version 0 or 1 document goes through
+// version 2's conversion and checks, so that a subnet CIDR block of the
+// wrong family (an IPv6 block as the IPv4 one, or the other way round) is
+// refused in every version, with the same words.
+func TestLegacyIsCheckedAsVersion2(t *testing.T) {
+	t.Parallel()
+	const c2 = `"account": "111122223333", "region": "us-east-1"`
+	for _, tc := range []struct {
+		name, legacy, v2, want string
+	}{
+		{"IPv6 as IPv4",
+			`{"version": 1, "clusters": [{"Subnets": [{"ID": "subnet-0a", "AZ": "us-east-1a", "CIDR": "2600:1f18::/64"}]}]}`,
+			`{"version": 2, "clusters": [{` + c2 + `, "subnets": [{"subnetId": "subnet-0a", "availabilityZone": "us-east-1a", "cidr": "2600:1f18::/64"}]}]}`,
+			`clusters[0].subnets[0].cidr: "2600:1f18::/64" is not a CIDR block of the right family`},
+		{"IPv4 as IPv6",
+			`{"clusters": [{"Subnets": [{"ID": "subnet-0a", "AZ": "us-east-1a", "IPv6CIDR": "10.0.1.0/24"}]}]}`,
+			`{"version": 2, "clusters": [{` + c2 + `, "subnets": [{"subnetId": "subnet-0a", "availabilityZone": "us-east-1a", "ipv6Cidr": "10.0.1.0/24"}]}]}`,
+			`clusters[0].subnets[0].ipv6Cidr: "10.0.1.0/24" is not a CIDR block of the right family`},
+		{"IPv4-mapped IPv6 as IPv4",
+			`{"version": 1, "clusters": [{"Subnets": [{"ID": "subnet-0a", "AZ": "us-east-1a", "CIDR": "::ffff:10.0.1.0/120"}]}]}`,
+			`{"version": 2, "clusters": [{` + c2 + `, "subnets": [{"subnetId": "subnet-0a", "availabilityZone": "us-east-1a", "cidr": "::ffff:10.0.1.0/120"}]}]}`,
+			`clusters[0].subnets[0].cidr: "::ffff:10.0.1.0/120" is not a CIDR block of the right family`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, errLegacy := snapshot.Decode(strings.NewReader(tc.legacy))
+			_, errV2 := snapshot.Decode(strings.NewReader(tc.v2))
+			if errLegacy == nil || errV2 == nil {
+				t.Fatalf("Decode accepted a CIDR block of the wrong family: legacy %v, version 2 %v", errLegacy, errV2)
+			}
+			if errLegacy.Error() != errV2.Error() {
+				t.Errorf("legacy and version 2 are refused differently:\n%v\n%v", errLegacy, errV2)
+			}
+			if !strings.Contains(errLegacy.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", errLegacy, tc.want)
+			}
+		})
+	}
+}
+
+// TestLegacyCopyIsItsSourceBackup: as in version 2, a legacy backup is a
+// copy when it has a source backup; its IsCopy is read and ignored.
+func TestLegacyCopyIsItsSourceBackup(t *testing.T) {
+	t.Parallel()
+	snap, err := snapshot.Decode(strings.NewReader(`{"version": 1, "backups": [
+		{"ID": "backup-aaaaaaaaaaa", "IsCopy": true},
+		{"ID": "backup-bbbbbbbbbbb", "SourceBackup": "backup-ccccccccccc", "SourceRegion": "us-west-2"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []bool{snap.Backups[0].IsCopy, snap.Backups[1].IsCopy}; got[0] || !got[1] {
+		t.Errorf("IsCopy of a backup without and with a source backup: %v, want [false true]", got)
+	}
+}

@@ -1,15 +1,10 @@
 package snapshot
 
 import (
-	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/cloudhsm-local/cloudhsm-local/internal/cloudhsm"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/network"
-	"github.com/cloudhsm-local/cloudhsm-local/internal/pki"
 )
 
 // Versions 0 (no version, or 0) and 1 are the domain's structs as
@@ -19,7 +14,9 @@ import (
 // change without breaking files users keep: do not edit them. As then,
 // names match case-insensitively. Fields that were the service's own
 // bookkeeping (Seq, Version) are read and dropped, and so is Partition,
-// which Import derives from the CSR as it does for version 2.
+// which Import derives from the CSR as it does for version 2. A legacy
+// document is read into these shapes, then rewritten as version 2 (toV2),
+// which converts and checks it as it does a version 2 document.
 
 type legacyDocument struct {
 	Version  int              `json:"version"`
@@ -136,87 +133,101 @@ type legacyBackup struct {
 	ExpireAt           time.Time
 }
 
-func (doc *legacyDocument) toDomain() (*cloudhsm.Snapshot, error) {
-	snap := &cloudhsm.Snapshot{Time: doc.Time, Clusters: make([]*cloudhsm.Cluster, 0, len(doc.Clusters)), Backups: make([]*cloudhsm.Backup, 0, len(doc.Backups))}
-	for i, c := range doc.Clusters {
-		dc, err := c.toDomain()
-		if err != nil {
-			return nil, fmt.Errorf("clusters[%d]: %w", i, err)
-		}
-		snap.Clusters = append(snap.Clusters, dc)
+// toV2 rewrites a legacy document as the version 2 document it stands
+// for (the table of docs/snapshot-format.md), so that both versions go
+// through the one conversion and its checks (Document.toDomain). Times are
+// copied as written; null entries were refused before (legacyNulls).
+func (doc *legacyDocument) toV2() *Document {
+	out := &Document{Version: Version, ExportedAt: doc.Time, Clusters: make([]*Cluster, 0, len(doc.Clusters)), Backups: make([]*Backup, 0, len(doc.Backups))}
+	for _, c := range doc.Clusters {
+		out.Clusters = append(out.Clusters, c.toV2())
 	}
 	for _, b := range doc.Backups {
-		snap.Backups = append(snap.Backups, b.toDomain())
-	}
-	return snap, nil
-}
-
-func (c *legacyCluster) toDomain() (*cloudhsm.Cluster, error) {
-	out := &cloudhsm.Cluster{
-		Tenant: cloudhsm.Tenant{Account: c.Tenant.Account, Region: c.Tenant.Region}, ID: c.ID,
-		HsmType: c.HsmType, Mode: c.Mode, NetworkType: c.NetworkType,
-		State: c.State, StateMessage: c.StateMessage, StateBeforeDegraded: c.StateBeforeDegraded,
-		Created: c.Created, RetentionDays: c.RetentionDays,
-		VpcID: c.VpcID, SecurityGroup: c.SecurityGroup, SourceBackupID: c.SourceBackupID,
-		Csr: c.Csr, CsrHsmID: c.CsrHsmID, ClusterCertificate: c.ClusterCertificate,
-		Tags: legacyTags(c.Tags), Hsms: make([]*cloudhsm.Hsm, 0, len(c.Hsms)),
-		Due: c.Due, NextBackup: c.NextBackup,
-		TargetHsmType: c.TargetHsmType, PreviousHsmType: c.PreviousHsmType,
-		HsmTypeRollbackExpiration: c.HsmTypeRollbackExpiration,
-		ManualActivationPending:   c.ManualActivationPending, Deleted: c.Deleted,
-	}
-	for _, sn := range c.Subnets {
-		out.Subnets = append(out.Subnets, network.Subnet{ID: sn.ID, VpcID: sn.VpcID, AZ: sn.AZ, CIDR: sn.CIDR, IPv6CIDR: sn.IPv6CIDR})
-	}
-	if len(c.Subnets) == 0 {
-		// Files of the first versions may hold only the AZ -> subnet map.
-		for _, az := range slices.Sorted(maps.Keys(c.SubnetMapping)) {
-			out.Subnets = append(out.Subnets, network.Subnet{ID: c.SubnetMapping[az], VpcID: c.VpcID, AZ: az})
-		}
-	}
-	for _, h := range c.Hsms {
-		out.Hsms = append(out.Hsms, &cloudhsm.Hsm{
-			ID: h.ID, AZ: h.AZ, SubnetID: h.SubnetID, EniID: h.EniID, EniIP: h.EniIP, EniIPv6: h.EniIPv6,
-			HsmType: h.HsmType, State: h.State, StateMessage: h.StateMessage,
-			Created: h.Created, Due: h.Due, Identity: h.Identity.toDomain(),
-		})
-	}
-	var h []cloudhsm.Transition
-	for _, tr := range c.History {
-		h = append(h, cloudhsm.Transition{From: tr.From, To: tr.To, At: tr.At, Cause: tr.Cause})
-	}
-	if err := out.SetHistory(h); err != nil {
-		return nil, fmt.Errorf("History: %w", err)
-	}
-	return out, nil
-}
-
-func (id *legacyIdentity) toDomain() *pki.HSMIdentity {
-	if id == nil {
-		return nil
-	}
-	return &pki.HSMIdentity{
-		HardwareKeyPEM: id.HardwareKeyPEM, PartitionKeyPEM: id.PartitionKeyPEM,
-		HsmCertificate: id.HsmCertificate, AwsHardwareCertificate: id.AwsHardwareCertificate,
-		ManufacturerHardwareCertificate: id.ManufacturerHardwareCertificate, Serial: id.Serial,
-	}
-}
-
-func legacyTags(tags []legacyTag) []cloudhsm.Tag {
-	var out []cloudhsm.Tag
-	for _, t := range tags {
-		out = append(out, cloudhsm.Tag{Key: t.Key, Value: t.Value})
+		out.Backups = append(out.Backups, b.toV2())
 	}
 	return out
 }
 
-func (b *legacyBackup) toDomain() *cloudhsm.Backup {
-	return &cloudhsm.Backup{
-		Tenant: cloudhsm.Tenant{Account: b.Tenant.Account, Region: b.Tenant.Region}, ID: b.ID, ClusterID: b.ClusterID, State: b.State,
-		Created: b.Created, NeverExpires: b.NeverExpires, DeleteTimestamp: b.DeleteTimestamp,
-		CopyTimestamp: b.CopyTimestamp, SourceRegion: b.SourceRegion, SourceBackup: b.SourceBackup,
-		SourceCluster: b.SourceCluster, Tags: legacyTags(b.Tags), HsmType: b.HsmType, Mode: b.Mode,
-		ClusterCertificate: b.ClusterCertificate, Policy: b.Policy, IsCopy: b.IsCopy, Due: b.Due,
-		PurgedByService: b.PurgedByService, RetentionDays: b.RetentionDays, ExpireAt: b.ExpireAt,
+func (c *legacyCluster) toV2() *Cluster {
+	out := &Cluster{
+		ClusterID: c.ID, Account: c.Tenant.Account, Region: c.Tenant.Region,
+		State: c.State, StateMessage: c.StateMessage, StateBeforeDegraded: c.StateBeforeDegraded,
+		HsmType: c.HsmType, Mode: c.Mode, NetworkType: c.NetworkType,
+		CreatedAt: c.Created, BackupRetentionDays: c.RetentionDays,
+		VpcID: c.VpcID, Subnets: c.subnetsV2(), SecurityGroupID: c.SecurityGroup, SourceBackupID: c.SourceBackupID,
+		ClusterCsr: c.Csr, CsrHsmID: c.CsrHsmID, ClusterCertificate: c.ClusterCertificate,
+		Tags:            legacyTags(c.Tags),
+		TransitionDueAt: c.Due, NextBackupAt: c.NextBackup,
+		MigrationTargetHsmType: c.TargetHsmType, PreviousHsmType: c.PreviousHsmType,
+		HsmTypeRollbackExpiration: c.HsmTypeRollbackExpiration,
+		ManualActivationPending:   c.ManualActivationPending, DeletedAt: c.Deleted,
+	}
+	for _, h := range c.Hsms {
+		out.Hsms = append(out.Hsms, &Hsm{
+			HsmID: h.ID, AvailabilityZone: h.AZ, SubnetID: h.SubnetID,
+			EniID: h.EniID, EniIP: h.EniIP, EniIPV6: h.EniIPv6,
+			HsmType: h.HsmType, State: h.State, StateMessage: h.StateMessage,
+			CreatedAt: h.Created, TransitionDueAt: h.Due, Identity: h.Identity.toV2(),
+		})
+	}
+	for _, tr := range c.History {
+		out.History = append(out.History, Transition{From: tr.From, To: tr.To, At: tr.At, Cause: tr.Cause})
+	}
+	return out
+}
+
+// subnetsV2 returns the cluster's subnets, their CIDR blocks written as
+// version 2 writes them, for its checks to read.
+func (c *legacyCluster) subnetsV2() []Subnet {
+	var out []Subnet
+	for _, sn := range c.Subnets {
+		s := Subnet{SubnetID: sn.ID, VpcID: sn.VpcID, AvailabilityZone: sn.AZ}
+		if sn.CIDR.IsValid() {
+			s.Cidr = sn.CIDR.String()
+		}
+		if sn.IPv6CIDR.IsValid() {
+			s.Ipv6Cidr = sn.IPv6CIDR.String()
+		}
+		out = append(out, s)
+	}
+	if len(c.Subnets) == 0 {
+		// Files of the first versions may hold only the AZ -> subnet map.
+		for _, az := range slices.Sorted(maps.Keys(c.SubnetMapping)) {
+			out = append(out, Subnet{SubnetID: c.SubnetMapping[az], VpcID: c.VpcID, AvailabilityZone: az})
+		}
+	}
+	return out
+}
+
+func (id *legacyIdentity) toV2() *Identity {
+	if id == nil {
+		return nil
+	}
+	return &Identity{
+		Serial: id.Serial, HardwarePrivateKey: id.HardwareKeyPEM, PartitionPrivateKey: id.PartitionKeyPEM,
+		HsmCertificate: id.HsmCertificate, AwsHardwareCertificate: id.AwsHardwareCertificate,
+		ManufacturerHardwareCertificate: id.ManufacturerHardwareCertificate,
+	}
+}
+
+func legacyTags(tags []legacyTag) []Tag {
+	var out []Tag
+	for _, t := range tags {
+		out = append(out, Tag{Key: t.Key, Value: t.Value})
+	}
+	return out
+}
+
+// toV2 drops IsCopy: as in version 2, a copy is a backup with a source
+// backup (which every copy the service made has).
+func (b *legacyBackup) toV2() *Backup {
+	return &Backup{
+		BackupID: b.ID, Account: b.Tenant.Account, Region: b.Tenant.Region, ClusterID: b.ClusterID,
+		State: b.State, HsmType: b.HsmType, Mode: b.Mode, ClusterCertificate: b.ClusterCertificate,
+		Tags: legacyTags(b.Tags), ResourcePolicy: b.Policy, NeverExpires: b.NeverExpires,
+		BackupRetentionDays: b.RetentionDays, CreatedAt: b.Created, ExpiresAt: b.ExpireAt,
+		TransitionDueAt: b.Due, DeleteTimestamp: b.DeleteTimestamp, PurgedByService: b.PurgedByService,
+		SourceRegion: b.SourceRegion, SourceBackupID: b.SourceBackup, SourceClusterID: b.SourceCluster,
+		CopyTimestamp: b.CopyTimestamp,
 	}
 }

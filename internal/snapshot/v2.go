@@ -3,7 +3,8 @@
 // `cloudhsm-local admin import` and --seed read, which users keep in their
 // repositories. Version 2 is the documented format (docs/snapshot-format.md;
 // the types of this file). Decode reads every version written so far (0 and
-// 1, the domain's structs as they once were, frozen in legacy.go) and
+// 1, the domain's structs as they once were, frozen in legacy.go and
+// rewritten as version 2 to be converted and checked as it is) and
 // refuses what is not the format (syntax, version, unknown fields, null
 // entries), naming where; Encode writes version 2. Both convert from and to
 // the domain's cloudhsm.Snapshot. What the service can hold is the domain's
