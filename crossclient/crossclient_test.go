@@ -255,10 +255,6 @@ func buildServer(t *testing.T) string {
 	return bin
 }
 
-// startServer starts a fresh in-memory server on a free port and returns its
-// endpoint; the server stops when the test ends.
-func startServer(t *testing.T, bin string) string { return testkit.StartBinary(t, bin) }
-
 // scriptEnv is the environment of a client script: the machine's, less
 // anything AWS or suite related, plus what the script needs.
 func scriptEnv(endpoint string, extra ...string) []string {
@@ -301,7 +297,7 @@ func runSuite(t *testing.T, root, bin string, r *run) {
 		return
 	}
 	t.Cleanup(func() { r.failed = t.Failed() })
-	endpoint := startServer(t, bin)
+	endpoint := testkit.StartBinary(t, bin)
 	stdout, stderr, err := runScript(t, root, r.suite.argv, scriptEnv(endpoint, r.suite.env...))
 	for _, line := range strings.Split(stdout, "\n") {
 		line = strings.TrimSpace(line)
@@ -360,7 +356,7 @@ func noteSuffix(note string) string {
 var inventoryCountsRe = regexp.MustCompile(`(?m)^total: (\d+) clusters?, (\d+) backups?`)
 
 func runExamples(t *testing.T, root, bin string, examples []*example) {
-	endpoint := startServer(t, bin)
+	endpoint := testkit.StartBinary(t, bin)
 	// The examples read the usual AWS configuration: give them an empty one.
 	empty := filepath.Join(t.TempDir(), "empty")
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of cloudhsm-local: the Go packages (with the race
-# detector), the cross-client suite (AWS CLI, boto3, JavaScript SDK) and the
-# examples. Installs the JavaScript SDK from the lock file when missing.
+# detector), among them the cross-client suites (AWS CLI, boto3, JavaScript
+# SDK, Terraform), the console in headless Chromium, the replicas on
+# PostgreSQL, and the examples; then each fuzz target briefly. Installs the
+# JavaScript SDK from the lock file when missing (.ci/run installs the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,7 @@
 // Package server assembles a cloudhsm-local server from its parts: the
 // store, the network provider, the domain service, the CloudHSM v2 API on
-// the AWS JSON wire, and the admin API, behind one http.Handler. Both the
+// the AWS JSON wire, the admin API and the console (with its request log),
+// behind one http.Handler. Both the
 // binary and the public cloudhsmlocal package start servers through it.
 package server
 
