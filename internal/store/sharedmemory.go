@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -98,7 +99,7 @@ func (db *SharedMemory) live(keep func(recordID, *versioned) bool) []Record {
 	var out []Record
 	for id, v := range db.records {
 		if v.value != nil && keep(id, v) {
-			out = append(out, Record{Kind: id.kind, Key: id.key, Value: cloneValue(v.value)})
+			out = append(out, Record{Kind: id.kind, Key: id.key, Value: bytes.Clone(v.value)})
 		}
 	}
 	slices.SortFunc(out, func(a, b Record) int { return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Key, b.Key)) })
@@ -107,11 +108,11 @@ func (db *SharedMemory) live(keep func(recordID, *versioned) bool) []Record {
 
 // Submit implements Store: the group is committed at once as a new version.
 func (c *SharedMemoryConn) Submit(muts []Mutation) func() error {
-	if err := validate(muts); err != nil {
-		return failed(err)
+	if err := ValidateMutations(muts); err != nil {
+		return Failed(err)
 	}
 	if err := c.lock(); err != nil {
-		return failed(err)
+		return Failed(err)
 	}
 	defer c.db.mu.Unlock()
 	c.db.commit(muts)
@@ -124,7 +125,7 @@ func (db *SharedMemory) commit(muts []Mutation) {
 		return
 	}
 	db.version++
-	muts, _ = cloneMutations(muts)
+	muts, _ = CloneMutations(muts)
 	for _, m := range muts {
 		db.records[recordID{m.Kind, m.Key}] = &versioned{value: m.Value, version: db.version}
 	}
@@ -170,7 +171,7 @@ func (db *SharedMemory) refresh(since uint64, view View) (Sync, error) {
 		var changes []change
 		for id, v := range db.records {
 			if v.version > since && id.kind != KindPlacement {
-				changes = append(changes, change{Record{id.kind, id.key, cloneValue(v.value)}, v.version})
+				changes = append(changes, change{Record{id.kind, id.key, bytes.Clone(v.value)}, v.version})
 			}
 		}
 		slices.SortFunc(changes, func(a, b change) int {
@@ -206,7 +207,7 @@ func (c *SharedMemoryConn) Exclusive(ctx context.Context, since uint64, view Vie
 	if err != nil {
 		return sy, err
 	}
-	if err := validate(muts); err != nil {
+	if err := ValidateMutations(muts); err != nil {
 		return sy, err
 	}
 	c.db.commit(muts)
@@ -219,7 +220,7 @@ func (c *SharedMemoryConn) SavePlacements(ctx context.Context, prefix string, kn
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := validate(muts); err != nil {
+	if err := ValidateMutations(muts); err != nil {
 		return nil, err
 	}
 	if err := c.lock(); err != nil {
@@ -257,12 +258,4 @@ func (c *SharedMemoryConn) Ping(ctx context.Context) error {
 	}
 	c.db.mu.Unlock()
 	return ctx.Err()
-}
-
-// cloneValue copies a value, keeping nil (deleted) apart from empty.
-func cloneValue(v []byte) []byte {
-	if v == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(v)), v...)
 }
