@@ -32,6 +32,7 @@ func RunShared(t *testing.T, newEstate func(t *testing.T) (connect func() store.
 		{"ExclusiveInvalidMutation", testExclusiveInvalid},
 		{"SavePlacements", testSavePlacements},
 		{"SavePlacementsConcurrent", testSavePlacementsConcurrent},
+		{"SavePlacementsInsideExclusive", testSavePlacementsInsideExclusive},
 		{"OneLeader", testOneLeader},
 		{"SharedClock", testSharedClock},
 	}
