@@ -208,9 +208,20 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	until(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 30 })
+	ackedNow := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	if !until(time.Minute, func() bool { return ackedNow() >= 30 }) {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("only %d creates acknowledged within a minute before the kill", ackedNow())
+	}
 	rs[1].kill(syscall.SIGKILL)
-	until(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 60 })
+	atKill := ackedNow()
+	const after = 30
+	if !until(time.Minute, func() bool { return ackedNow() >= atKill+after }) {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("%d creates acknowledged at the kill, %d a minute later: want %d more after it", atKill, ackedNow(), after)
+	}
 	close(stop)
 	wg.Wait()
 	for _, r := range []*replica{rs[0], rs[2]} {
@@ -234,7 +245,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d creates acknowledged around the kill", len(acked))
+	t.Logf("%d creates acknowledged, %d of them after the kill", len(acked), len(acked)-atKill)
 }
 
 // TestLeaderTakenOver: when the replica holding the lease for timed work
@@ -337,18 +348,21 @@ func TestRollingRestart(t *testing.T) {
 			}
 		})
 	}
-	progress := func(n int) {
-		mu.Lock()
-		want := calls + n
-		mu.Unlock()
-		until(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return calls >= want })
+	callsNow := func() int { mu.Lock(); defer mu.Unlock(); return calls }
+	progress := func(n int, when string) {
+		want := callsNow() + n
+		if !until(time.Minute, func() bool { return callsNow() >= want }) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("%s: the calls stalled: %d made, %d wanted within a minute", when, callsNow(), want)
+		}
 	}
-	progress(20)
-	for _, r := range rs {
+	progress(20, "before the restarts")
+	for i, r := range rs {
 		r.kill(syscall.SIGTERM)
-		progress(20) // served by the others meanwhile
+		progress(20, fmt.Sprintf("replica %d stopped", i)) // served by the others meanwhile
 		r.start()
-		progress(20)
+		progress(20, fmt.Sprintf("replica %d restarted", i))
 	}
 	close(stop)
 	wg.Wait()
