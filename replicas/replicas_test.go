@@ -275,10 +275,10 @@ func TestLeaderTakenOver(t *testing.T) {
 	t.Logf("the lease was taken over in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// TestDatabaseAwayAndBack: with the database stopped, requests are answered
-// promptly with CloudHsmInternalFailureException and the health check says
-// not ready; once it is back, service resumes by itself with nothing
-// acknowledged lost.
+// TestDatabaseAwayAndBack: with the database frozen, then stopped, requests
+// are answered promptly with CloudHsmInternalFailureException and the
+// health check says not ready; once it is back, service resumes by itself
+// with nothing acknowledged lost.
 func TestDatabaseAwayAndBack(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.Start(t)
@@ -286,6 +286,7 @@ func TestDatabaseAwayAndBack(t *testing.T) {
 	rs := []*replica{startReplica(t, db, nil), startReplica(t, db, nil)}
 	c := balanced(rs, acct, 1)
 	before := create(t, c, 0)
+	frozenAnswers(t, pg, rs)
 	pg.Stop(false)
 	for _, r := range rs {
 		start := time.Now()
@@ -312,6 +313,48 @@ func TestDatabaseAwayAndBack(t *testing.T) {
 		t.Errorf("the cluster acknowledged before the database went away is gone")
 	}
 	create(t, c, 1)
+}
+
+// frozenAnswers freezes the database (its processes stopped: connections
+// open, nothing answers, as with a hung server or a network dropping
+// packets) and checks that every replica still answers a read, a write and
+// its health check promptly, with an error, within the 5-second deadline
+// of a database call (and some slack), never hanging; then thaws it and
+// waits until every replica is ready again.
+func frozenAnswers(t *testing.T, pg *pgtest.Server, rs []*replica) {
+	t.Helper()
+	const bound = 5*time.Second + 3*time.Second
+	pg.Freeze()
+	defer pg.Thaw() // again, harmless, should a check below end the test
+	for _, r := range rs {
+		c := direct(r, acct)
+		for name, call := range map[string]func() error{
+			"DescribeClusters": func() error { _, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{}); return err },
+			"CreateCluster": func() error {
+				_, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: subnets(100)})
+				return err
+			},
+		} {
+			start := time.Now()
+			err := call()
+			d := time.Since(start).Round(time.Millisecond)
+			t.Logf("%s on %s with the database frozen: %s after %v", name, r.URL, errCode(err), d)
+			if errCode(err) != "CloudHsmInternalFailureException" || d > bound {
+				t.Errorf("%s on %s with the database frozen: %v after %v; want CloudHsmInternalFailureException within %v", name, r.URL, err, d, bound)
+			}
+		}
+		start := time.Now()
+		code, _, err := r.health(ctx)
+		if d := time.Since(start).Round(time.Millisecond); err != nil || code != 503 || d > bound {
+			t.Errorf("health of %s with the database frozen: %d %v after %v; want 503 within %v", r.URL, code, err, d, bound)
+		}
+	}
+	pg.Thaw()
+	for _, r := range rs {
+		if !until(30*time.Second, func() bool { code, _, err := r.health(ctx); return err == nil && code == 200 }) {
+			t.Fatalf("replica %s not ready 30s after the database was thawed", r.URL)
+		}
+	}
 }
 
 // TestRollingRestart: every replica restarted in turn behind the balancer;
