@@ -225,20 +225,7 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, r := range []*replica{rs[0], rs[2]} {
-		listed := map[string]bool{}
-		var token *string
-		for {
-			out, err := direct(r, acct).DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{NextToken: token})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, cl := range out.Clusters {
-				listed[aws.ToString(cl.ClusterId)] = true
-			}
-			if token = out.NextToken; token == nil {
-				break
-			}
-		}
+		listed := listClusters(t, direct(r, acct))
 		for _, id := range acked {
 			if !listed[id] {
 				t.Errorf("cluster %s was acknowledged but replica %s does not list it", id, r.URL)
@@ -246,6 +233,25 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d creates acknowledged, %d of them after the kill", len(acked), len(acked)-atKill)
+}
+
+// listClusters returns the ids of every cluster c lists, page by page.
+func listClusters(t *testing.T, c *cloudhsmv2.Client) map[string]bool {
+	t.Helper()
+	listed := map[string]bool{}
+	var token *string
+	for {
+		out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{NextToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range out.Clusters {
+			listed[aws.ToString(cl.ClusterId)] = true
+		}
+		if token = out.NextToken; token == nil {
+			return listed
+		}
+	}
 }
 
 // TestLeaderTakenOver: when the replica holding the lease for timed work
