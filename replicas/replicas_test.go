@@ -208,33 +208,50 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	until(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 30 })
+	ackedNow := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	if !until(time.Minute, func() bool { return ackedNow() >= 30 }) {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("only %d creates acknowledged within a minute before the kill", ackedNow())
+	}
 	rs[1].kill(syscall.SIGKILL)
-	until(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 60 })
+	atKill := ackedNow()
+	const after = 30
+	if !until(time.Minute, func() bool { return ackedNow() >= atKill+after }) {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("%d creates acknowledged at the kill, %d a minute later: want %d more after it", atKill, ackedNow(), after)
+	}
 	close(stop)
 	wg.Wait()
 	for _, r := range []*replica{rs[0], rs[2]} {
-		listed := map[string]bool{}
-		var token *string
-		for {
-			out, err := direct(r, acct).DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{NextToken: token})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, cl := range out.Clusters {
-				listed[aws.ToString(cl.ClusterId)] = true
-			}
-			if token = out.NextToken; token == nil {
-				break
-			}
-		}
+		listed := listClusters(t, direct(r, acct))
 		for _, id := range acked {
 			if !listed[id] {
 				t.Errorf("cluster %s was acknowledged but replica %s does not list it", id, r.URL)
 			}
 		}
 	}
-	t.Logf("%d creates acknowledged around the kill", len(acked))
+	t.Logf("%d creates acknowledged, %d of them after the kill", len(acked), len(acked)-atKill)
+}
+
+// listClusters returns the ids of every cluster c lists, page by page.
+func listClusters(t *testing.T, c *cloudhsmv2.Client) map[string]bool {
+	t.Helper()
+	listed := map[string]bool{}
+	var token *string
+	for {
+		out, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{NextToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range out.Clusters {
+			listed[aws.ToString(cl.ClusterId)] = true
+		}
+		if token = out.NextToken; token == nil {
+			return listed
+		}
+	}
 }
 
 // TestLeaderTakenOver: when the replica holding the lease for timed work
@@ -264,10 +281,10 @@ func TestLeaderTakenOver(t *testing.T) {
 	t.Logf("the lease was taken over in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// TestDatabaseAwayAndBack: with the database stopped, requests are answered
-// promptly with CloudHsmInternalFailureException and the health check says
-// not ready; once it is back, service resumes by itself with nothing
-// acknowledged lost.
+// TestDatabaseAwayAndBack: with the database frozen, then stopped, requests
+// are answered promptly with CloudHsmInternalFailureException and the
+// health check says not ready; once it is back, service resumes by itself
+// with nothing acknowledged lost.
 func TestDatabaseAwayAndBack(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.Start(t)
@@ -275,6 +292,7 @@ func TestDatabaseAwayAndBack(t *testing.T) {
 	rs := []*replica{startReplica(t, db, nil), startReplica(t, db, nil)}
 	c := balanced(rs, acct, 1)
 	before := create(t, c, 0)
+	frozenAnswers(t, pg, rs)
 	pg.Stop(false)
 	for _, r := range rs {
 		start := time.Now()
@@ -301,6 +319,48 @@ func TestDatabaseAwayAndBack(t *testing.T) {
 		t.Errorf("the cluster acknowledged before the database went away is gone")
 	}
 	create(t, c, 1)
+}
+
+// frozenAnswers freezes the database (its processes stopped: connections
+// open, nothing answers, as with a hung server or a network dropping
+// packets) and checks that every replica still answers a read, a write and
+// its health check promptly, with an error, within the 5-second deadline
+// of a database call (and some slack), never hanging; then thaws it and
+// waits until every replica is ready again.
+func frozenAnswers(t *testing.T, pg *pgtest.Server, rs []*replica) {
+	t.Helper()
+	const bound = 5*time.Second + 3*time.Second
+	pg.Freeze()
+	defer pg.Thaw() // again, harmless, should a check below end the test
+	for _, r := range rs {
+		c := direct(r, acct)
+		for name, call := range map[string]func() error{
+			"DescribeClusters": func() error { _, err := c.DescribeClusters(ctx, &cloudhsmv2.DescribeClustersInput{}); return err },
+			"CreateCluster": func() error {
+				_, err := c.CreateCluster(ctx, &cloudhsmv2.CreateClusterInput{HsmType: aws.String("hsm2m.medium"), SubnetIds: subnets(100)})
+				return err
+			},
+		} {
+			start := time.Now()
+			err := call()
+			d := time.Since(start).Round(time.Millisecond)
+			t.Logf("%s on %s with the database frozen: %s after %v", name, r.URL, errCode(err), d)
+			if errCode(err) != "CloudHsmInternalFailureException" || d > bound {
+				t.Errorf("%s on %s with the database frozen: %v after %v; want CloudHsmInternalFailureException within %v", name, r.URL, err, d, bound)
+			}
+		}
+		start := time.Now()
+		code, _, err := r.health(ctx)
+		if d := time.Since(start).Round(time.Millisecond); err != nil || code != 503 || d > bound {
+			t.Errorf("health of %s with the database frozen: %d %v after %v; want 503 within %v", r.URL, code, err, d, bound)
+		}
+	}
+	pg.Thaw()
+	for _, r := range rs {
+		if !until(30*time.Second, func() bool { code, _, err := r.health(ctx); return err == nil && code == 200 }) {
+			t.Fatalf("replica %s not ready 30s after the database was thawed", r.URL)
+		}
+	}
 }
 
 // TestRollingRestart: every replica restarted in turn behind the balancer;
@@ -337,18 +397,21 @@ func TestRollingRestart(t *testing.T) {
 			}
 		})
 	}
-	progress := func(n int) {
-		mu.Lock()
-		want := calls + n
-		mu.Unlock()
-		until(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return calls >= want })
+	callsNow := func() int { mu.Lock(); defer mu.Unlock(); return calls }
+	progress := func(n int, when string) {
+		want := callsNow() + n
+		if !until(time.Minute, func() bool { return callsNow() >= want }) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("%s: the calls stalled: %d made, %d wanted within a minute", when, callsNow(), want)
+		}
 	}
-	progress(20)
-	for _, r := range rs {
+	progress(20, "before the restarts")
+	for i, r := range rs {
 		r.kill(syscall.SIGTERM)
-		progress(20) // served by the others meanwhile
+		progress(20, fmt.Sprintf("replica %d stopped", i)) // served by the others meanwhile
 		r.start()
-		progress(20)
+		progress(20, fmt.Sprintf("replica %d restarted", i))
 	}
 	close(stop)
 	wg.Wait()

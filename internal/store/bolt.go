@@ -359,21 +359,21 @@ func (b *Bolt) Load(fn func(kind, key string, value []byte) error) (err error) {
 // After Close, or after a failed commit, wait yields an error at once
 // (ErrClosed, or the commit error).
 func (b *Bolt) Submit(muts []Mutation) (wait func() error) {
-	if err := validate(muts); err != nil {
-		return failed(err)
+	if err := ValidateMutations(muts); err != nil {
+		return Failed(err)
 	}
-	muts, size := cloneMutations(muts)
+	muts, size := CloneMutations(muts)
 	p := &pending{muts: muts, size: size, done: make(chan struct{})}
 
 	b.mu.Lock()
 	switch {
 	case b.closing:
 		b.mu.Unlock()
-		return failed(ErrClosed)
+		return Failed(ErrClosed)
 	case b.failure != nil:
 		err := b.failure
 		b.mu.Unlock()
-		return failed(fmt.Errorf("store: an earlier commit failed: %w", err))
+		return Failed(fmt.Errorf("store: an earlier commit failed: %w", err))
 	}
 	b.queue = append(b.queue, p)
 	b.cond.Signal()

@@ -19,8 +19,10 @@ const maxNameLen = 32768
 // maxValueLen is the largest Value accepted by every Store (bbolt's limit).
 const maxValueLen = (1 << 31) - 2
 
-// validate reports the first mutation of muts that no store can apply.
-func validate(muts []Mutation) error {
+// ValidateMutations reports the first mutation of muts that no store can
+// apply, wrapping ErrInvalidMutation. A store with narrower limits checks
+// them after these.
+func ValidateMutations(muts []Mutation) error {
 	for i, m := range muts {
 		switch {
 		case m.Kind == "":
@@ -38,11 +40,11 @@ func validate(muts []Mutation) error {
 	return nil
 }
 
-// cloneMutations returns a deep copy of muts, so that the caller may reuse its
+// CloneMutations returns a deep copy of muts, so that the caller may reuse its
 // slices once Submit has returned. A nil Value stays nil (delete) and an empty
 // non-nil Value stays empty and non-nil (set to empty). All values share one
 // allocation. It also returns the total payload size in bytes.
-func cloneMutations(muts []Mutation) ([]Mutation, int) {
+func CloneMutations(muts []Mutation) ([]Mutation, int) {
 	size := 0
 	for _, m := range muts {
 		size += len(m.Value)
@@ -62,7 +64,7 @@ func cloneMutations(muts []Mutation) ([]Mutation, int) {
 	return out, total
 }
 
-// failed returns a wait function that always reports err.
-func failed(err error) func() error {
+// Failed returns a wait function (of Submit) that always reports err.
+func Failed(err error) func() error {
 	return func() error { return err }
 }

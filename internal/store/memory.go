@@ -65,15 +65,15 @@ func (m *Memory) Load(fn func(kind, key string, value []byte) error) error {
 // copied, so the caller may reuse muts after Submit returns. After Close the
 // returned wait yields ErrClosed.
 func (m *Memory) Submit(muts []Mutation) (wait func() error) {
-	if err := validate(muts); err != nil {
-		return failed(err)
+	if err := ValidateMutations(muts); err != nil {
+		return Failed(err)
 	}
-	muts, _ = cloneMutations(muts)
+	muts, _ = CloneMutations(muts)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return failed(ErrClosed)
+		return Failed(ErrClosed)
 	}
 	for _, mut := range muts {
 		bucket := m.kinds[mut.Kind]

@@ -51,7 +51,10 @@ type Shared interface {
 	// start with prefix (one tenant's placements), unless the store holds
 	// more than known records of that kind under prefix: then it commits
 	// nothing and returns every one of them, for the caller to learn. It
-	// does not take the estate's lock (placements are never refreshed).
+	// does not take the estate's lock (placements are never refreshed),
+	// so it may be called from inside Exclusive's decide, as an import
+	// does when it adopts the subnets of the clusters it brings: it then
+	// commits on its own, whatever becomes of the Exclusive around it.
 	SavePlacements(ctx context.Context, prefix string, known int, muts []Mutation) (held []Record, err error)
 
 	// Leader reports whether this process holds the estate's lease for

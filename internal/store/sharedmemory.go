@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,14 +17,25 @@ import (
 // Shared stores open in one process: what a database is to replicas. It is
 // for tests of the domain's shared mode (several services, one estate,
 // without PostgreSQL) and a reference for the Shared contract.
+//
+// Its locks are those of the PostgreSQL store: mu is the estate's lock;
+// placeMu guards the placements, apart, so that SavePlacements works from
+// inside Exclusive's decide (it is taken after mu, never before); leaseMu
+// guards the lease.
 type SharedMemory struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	version uint64
-	records map[recordID]*versioned
-	leader  *SharedMemoryConn
+	now func() time.Time
 	// down, when set, makes every call fail, as a database away would.
-	down bool
+	down atomic.Bool
+
+	mu      sync.Mutex
+	version uint64
+	records map[recordID]*versioned // every kind but KindPlacement
+
+	placeMu    sync.Mutex
+	placements map[string][]byte // key -> value, never nil
+
+	leaseMu sync.Mutex
+	leader  *SharedMemoryConn
 }
 
 type recordID struct{ kind, key string }
@@ -37,18 +51,14 @@ func NewSharedMemory(now func() time.Time) *SharedMemory {
 	if now == nil {
 		now = time.Now
 	}
-	return &SharedMemory{now: now, records: map[recordID]*versioned{}}
+	return &SharedMemory{now: now, records: map[recordID]*versioned{}, placements: map[string][]byte{}}
 }
 
 // Open returns a new connection to the estate: one process's Shared store.
 func (db *SharedMemory) Open() *SharedMemoryConn { return &SharedMemoryConn{db: db} }
 
 // SetDown makes every call of every connection fail (true) or work again.
-func (db *SharedMemory) SetDown(down bool) {
-	db.mu.Lock()
-	db.down = down
-	db.mu.Unlock()
-}
+func (db *SharedMemory) SetDown(down bool) { db.down.Store(down) }
 
 // ErrDown is returned by a SharedMemory that was set down.
 var ErrDown = fmt.Errorf("store: the shared estate is away")
@@ -56,22 +66,29 @@ var ErrDown = fmt.Errorf("store: the shared estate is away")
 // SharedMemoryConn is one process's connection to a SharedMemory.
 type SharedMemoryConn struct {
 	db     *SharedMemory
-	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool
 }
 
 var _ Shared = (*SharedMemoryConn)(nil)
 
-// lock locks the estate for c, failing when c is closed or the estate down.
-func (c *SharedMemoryConn) lock() error {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+// check fails when c is closed or the estate down.
+func (c *SharedMemoryConn) check() error {
+	if c.closed.Load() {
 		return ErrClosed
 	}
+	if c.db.down.Load() {
+		return ErrDown
+	}
+	return nil
+}
+
+// lock locks the estate for c, failing when c is closed or the estate down.
+func (c *SharedMemoryConn) lock() error {
+	if err := c.check(); err != nil {
+		return err
+	}
 	c.db.mu.Lock()
-	if c.db.down {
+	if c.db.down.Load() {
 		c.db.mu.Unlock()
 		return ErrDown
 	}
@@ -83,8 +100,14 @@ func (c *SharedMemoryConn) Load(fn func(kind, key string, value []byte) error) e
 	if err := c.lock(); err != nil {
 		return err
 	}
-	recs := c.db.live(func(recordID, *versioned) bool { return true })
+	recs := c.db.live()
+	c.db.placeMu.Lock()
+	for key, value := range c.db.placements {
+		recs = append(recs, Record{Kind: KindPlacement, Key: key, Value: bytes.Clone(value)})
+	}
+	c.db.placeMu.Unlock()
 	c.db.mu.Unlock()
+	sortRecords(recs)
 	for _, r := range recs {
 		if err := fn(r.Kind, r.Key, r.Value); err != nil {
 			return fmt.Errorf("store: load %s/%s: %w", r.Kind, r.Key, err)
@@ -93,53 +116,79 @@ func (c *SharedMemoryConn) Load(fn func(kind, key string, value []byte) error) e
 	return nil
 }
 
-// live returns copies of the records keep accepts, in (kind, key) order.
-func (db *SharedMemory) live(keep func(recordID, *versioned) bool) []Record {
+// live returns copies of the live records (placements apart), in (kind,
+// key) order; the estate is locked.
+func (db *SharedMemory) live() []Record {
 	var out []Record
 	for id, v := range db.records {
-		if v.value != nil && keep(id, v) {
-			out = append(out, Record{Kind: id.kind, Key: id.key, Value: cloneValue(v.value)})
+		if v.value != nil {
+			out = append(out, Record{Kind: id.kind, Key: id.key, Value: bytes.Clone(v.value)})
 		}
 	}
-	slices.SortFunc(out, func(a, b Record) int { return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Key, b.Key)) })
+	sortRecords(out)
 	return out
+}
+
+func sortRecords(recs []Record) {
+	slices.SortFunc(recs, func(a, b Record) int { return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Key, b.Key)) })
 }
 
 // Submit implements Store: the group is committed at once as a new version.
 func (c *SharedMemoryConn) Submit(muts []Mutation) func() error {
-	if err := validate(muts); err != nil {
-		return failed(err)
+	if err := ValidateMutations(muts); err != nil {
+		return Failed(err)
 	}
 	if err := c.lock(); err != nil {
-		return failed(err)
+		return Failed(err)
 	}
 	defer c.db.mu.Unlock()
 	c.db.commit(muts)
 	return func() error { return nil }
 }
 
-// commit applies muts as a new version; the estate is locked.
+// commit applies muts as a new version, placements to the placements;
+// the estate is locked.
 func (db *SharedMemory) commit(muts []Mutation) {
 	if len(muts) == 0 {
 		return
 	}
 	db.version++
-	muts, _ = cloneMutations(muts)
+	muts, _ = CloneMutations(muts)
+	var placed []Mutation
 	for _, m := range muts {
+		if m.Kind == KindPlacement {
+			placed = append(placed, m)
+			continue
+		}
 		db.records[recordID{m.Kind, m.Key}] = &versioned{value: m.Value, version: db.version}
+	}
+	if placed != nil {
+		db.placeMu.Lock()
+		db.place(placed)
+		db.placeMu.Unlock()
+	}
+}
+
+// place applies muts (placements, copied) to the placements; placeMu is
+// held.
+func (db *SharedMemory) place(muts []Mutation) {
+	for _, m := range muts {
+		if m.Value == nil {
+			delete(db.placements, m.Key)
+		} else {
+			db.placements[m.Key] = m.Value
+		}
 	}
 }
 
 // Close implements Store; it releases the lease if c holds it.
 func (c *SharedMemoryConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.db.mu.Lock()
+	c.closed.Store(true)
+	c.db.leaseMu.Lock()
 	if c.db.leader == c {
 		c.db.leader = nil
 	}
-	c.db.mu.Unlock()
+	c.db.leaseMu.Unlock()
 	return nil
 }
 
@@ -161,24 +210,9 @@ func (db *SharedMemory) refresh(since uint64, view View) (Sync, error) {
 	var recs []Record
 	if since == 0 || since > db.version {
 		view.Reset()
-		recs = db.live(func(id recordID, _ *versioned) bool { return id.kind != KindPlacement })
+		recs = db.live()
 	} else {
-		type change struct {
-			Record
-			version uint64
-		}
-		var changes []change
-		for id, v := range db.records {
-			if v.version > since && id.kind != KindPlacement {
-				changes = append(changes, change{Record{id.kind, id.key, cloneValue(v.value)}, v.version})
-			}
-		}
-		slices.SortFunc(changes, func(a, b change) int {
-			return cmp.Or(cmp.Compare(a.version, b.version), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Key, b.Key))
-		})
-		for _, ch := range changes {
-			recs = append(recs, ch.Record)
-		}
+		recs = db.changes(since)
 	}
 	for _, r := range recs {
 		if err := view.Apply(r.Kind, r.Key, r.Value); err != nil {
@@ -187,6 +221,29 @@ func (db *SharedMemory) refresh(since uint64, view View) (Sync, error) {
 	}
 	sy.Applied = len(recs)
 	return sy, nil
+}
+
+// changes returns copies of the records changed since since, deletions
+// included, oldest version first; the estate is locked.
+func (db *SharedMemory) changes(since uint64) []Record {
+	type change struct {
+		Record
+		version uint64
+	}
+	var changes []change
+	for id, v := range db.records {
+		if v.version > since {
+			changes = append(changes, change{Record{id.kind, id.key, bytes.Clone(v.value)}, v.version})
+		}
+	}
+	slices.SortFunc(changes, func(a, b change) int {
+		return cmp.Or(cmp.Compare(a.version, b.version), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Key, b.Key))
+	})
+	recs := make([]Record, len(changes))
+	for i, ch := range changes {
+		recs[i] = ch.Record
+	}
+	return recs
 }
 
 // Exclusive implements Shared.
@@ -206,7 +263,7 @@ func (c *SharedMemoryConn) Exclusive(ctx context.Context, since uint64, view Vie
 	if err != nil {
 		return sy, err
 	}
-	if err := validate(muts); err != nil {
+	if err := ValidateMutations(muts); err != nil {
 		return sy, err
 	}
 	c.db.commit(muts)
@@ -214,37 +271,56 @@ func (c *SharedMemoryConn) Exclusive(ctx context.Context, since uint64, view Vie
 	return sy, nil
 }
 
-// SavePlacements implements Shared.
+// SavePlacements implements Shared. It takes the placements' lock only,
+// never the estate's: it may be called from inside Exclusive's decide.
 func (c *SharedMemoryConn) SavePlacements(ctx context.Context, prefix string, known int, muts []Mutation) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := validate(muts); err != nil {
+	if err := validPlacements(prefix, muts); err != nil {
 		return nil, err
 	}
-	if err := c.lock(); err != nil {
+	if err := c.check(); err != nil {
 		return nil, err
 	}
-	defer c.db.mu.Unlock()
-	held := c.db.live(func(id recordID, _ *versioned) bool {
-		return id.kind == KindPlacement && strings.HasPrefix(id.key, prefix)
-	})
+	muts, _ = CloneMutations(muts)
+	db := c.db
+	db.placeMu.Lock()
+	defer db.placeMu.Unlock()
+	var held []Record
+	for _, key := range slices.Sorted(maps.Keys(db.placements)) {
+		if strings.HasPrefix(key, prefix) {
+			held = append(held, Record{Kind: KindPlacement, Key: key, Value: bytes.Clone(db.placements[key])})
+		}
+	}
 	if len(held) > known {
 		return held, nil
 	}
-	c.db.commit(muts)
+	db.place(muts)
 	return nil, nil
+}
+
+// validPlacements reports the first mutation of muts that SavePlacements
+// cannot apply: an invalid one, or one that is not a placement under
+// prefix.
+func validPlacements(prefix string, muts []Mutation) error {
+	if err := ValidateMutations(muts); err != nil {
+		return err
+	}
+	for i, m := range muts {
+		if m.Kind != KindPlacement || !strings.HasPrefix(m.Key, prefix) {
+			return fmt.Errorf("%w: mutation %d (kind %q, key %q) is not a placement under %q", ErrInvalidMutation, i, m.Kind, m.Key, prefix)
+		}
+	}
+	return nil
 }
 
 // Leader implements Shared: the first open connection to ask holds the
 // lease until it is closed.
 func (c *SharedMemoryConn) Leader() bool {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	c.db.mu.Lock()
-	defer c.db.mu.Unlock()
-	if c.db.leader == nil && !closed && !c.db.down {
+	c.db.leaseMu.Lock()
+	defer c.db.leaseMu.Unlock()
+	if c.db.leader == nil && !c.closed.Load() && !c.db.down.Load() {
 		c.db.leader = c
 	}
 	return c.db.leader == c
@@ -252,17 +328,8 @@ func (c *SharedMemoryConn) Leader() bool {
 
 // Ping implements Shared.
 func (c *SharedMemoryConn) Ping(ctx context.Context) error {
-	if err := c.lock(); err != nil {
+	if err := c.check(); err != nil {
 		return err
 	}
-	c.db.mu.Unlock()
 	return ctx.Err()
-}
-
-// cloneValue copies a value, keeping nil (deleted) apart from empty.
-func cloneValue(v []byte) []byte {
-	if v == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(v)), v...)
 }

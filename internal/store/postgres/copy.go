@@ -68,19 +68,9 @@ func (s *Store) copyFrom(ctx context.Context, from store.Store) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var (
-		version  int64
-		now      time.Time
-		nonEmpty bool
-	)
-	err = tx.QueryRow(ctx, `SELECT version + 1, clock_timestamp(),
-  EXISTS (SELECT 1 FROM records WHERE value IS NOT NULL) OR EXISTS (SELECT 1 FROM placements)
-FROM estate WHERE id = 1 FOR UPDATE`).Scan(&version, &now, &nonEmpty)
+	version, now, err := lockEmpty(ctx, tx)
 	if err != nil {
-		return 0, fmt.Errorf("read the estate: %w", err)
-	}
-	if nonEmpty {
-		return 0, fmt.Errorf("%w: copy only into a new data directory or an empty database", ErrNotEmpty)
+		return 0, err
 	}
 	src := startSource(ctx, from, version, now)
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"records"}, []string{"kind", "key", "value", "version", "changed_at"}, src)
@@ -101,6 +91,36 @@ FROM estate WHERE id = 1 FOR UPDATE`).Scan(&version, &now, &nonEmpty)
 		return 0, fmt.Errorf("commit: %w", commitErr(err))
 	}
 	return int(n) + len(b.placeKeys), nil
+}
+
+// qClearTombstones deletes every record (the caller has checked that
+// none is live: they are all tombstones, which would collide with the
+// copied records of the same keys) and raises purged_to over them, as
+// PurgeTombstones does, so that a view older than them reloads.
+const qClearTombstones = `WITH purged AS (
+  DELETE FROM records RETURNING version
+)
+UPDATE estate SET purged_to = greatest(purged_to, (SELECT max(version) FROM purged))
+WHERE id = 1 AND EXISTS (SELECT 1 FROM purged)`
+
+// lockEmpty takes the estate's lock in tx, checks that the estate holds
+// no live record and no placement, clears its tombstones, and returns the
+// version the copy makes and the database's clock.
+func lockEmpty(ctx context.Context, tx pgx.Tx) (version int64, now time.Time, err error) {
+	var nonEmpty bool
+	err = tx.QueryRow(ctx, `SELECT version + 1, clock_timestamp(),
+  EXISTS (SELECT 1 FROM records WHERE value IS NOT NULL) OR EXISTS (SELECT 1 FROM placements)
+FROM estate WHERE id = 1 FOR UPDATE`).Scan(&version, &now, &nonEmpty)
+	if err != nil {
+		return 0, now, fmt.Errorf("read the estate: %w", err)
+	}
+	if nonEmpty {
+		return 0, now, fmt.Errorf("%w: copy only into a new data directory or an empty database", ErrNotEmpty)
+	}
+	if _, err := tx.Exec(ctx, qClearTombstones); err != nil {
+		return 0, now, fmt.Errorf("clear the tombstones: %w", err)
+	}
+	return version, now, nil
 }
 
 // source streams a store's Load to COPY: Load runs on its own goroutine

@@ -147,3 +147,43 @@ func TestCopyRefusesNonEmpty(t *testing.T) {
 		t.Errorf("copy into a data directory holding a record: %v, want ErrNotEmpty", err)
 	}
 }
+
+// TestCopyOverTombstones: a database whose records were all deleted (it
+// holds only their tombstones) takes a copy that holds some of the same
+// keys, and a replica's view from before the copy reloads rather than
+// keeping a record whose tombstone the copy removed.
+func TestCopyOverTombstones(t *testing.T) {
+	ctx := context.Background()
+	src := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+	if err := src.Submit(estate())(); err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.Shared(t).NewDatabase(t)
+	pg := open(t, url, postgres.Options{})
+	again := estate()[0] // a key the copy brings back
+	old := exclusive(t, pg, 0, newView(), set(again.Kind, again.Key, "old"), set("cluster", "gone", "x"))
+	v := newView()
+	if _, err := pg.Refresh(ctx, 0, v); err != nil || v.records["cluster/gone"] != "x" {
+		t.Fatalf("a replica's view before the deletions: %v %v", v.records, err)
+	}
+	exclusive(t, pg, old.Version, newView(), del(again.Kind, again.Key), del("cluster", "gone"))
+	n, err := postgres.Copy(ctx, src, pg)
+	if err != nil {
+		t.Fatalf("copy into a database holding only tombstones: %v", err)
+	}
+	if want := sameRecords(t, "bbolt -> postgres over tombstones", src, pg); n != want {
+		t.Errorf("Copy reported %d records, want %d", n, want)
+	}
+	if got := scalar[int64](t, url, "SELECT count(*) FROM records WHERE value IS NULL"); got != 0 {
+		t.Errorf("%d tombstones left after the copy", got)
+	}
+	// The view from before the deletions must not keep cluster/gone.
+	sy, err := pg.Refresh(ctx, old.Version, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.records["cluster/gone"]; ok || v.resets != 2 || len(v.records) != len(estate())-2 {
+		t.Errorf("a view from before the copy: %d resets, %d records (gone kept: %v) at version %d; want a reload to %d records",
+			v.resets, len(v.records), ok, sy.Version, len(estate())-2)
+	}
+}

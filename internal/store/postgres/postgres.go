@@ -88,7 +88,6 @@ func (o *Options) defaults() error {
 // Store is one process's connection to an estate in PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
-	url  string
 	opts Options
 	log  *slog.Logger
 
@@ -133,7 +132,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", redact(cfg), err)
 	}
-	s := &Store{pool: pool, url: url, opts: opts, log: opts.Logger, leaseDone: make(chan struct{})}
+	s := &Store{pool: pool, opts: opts, log: opts.Logger, leaseDone: make(chan struct{})}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.committer.init(s)
 	go s.lease()

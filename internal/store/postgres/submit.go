@@ -55,15 +55,15 @@ func (c *committer) init(s *Store) {
 // flushes its WAL at commit). After Close, wait yields store.ErrClosed.
 func (s *Store) Submit(muts []store.Mutation) (wait func() error) {
 	if err := validate(muts); err != nil {
-		return failed(err)
+		return store.Failed(err)
 	}
-	muts, size := clone(muts)
+	muts, size := store.CloneMutations(muts)
 	p := &pending{muts: muts, size: size, done: make(chan struct{})}
 	c := &s.committer
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		return failed(fmt.Errorf("postgres: submit: %w", store.ErrClosed))
+		return store.Failed(fmt.Errorf("postgres: submit: %w", store.ErrClosed))
 	}
 	c.queue = append(c.queue, p)
 	c.cond.Signal()
@@ -72,30 +72,6 @@ func (s *Store) Submit(muts []store.Mutation) (wait func() error) {
 		<-p.done
 		return p.err
 	}
-}
-
-func failed(err error) func() error { return func() error { return err } }
-
-// clone copies muts into one allocation, keeping nil values (deletions)
-// apart from empty ones.
-func clone(muts []store.Mutation) ([]store.Mutation, int) {
-	size := 0
-	for _, m := range muts {
-		size += len(m.Value)
-	}
-	buf := make([]byte, 0, size)
-	out := make([]store.Mutation, len(muts))
-	total := 0
-	for i, m := range muts {
-		out[i] = store.Mutation{Kind: m.Kind, Key: m.Key}
-		if m.Value != nil {
-			start := len(buf)
-			buf = append(buf, m.Value...)
-			out[i].Value = buf[start:len(buf):len(buf)]
-		}
-		total += len(m.Kind) + len(m.Key) + len(m.Value)
-	}
-	return out, total
 }
 
 // close stops taking groups, waits until every queued group is committed

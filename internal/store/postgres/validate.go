@@ -6,33 +6,25 @@ import (
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 )
 
-// The limits of every store (store's own, which bbolt sets) and those of
-// this one: PostgreSQL's B-tree index keeps a kind and a key of at most
-// about 2,700 bytes together (a third of a page), and a bytea of at most
-// 1 GB.
+// The limits of this store, narrower than those of every store
+// (store.ValidateMutations): PostgreSQL's B-tree index keeps a kind and a
+// key of at most about 2,700 bytes together (a third of a page), and a
+// bytea of at most 1 GB.
 const (
-	maxNameLen     = 32768
-	maxKindKeyLen  = 2048
-	maxValueLen    = 256 << 20
-	maxValueLenAll = (1 << 31) - 2
+	maxKindKeyLen = 2048
+	maxValueLen   = 256 << 20
 )
 
 // validate reports the first mutation of muts that the store cannot
-// apply, wrapping store.ErrInvalidMutation.
+// apply, wrapping store.ErrInvalidMutation: those no store can apply,
+// then those beyond this store's limits.
 func validate(muts []store.Mutation) error {
+	if err := store.ValidateMutations(muts); err != nil {
+		return err
+	}
 	for i, m := range muts {
 		var why string
 		switch {
-		case m.Kind == "":
-			why = "empty kind"
-		case len(m.Kind) > maxNameLen:
-			why = fmt.Sprintf("kind longer than %d bytes", maxNameLen)
-		case m.Key == "":
-			why = "empty key"
-		case len(m.Key) > maxNameLen:
-			why = fmt.Sprintf("key longer than %d bytes", maxNameLen)
-		case int64(len(m.Value)) > maxValueLenAll:
-			why = fmt.Sprintf("value longer than %d bytes", int64(maxValueLenAll))
 		case len(m.Kind)+len(m.Key) > maxKindKeyLen:
 			why = fmt.Sprintf("kind and key longer than %d bytes together, the PostgreSQL store's limit", maxKindKeyLen)
 		case len(m.Value) > maxValueLen:

@@ -32,6 +32,12 @@ func RunShared(t *testing.T, newEstate func(t *testing.T) (connect func() store.
 		{"ExclusiveInvalidMutation", testExclusiveInvalid},
 		{"SavePlacements", testSavePlacements},
 		{"SavePlacementsConcurrent", testSavePlacementsConcurrent},
+		{"SavePlacementsDelete", testSavePlacementsDelete},
+		{"SavePlacementsInsideExclusive", testSavePlacementsInsideExclusive},
+		{"RefreshViewAhead", testRefreshViewAhead},
+		{"ExclusiveSeesOtherDeletion", testExclusiveSeesOtherDeletion},
+		{"ExclusiveClock", testExclusiveClock},
+		{"SubmitVisibleToRefresh", testSubmitVisibleToRefresh},
 		{"OneLeader", testOneLeader},
 		{"SharedClock", testSharedClock},
 	}
