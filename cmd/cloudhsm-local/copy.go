@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/cloudhsm-local/cloudhsm-local/internal/server"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store"
 	"github.com/cloudhsm-local/cloudhsm-local/internal/store/postgres"
 )
@@ -77,11 +77,8 @@ func isDatabaseURL(where string) bool {
 
 // describeEstate names where without a password.
 func describeEstate(where string) string {
-	if !isDatabaseURL(where) {
-		return where
-	}
-	if i, j := strings.Index(where, "://"), strings.LastIndex(where, "@"); i >= 0 && j > i {
-		return where[:i+3] + "…" + where[j:]
+	if isDatabaseURL(where) {
+		return postgres.Redact(where)
 	}
 	return where
 }
@@ -92,7 +89,7 @@ func openEstate(ctx context.Context, where string, create bool) (store.Store, er
 	if isDatabaseURL(where) {
 		return postgres.Open(ctx, where, postgres.Options{})
 	}
-	path := filepath.Join(where, "state.db")
+	path := server.StateFile(where)
 	if !create {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s holds no estate (%w)", where, err)

@@ -77,3 +77,17 @@ func TestCopyEstate(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyNamesEstatesWithoutPasswords: what copy-estate prints names a
+// database without its password.
+func TestCopyNamesEstatesWithoutPasswords(t *testing.T) {
+	for _, where := range []string{"postgres://chl:s3cr3t-pw@db.internal:5432/estate", "postgresql://chl:s3cr3t-pw@db.internal/estate?sslmode=disable"} {
+		got := describeEstate(where)
+		if strings.Contains(got, "s3cr3t-pw") || !strings.Contains(got, "db.internal") {
+			t.Errorf("describeEstate(%q) = %q", where, got)
+		}
+	}
+	if got := describeEstate("/var/lib/cloudhsm-local"); got != "/var/lib/cloudhsm-local" {
+		t.Errorf("a data directory is named %q", got)
+	}
+}

@@ -208,7 +208,7 @@ func openStore(cfg Config) (store.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	return store.OpenBolt(filepath.Join(cfg.DataDir, "state.db"), store.BoltOptions{})
+	return store.OpenBolt(StateFile(cfg.DataDir), store.BoltOptions{})
 }
 
 // newNetwork returns the provider of subnets cfg asks for: a neighbouring
@@ -536,5 +536,8 @@ func (s *Server) Describe() string {
 	if s.cfg.InMemory {
 		return "in memory (nothing is written to disk)"
 	}
-	return strings.TrimSpace(filepath.Join(s.cfg.DataDir, "state.db"))
+	return strings.TrimSpace(StateFile(s.cfg.DataDir))
 }
+
+// StateFile is the embedded store's file in a data directory.
+func StateFile(dataDir string) string { return filepath.Join(dataDir, "state.db") }
