@@ -112,9 +112,25 @@ func TestReplicasActAsOne(t *testing.T) {
 			t.Errorf("replica %s: %v %v, first replica: %v %v", r.URL, got.VpcId, got.SubnetMapping, first.VpcId, first.SubnetMapping)
 		}
 	}
-	// The admin clock of one replica is every replica's.
-	if _, err := rs[1].admin().Advance(ctx, time.Hour); err != nil {
+	// The admin clock of one replica is every replica's, and advances made
+	// through different replicas add up.
+	before, err := rs[0].admin().Clock(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range []*replica{rs[1], rs[2], rs[0]} {
+		if _, err := r.admin().Advance(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range rs {
+		now, err := r.admin().Clock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved := time.Duration((now.Epoch - before.Epoch) * float64(time.Second)); moved < 3*time.Hour {
+			t.Errorf("three 1h advances through three replicas: replica %s's clock moved %v", r.URL, moved)
+		}
 	}
 	for _, r := range rs {
 		got := describeOne(t, direct(r, acct), listed[0])

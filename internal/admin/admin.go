@@ -608,13 +608,24 @@ func changeRecord(c cloudhsm.Change) ChangeRecord {
 		From: c.From, To: c.To, At: c.At.UTC().Format(time.RFC3339Nano), Cause: c.Cause}
 }
 
+// clockState is the clock right after this process changed it.
 func (a *API) clockState() ClockState {
-	now := a.svc.Clock().Now()
-	return ClockState{Now: now.UTC().Format(time.RFC3339Nano), Epoch: float64(now.UnixMilli()) / 1000, Frozen: a.svc.Clock().Frozen()}
+	return clockStateAt(a.svc.Clock().Now(), a.svc.Clock().Frozen())
 }
 
+func clockStateAt(now time.Time, frozen bool) ClockState {
+	return ClockState{Now: now.UTC().Format(time.RFC3339Nano), Epoch: float64(now.UnixMilli()) / 1000, Frozen: frozen}
+}
+
+// clockGet reads the clock as a request reads the estate: with a shared
+// store, a change made through another process is seen.
 func (a *API) clockGet(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.clockState())
+	now, frozen, err := a.svc.ClockNow()
+	if err != nil {
+		a.domainErr(w, err, http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, clockStateAt(now, frozen))
 }
 
 func (a *API) clockAdvance(w http.ResponseWriter, r *http.Request) {

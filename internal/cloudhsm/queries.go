@@ -47,3 +47,14 @@ func (b *Backup) SharedAccounts() []string { return slices.Clone(b.sharedAccount
 // Initializable reports whether InitializeCluster can be asked for now:
 // the cluster is UNINITIALIZED and its CSR is there to sign.
 func (c *Cluster) Initializable() bool { return c.State == ClusterUninitialized && c.Csr != "" }
+
+// ClockNow reads the estate's clock, and whether it is frozen, as of a
+// refresh that started after the call: with a shared store, a change of
+// the clock that any process acknowledged is seen.
+func (s *Service) ClockNow() (now time.Time, frozen bool, err error) {
+	err = s.read(func(n time.Time) error {
+		now, frozen = n, s.clock.Frozen()
+		return nil
+	})
+	return now, frozen, err
+}
