@@ -164,15 +164,18 @@ func Main(m *testing.M) int {
 const ownerFile = "owner.pid"
 
 // removeStale removes the server directories whose test binary and
-// server have both exited.
+// server have both exited. The owner file is read first: a directory
+// another binary is still making has none yet (it is written whole, by a
+// rename), and one that has it is judged by the pid it holds.
 func removeStale() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-[0-9]*"))
 	for _, dir := range dirs {
-		if alive(filepath.Join(dir, ownerFile)) || alive(filepath.Join(dir, "data", "postmaster.pid")) {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, ownerFile)); err != nil {
+		owner, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
 			continue // not made by this package, or still being made
+		}
+		if pidAlive(owner) || alive(filepath.Join(dir, "data", "postmaster.pid")) {
+			continue
 		}
 		_ = os.RemoveAll(dir)
 	}
@@ -181,15 +184,26 @@ func removeStale() {
 // alive reports whether the process whose pid starts the file lives.
 func alive(pidFile string) bool {
 	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return false
-	}
+	return err == nil && pidAlive(b)
+}
+
+// pidAlive reports whether the process whose pid starts b lives.
+func pidAlive(b []byte) bool {
 	line, _, _ := strings.Cut(string(b), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil || pid <= 0 {
 		return false
 	}
 	return syscall.Kill(pid, 0) != syscall.ESRCH
+}
+
+// writeOwner marks dir as this binary's, whole or not at all.
+func writeOwner(dir string) error {
+	tmp := filepath.Join(dir, ownerFile+".new")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, ownerFile))
 }
 
 // newServer makes a cluster in a new temporary directory and starts it.
@@ -199,7 +213,7 @@ func newServer(binDir string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := writeOwner(dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
